@@ -1,0 +1,7 @@
+"""conductbot: code-of-conduct moderation core for party member forums."""
+
+from __future__ import annotations
+
+__all__ = ["__version__"]
+
+__version__ = "0.1.0"
