@@ -53,6 +53,8 @@ class Category(StrEnum):
     # Categories only rules produce.
     DOXXING = "doxxing"
     HARASSMENT = "harassment"
+    # Posting while suspended or expelled.
+    SANCTIONED = "sanctioned"
 
 
 #: The categories a model scores (detoxify's label set); policies set thresholds for these.
@@ -127,6 +129,7 @@ class Message:
     text: str
     sent_at: datetime
     revision: int = 0
+    channel_name: str | None = None
     reply_to: str | None = None
     thread: str | None = None
     author_name: str | None = None

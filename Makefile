@@ -1,0 +1,36 @@
+# The README's commands. Each installs what it needs into .venv/ on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+DEMO_DB := data/demo.sqlite3
+
+.PHONY: demo test bench lint eval clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# torch first, pinned: this version's CPU build comes from the machine's wheel cache;
+	# any other request would download a multi-GB CUDA build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
+	$(PY) bot.py replay examples/forum.jsonl --db $(DEMO_DB)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) scripts/bench.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check bot adapters tests scripts bot.py
+	$(PY) -m mypy
+
+eval: $(STAMP)
+	$(PY) bot.py eval
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

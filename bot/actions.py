@@ -1,0 +1,65 @@
+"""Pure planning of the platform actions a verdict calls for, and the words members see."""
+
+from __future__ import annotations
+
+__all__ = ["notice_text", "plan_actions"]
+
+from bot.models import Action, ActionKind, Message, Verdict, VerdictAction
+from bot.policy import Policy
+
+_QUOTE_LIMIT = 1500  # characters of their own text given back in a notice
+
+
+def plan_actions(message: Message, verdict: Verdict, /, *, policy: Policy) -> list[Action]:
+    """The outbox rows for a verdict: notice, deletion, escalation (in that order of need)."""
+    if verdict.action is VerdictAction.ALLOW:
+        return []
+    base = {"platform": message.platform, "channel": message.channel,
+            "message_id": message.id, "user": message.author}
+    cited = {"clause": verdict.clause, "clause_title": verdict.clause_title,
+             "policy_version": verdict.policy_version, "action": str(verdict.action)}
+    actions: list[Action] = []
+    if verdict.action in (VerdictAction.HIDE, VerdictAction.ESCALATE):
+        actions.append(Action(kind=ActionKind.DELETE, **base, payload=cited))
+    actions.append(Action(kind=ActionKind.NOTIFY, **base, payload={
+        **cited, "text": notice_text(message, verdict, policy=policy)}))
+    if verdict.action is VerdictAction.ESCALATE:
+        actions.append(Action(kind=ActionKind.ESCALATE, **base, payload={
+            **cited,
+            "severity": int(verdict.severity),
+            "priority": verdict.priority,
+            "categories": list(verdict.categories),
+            "rule_ids": list(verdict.rule_ids),
+            "reasons": list(verdict.reasons),
+            "author_name": message.author_name or message.author,
+            "channel_name": message.channel_name or message.channel,
+            "excerpt": message.text[:_QUOTE_LIMIT],
+            "scores": {k: round(v, 3) for k, v in verdict.scores.items()},
+        }))
+    return actions
+
+
+def notice_text(message: Message, verdict: Verdict, /, *, policy: Policy) -> str:
+    """The private notice to the author: what happened, which clause, their text back."""
+    where = f"#{message.channel_name or message.channel}"
+    clause = (f"clause {verdict.clause} ({verdict.clause_title})" if verdict.clause
+              else "the code of conduct")
+    if verdict.action is VerdictAction.WARN:
+        head = (f"A friendly warning about your message in {where}: it may break {clause} of "
+                f"the party's code of conduct. It has not been removed, but please edit it.")
+    elif verdict.action is VerdictAction.HIDE:
+        head = (f"Your message in {where} was hidden because it breaks {clause} of the party's "
+                f"code of conduct.")
+    else:
+        head = (f"Your message in {where} was hidden and passed to the moderators because it "
+                f"may break {clause} of the party's code of conduct.")
+    clause_text = policy.clauses[verdict.clause].text if verdict.clause in policy.clauses else ""
+    quoted = message.text[:_QUOTE_LIMIT] + ("…" if len(message.text) > _QUOTE_LIMIT else "")
+    parts = [head]
+    if clause_text:
+        parts.append(f"The clause says: {clause_text}")
+    if verdict.action is not VerdictAction.WARN:
+        parts.append("Here is your text, so you can post it again without the problem:\n"
+                     + "\n".join(f"> {line}" for line in quoted.splitlines() or [""]))
+    parts.append(f"If you think this is a mistake you can appeal (policy {verdict.policy_version}).")
+    return "\n\n".join(parts)

@@ -1,0 +1,334 @@
+"""Command line: replay, score, policy check, eval. `bot.py` and `conductbot` both land here."""
+
+from __future__ import annotations
+
+__all__ = ["main"]
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from bot.config import Settings
+from bot.errors import ConductError, PolicyError
+from bot.models import Platform, Standing, Verdict, VerdictAction
+from bot.policy import Policy, load_policy
+
+log = logging.getLogger("conductbot")
+
+_STYLE = {"allow": "green", "warn": "yellow", "hide": "red", "escalate": "bold magenta"}
+_REPLAY_CHUNK = 32
+
+
+def _offline_env() -> None:
+    # The bot never downloads models: fail loudly instead of reaching for the hub.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="conductbot", description=(
+        "Code-of-conduct moderation for party member forums on Discord and Slack."))
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    p.add_argument("--policy", type=Path, help="policy TOML (default: $CONDUCTBOT_POLICY or "
+                   "policies/default.toml)")
+    p.add_argument("--scorer", choices=("auto", "offline", "detoxify"),
+                   help="which scorer (default: $CONDUCTBOT_SCORER or auto)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("replay", help="decide every message of a JSON-lines file (or - for stdin)")
+    r.add_argument("file", help="JSON lines: {id, channel, author, text, ts[, platform, revision]}")
+    r.add_argument("--db", type=Path, help="database (default: $CONDUCTBOT_DB or "
+                   "data/conductbot.sqlite3)")
+    r.add_argument("--json", action="store_true", help="one JSON object per message")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    s = sub.add_parser("score", help="score one text and show the verdict")
+    s.add_argument("text")
+    s.add_argument("--channel", default="general", help="channel name (overrides apply)")
+    s.add_argument("--json", action="store_true")
+
+    pol = sub.add_parser("policy", help="check or show a policy")
+    psub = pol.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
+    chk = psub.add_parser("check", help="validate policy files; non-zero exit on errors")
+    chk.add_argument("files", nargs="+", type=Path)
+    psub.add_parser("show", help="the policy's version, clauses and rules")
+
+    e = sub.add_parser("eval", help="precision/recall/F1 per source on labelled data")
+    e.add_argument("--data", type=Path, default=Path("../shared/data/dev/conduct_dev.csv"))
+    e.add_argument("--split", choices=("heldout", "all"), default="heldout",
+                   help="heldout: only rows the offline heads were not trained on (default)")
+    e.add_argument("--per-source", type=int, default=0, metavar="N",
+                   help="at most N rows per source (0: all), sampled deterministically")
+    e.add_argument("--json", action="store_true", help="one JSON object per source")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    _offline_env()
+    err = Console(stderr=True)
+    try:
+        settings = Settings.from_env()
+        if args.policy:
+            settings = replace(settings, policy=args.policy)
+        if args.scorer:
+            settings = replace(settings, scorer=args.scorer)
+        if args.command == "policy":
+            return _policy(args, settings)
+        if args.command == "replay":
+            if args.db:
+                settings = replace(settings, db=args.db)
+            return asyncio.run(_replay(args, settings))
+        if args.command == "score":
+            return _score(args, settings)
+        if args.command == "eval":
+            from bot.evaluate import run_eval
+
+            return run_eval(settings, data=args.data, split=args.split,
+                            per_source=args.per_source, as_json=args.json)
+    except PolicyError as exc:
+        err.print(f"[red]policy error[/red] {escape(str(exc))}")
+        return 2
+    except (ConductError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 2  # pragma: no cover - argparse requires a command
+
+
+# -- policy ------------------------------------------------------------------------------------
+
+
+def _policy(args: argparse.Namespace, settings: Settings) -> int:
+    out = Console()
+    if args.policy_command == "show":
+        policy = load_policy(settings.policy)
+        out.print(f"[bold]{escape(policy.name or policy.file)}[/bold] version {policy.version}")
+        for clause in policy.clauses.values():
+            out.print(f"  {clause.id}  {escape(clause.title)}")
+        out.print(f"{len(policy.rules)} rules, {len(policy.protected.persons)} protected persons,"
+                  f" {len(policy.channels)} channel overrides")
+        return 0
+    failed = 0
+    for file in args.files:
+        try:
+            policy = load_policy(file)
+        except PolicyError as exc:
+            failed += 1
+            out.print(f"[red]{escape(str(file))}: {len(exc.problems)} error(s)[/red]")
+            for problem in exc.problems:
+                out.print(f"  {escape(str(file))}: {escape(str(problem))}")
+            continue
+        out.print(f"{escape(str(file))}: OK (version {policy.version}, {len(policy.clauses)} "
+                  f"clauses, {len(policy.rules)} rules)")
+    return 1 if failed else 0
+
+
+# -- score -------------------------------------------------------------------------------------
+
+
+def _score(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.decide import decide
+    from bot.models import ScoreSet
+    from bot.scoring import build_scorer
+    from bot.scoring.rules import RuleScorer
+
+    policy = load_policy(settings.policy)
+    scorer = build_scorer(settings)
+    values = scorer.score_batch([args.text])[0]
+    scores = ScoreSet(values, scorer.name, scorer.version)
+    hits = RuleScorer(policy).hits(args.text)
+    verdict = decide(scores, hits, policy=policy, standing=Standing(), channel=args.channel,
+                     channel_name=args.channel)
+    if args.json:
+        print(json.dumps({**_verdict_json(verdict),
+                          "hits": [{"rule_id": h.rule_id, "kind": h.kind, "category": h.category,
+                                    "action": h.action, "matched": h.matched} for h in hits]},
+                         ensure_ascii=False))
+        return 0
+    out = Console()
+    table = Table(title=f"scores ({scorer.name} {scorer.version})")
+    table.add_column("category")
+    table.add_column("score", justify="right")
+    table.add_column("warn / hide / escalate", justify="right")
+    for category, value in sorted(values.items(), key=lambda kv: -kv[1]):
+        limits = verdict.thresholds.get(category, {})
+        levels = " / ".join(f"{limits[lv]:.2f}" if lv in limits else "-"
+                            for lv in ("warn", "hide", "escalate"))
+        table.add_row(category, f"{value:.3f}", levels)
+    out.print(table)
+    for hit in hits:
+        out.print(f"rule [bold]{escape(hit.rule_id)}[/bold] ({hit.kind}, {hit.category}, "
+                  f"{hit.action}) matched {escape(hit.matched)!r}")
+    out.print(_verdict_line(verdict))
+    for reason in verdict.reasons:
+        out.print(f"  because {escape(reason)}")
+    return 0
+
+
+def _verdict_line(v: Verdict) -> str:
+    style = _STYLE[v.action]
+    clause = f" clause {v.clause} ({escape(v.clause_title or '')})" if v.clause else ""
+    cats = f" [{', '.join(v.categories)}]" if v.categories else ""
+    return f"verdict: [{style}]{v.action}[/{style}] severity {int(v.severity)}{clause}{cats}"
+
+
+def _verdict_json(v: Verdict) -> dict[str, Any]:
+    return {
+        "action": v.action.value, "severity": int(v.severity), "categories": list(v.categories),
+        "rule_ids": list(v.rule_ids), "clause": v.clause, "clause_title": v.clause_title,
+        "scores": {k: round(x, 4) for k, x in v.scores.items()}, "priority": v.priority,
+        "model": v.model, "model_version": v.model_version, "policy_version": v.policy_version,
+        "reasons": list(v.reasons),
+    }
+
+
+# -- replay ------------------------------------------------------------------------------------
+
+
+async def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from adapters.console import ConsolePort, LineError, read_messages
+    from bot.moderator import Moderator
+    from bot.scoring import Batcher, build_scorer
+    from bot.store import Store
+
+    policy = load_policy(settings.policy)
+    out = Console(highlight=False, soft_wrap=True)
+    err = Console(stderr=True)
+    stream: TextIO
+    if args.file == "-":
+        stream, total = sys.stdin, None
+    else:
+        path = Path(args.file)
+        try:
+            with path.open(encoding="utf-8") as f:
+                total = sum(1 for line in f if line.strip())
+            stream = path.open(encoding="utf-8")
+        except OSError as exc:
+            err.print(f"[red]error:[/red] cannot read {escape(str(path))}: {exc.strerror}")
+            return 2
+    scorer = build_scorer(settings)
+    err.print(f"scorer {scorer.name} {scorer.version}; policy {policy.version}; database "
+              f"{settings.db}")
+    tally: Counter[str] = Counter()
+    categories: Counter[str] = Counter()
+    problems: list[str] = []
+    try:
+        async with Store.open(settings.db) as store, Batcher(scorer) as batcher:
+            moderator = Moderator(store=store, policy=policy, scorer=batcher)
+            progress = _progress(err, total, enabled=not args.no_progress and total is not None)
+            with progress:
+                task = progress.add_task("deciding", total=total)
+                chunk: list[Any] = []
+                source = "<stdin>" if args.file == "-" else args.file
+                for _number, item, warnings in read_messages(stream, source=source):
+                    problems.extend(warnings)
+                    if isinstance(item, LineError):
+                        problems.append(item.message)
+                        tally["skipped"] += 1
+                        progress.advance(task)
+                        continue
+                    try:
+                        moderator.check(item)
+                    except ConductError as exc:
+                        problems.append(f"{source}:{_number}: {exc}")
+                        tally["skipped"] += 1
+                        progress.advance(task)
+                        continue
+                    chunk.append(item)
+                    if len(chunk) >= _REPLAY_CHUNK:
+                        await _replay_chunk(moderator, chunk, args, out, tally, categories)
+                        progress.advance(task, len(chunk))
+                        chunk = []
+                if chunk:
+                    await _replay_chunk(moderator, chunk, args, out, tally, categories)
+                    progress.advance(task, len(chunk))
+            performed = 0
+            for platform in Platform:
+                performed += len(await moderator.run_outbox(ConsolePort(platform), limit=10**9))
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+    for problem in problems:
+        err.print(f"[yellow]skipped/warning[/yellow] {escape(problem)}")
+    _summary(err if args.json else out, tally, categories, performed)
+    return 0
+
+
+def _progress(console: Console, total: int | None, *, enabled: bool) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    return Progress("[progress.description]{task.description}", BarColumn(),
+                    MofNCompleteColumn(), TimeRemainingColumn(), console=console,
+                    transient=True, disable=not enabled)
+
+
+async def _replay_chunk(moderator: Any, chunk: list[Any], args: argparse.Namespace,
+                        out: Console, tally: Counter[str], categories: Counter[str]) -> None:
+    results = await moderator.handle_many(chunk)
+    for message, handled in zip(chunk, results, strict=True):
+        if handled is None:
+            tally["duplicate"] += 1
+            if args.json:
+                print(json.dumps({"id": message.id, "platform": message.platform,
+                                  "revision": message.revision, "duplicate": True}))
+            else:
+                out.print(f"{escape(message.id):<8} [dim]duplicate: revision "
+                          f"{message.revision} already decided[/dim]")
+            continue
+        v = handled.verdict
+        tally[v.action] += 1
+        categories.update(v.categories)
+        if args.json:
+            print(json.dumps({"id": message.id, "platform": message.platform,
+                              "revision": message.revision, "channel": message.channel,
+                              "author": message.author, **_verdict_json(v)},
+                             ensure_ascii=False), flush=False)
+            continue
+        style = _STYLE[v.action]
+        text = " ".join(message.text.split())
+        excerpt = text if len(text) <= 70 else text[:69] + "…"
+        why = ""
+        if v.action is not VerdictAction.ALLOW:
+            why = f"  [dim]{v.clause} {escape(v.clause_title or '')}; " \
+                  f"{', '.join(v.categories)}" + (f"; {', '.join(v.rule_ids)}" if v.rule_ids
+                                                  else "") + "[/dim]"
+        rev = f"r{message.revision}" if message.revision else "  "
+        out.print(f"{escape(message.id):<8}{rev} [{style}]{v.action:<8}[/{style}] "
+                  f"#{escape(message.channel):<18} {escape(message.author):<14} "
+                  f"{escape(excerpt)}{why}")
+
+
+def _summary(out: Console, tally: Counter[str], categories: Counter[str],
+             performed: int) -> None:
+    table = Table(title="summary")
+    table.add_column("action")
+    table.add_column("messages", justify="right")
+    for action in ("allow", "warn", "hide", "escalate", "duplicate", "skipped"):
+        table.add_row(action, str(tally.get(action, 0)))
+    cats = Table(title="categories (messages acted on)")
+    cats.add_column("category")
+    cats.add_column("messages", justify="right")
+    for category, n in categories.most_common():
+        cats.add_row(category, str(n))
+    out.print(table)
+    out.print(cats)
+    out.print(f"{performed} platform action(s) recorded by the console adapter (nothing sent).")

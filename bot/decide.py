@@ -1,0 +1,137 @@
+"""Pure decisions: scores, rule hits, channel and standing in; a Verdict out. No IO, no clock."""
+
+from __future__ import annotations
+
+__all__ = ["decide"]
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.models import (
+    MODEL_CATEGORIES,
+    Category,
+    Role,
+    RuleHit,
+    ScoreSet,
+    Severity,
+    Standing,
+    Verdict,
+    VerdictAction,
+)
+from bot.policy import Policy
+
+# When two findings call for the same action, the clause cited is the gravest one's.
+_GRAVITY = (
+    Category.THREAT,
+    Category.DOXXING,
+    Category.IDENTITY_ATTACK,
+    Category.HARASSMENT,
+    Category.SANCTIONED,
+    Category.SEVERE_TOXICITY,
+    Category.SEXUAL_EXPLICIT,
+    Category.INSULT,
+    Category.OBSCENE,
+    Category.TOXICITY,
+)
+_URGENT = frozenset({Category.THREAT, Category.DOXXING})
+_SEVERITY = {
+    VerdictAction.ALLOW: Severity.NONE,
+    VerdictAction.WARN: Severity.UNCIVIL,
+    VerdictAction.HIDE: Severity.VIOLATION,
+    VerdictAction.ESCALATE: Severity.VIOLATION,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Finding:
+    action: VerdictAction
+    category: Category
+    clause: str
+    reason: str
+    rule_id: str | None = None
+
+    @property
+    def weight(self) -> tuple[int, int]:
+        return (self.action.rank, -_GRAVITY.index(self.category))
+
+
+def decide(
+    scores: ScoreSet,
+    hits: Sequence[RuleHit],
+    /,
+    *,
+    policy: Policy,
+    standing: Standing,
+    channel: str,
+    channel_name: str | None = None,
+) -> Verdict:
+    """Decide what to do with one message."""
+    override = policy.override_for(channel, channel_name)
+    findings: list[_Finding] = []
+    thresholds: dict[str, dict[str, float]] = {}
+    for category in MODEL_CATEGORIES:
+        if category not in policy.categories:
+            continue
+        limits = policy.thresholds_for(category, override=override)
+        thresholds[category] = limits.as_dict()
+        if category not in scores.values:
+            continue
+        score = scores.get(category)
+        action = limits.action_for(score)
+        if action is not VerdictAction.ALLOW:
+            findings.append(_Finding(action, category, policy.categories[category].clause,
+                                     f"{category} {score:.2f} reached {action} "
+                                     f"({limits.as_dict()[action.value]:.2f})"))
+
+    mentions = [h for h in hits if h.kind == "protected"]
+    for hit in hits:
+        if hit.kind != "protected":
+            findings.append(_Finding(hit.action, hit.category, hit.clause,
+                                     f"rule {hit.rule_id} matched", hit.rule_id))
+
+    base = max((f.action for f in findings), key=lambda a: a.rank, default=VerdictAction.ALLOW)
+    protected = policy.protected
+    if mentions and base.rank >= protected.min_action.rank:
+        names = ", ".join(h.rule_id.removeprefix("protected:") for h in mentions)
+        for hit in mentions:
+            findings.append(_Finding(protected.action, Category.HARASSMENT, protected.clause,
+                                     f"names a protected person ({names}) in a message that "
+                                     f"reached {base}", hit.rule_id))
+
+    priority = 0
+    treatment = policy.statuses.get(standing.status)
+    if treatment is not None and treatment.action is not VerdictAction.ALLOW:
+        findings.append(_Finding(treatment.action, Category.SANCTIONED, treatment.clause,
+                                 f"author is {standing.status}"))
+        priority = treatment.priority
+
+    reasons = [f.reason for f in findings]
+    if Role.EXEMPT in standing.roles and findings:
+        reasons.append("author has the exempt role: no action")
+        findings = []
+
+    top = max(findings, key=lambda f: f.weight, default=None)
+    action = top.action if top else VerdictAction.ALLOW
+    acting = sorted(findings, key=lambda f: f.weight, reverse=True)
+    categories = tuple(dict.fromkeys(f.category.value for f in acting))
+    severity = _SEVERITY[action]
+    if action is VerdictAction.ESCALATE and _URGENT & {f.category for f in acting}:
+        severity = Severity.URGENT
+    if action is VerdictAction.ESCALATE:
+        priority = max(priority, 1 + (severity is Severity.URGENT))
+    clause = top.clause if top else None
+    return Verdict(
+        action=action,
+        severity=severity,
+        categories=categories,
+        rule_ids=tuple(dict.fromkeys(f.rule_id for f in acting if f.rule_id)),
+        clause=clause,
+        clause_title=policy.clause_title(clause),
+        scores=dict(scores.values),
+        thresholds=thresholds,
+        model=scores.model,
+        model_version=scores.version,
+        policy_version=policy.version,
+        reasons=tuple(reasons),
+        priority=priority,
+    )

@@ -1,0 +1,38 @@
+"""The adapter boundary: what the core asks a platform to do."""
+
+from __future__ import annotations
+
+__all__ = ["PlatformPort"]
+
+from typing import Protocol
+
+from bot.models import Action, Platform
+
+
+class PlatformPort(Protocol):
+    """Implemented by each adapter; raises bot.errors.PlatformError subclasses on failure.
+
+    An action the platform cannot do raises UnsupportedAction; it never silently does nothing.
+    """
+
+    platform: Platform
+
+    async def hide(self, action: Action, /) -> None:
+        """Delete (or hide) the message the action names."""
+        ...
+
+    async def notify(self, action: Action, /) -> None:
+        """Send the author the private notice in `action.payload['text']`."""
+        ...
+
+    async def escalate(self, action: Action, /) -> None:
+        """Post the escalation to the moderators' channel."""
+        ...
+
+    async def timeout(self, action: Action, /) -> None:
+        """Stop the member posting until `action.payload['until']`."""
+        ...
+
+    async def post(self, action: Action, /) -> None:
+        """Post `action.payload['text']` to `action.channel`."""
+        ...

@@ -1,0 +1,543 @@
+"""Load and validate a conduct policy (TOML); every problem names file, line, key path and rule."""
+
+from __future__ import annotations
+
+__all__ = [
+    "CategoryPolicy",
+    "ChannelOverride",
+    "Clause",
+    "DoxxingPolicy",
+    "Policy",
+    "ProtectedPerson",
+    "ProtectedPolicy",
+    "Rule",
+    "StatusTreatment",
+    "Thresholds",
+    "load_policy",
+    "parse_policy",
+]
+
+import re
+import tomllib
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+from bot.errors import PolicyError, PolicyProblem
+from bot.models import MODEL_CATEGORIES, Category, MemberStatus, Role, VerdictAction
+
+E = TypeVar("E")
+
+LEVELS = ("warn", "hide", "escalate")
+_LEVEL_ACTION = {
+    "warn": VerdictAction.WARN,
+    "hide": VerdictAction.HIDE,
+    "escalate": VerdictAction.ESCALATE,
+}
+DOXXING_DETECTORS = ("uk_phone", "email", "street_address")
+RULE_KINDS = ("keyword", "regex")
+
+
+@dataclass(frozen=True, slots=True)
+class Clause:
+    """One clause of the code of conduct; rules and verdicts cite it by id."""
+
+    id: str
+    title: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Score levels at which a category warns, hides and escalates (None: never)."""
+
+    warn: float | None = None
+    hide: float | None = None
+    escalate: float | None = None
+
+    def action_for(self, score: float, /) -> VerdictAction:
+        """The harshest level this score reaches."""
+        for level in reversed(LEVELS):
+            limit = getattr(self, level)
+            if limit is not None and score >= limit:
+                return _LEVEL_ACTION[level]
+        return VerdictAction.ALLOW
+
+    def as_dict(self) -> dict[str, float]:
+        """The levels that are set, for the verdict record."""
+        return {lv: v for lv in LEVELS if (v := getattr(self, lv)) is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryPolicy:
+    """How one model category is treated: its clause and thresholds."""
+
+    category: str
+    clause: str
+    thresholds: Thresholds
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A keyword or regex rule matched against normalised text."""
+
+    id: str
+    clause: str
+    kind: str
+    patterns: tuple[str, ...]
+    action: VerdictAction
+    category: Category
+    description: str = ""
+    regex: re.Pattern[str] = field(default=re.compile("(?!)"), repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelOverride:
+    """Per-channel changes to category thresholds (e.g. a debate channel tolerates swearing)."""
+
+    name: str
+    match: frozenset[str]
+    description: str
+    thresholds: Mapping[str, Thresholds]
+
+
+@dataclass(frozen=True, slots=True)
+class ProtectedPerson:
+    """An MP, councillor or member of staff whose harassment is escalated."""
+
+    id: str
+    name: str
+    role: Role
+    aliases: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProtectedPolicy:
+    """What happens when a message that names a protected person reaches `min_action`."""
+
+    clause: str
+    action: VerdictAction
+    min_action: VerdictAction
+    persons: tuple[ProtectedPerson, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DoxxingPolicy:
+    """Detection of personal contact details posted about someone."""
+
+    clause: str
+    action: VerdictAction
+    detect: frozenset[str]
+    allow_email_domains: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class StatusTreatment:
+    """How posts by members of a given status are treated."""
+
+    status: MemberStatus
+    action: VerdictAction
+    clause: str
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A validated conduct policy."""
+
+    file: str
+    version: str
+    name: str
+    clauses: Mapping[str, Clause]
+    categories: Mapping[str, CategoryPolicy]
+    rules: tuple[Rule, ...]
+    channels: tuple[ChannelOverride, ...]
+    protected: ProtectedPolicy
+    doxxing: DoxxingPolicy
+    statuses: Mapping[MemberStatus, StatusTreatment]
+
+    def override_for(self, *channels: str | None) -> ChannelOverride | None:
+        """The first override whose `match` names one of the channel's ids or names."""
+        keys = {c.lstrip("#").casefold() for c in channels if c}
+        for override in self.channels:
+            if keys & override.match:
+                return override
+        return None
+
+    def thresholds_for(self, category: str, /, *, override: ChannelOverride | None) -> Thresholds:
+        """Effective thresholds for a category in a channel."""
+        if override is not None and category in override.thresholds:
+            return override.thresholds[category]
+        return self.categories[category].thresholds
+
+    def clause_title(self, clause_id: str | None, /) -> str | None:
+        """The short title of a clause, if it exists."""
+        clause = self.clauses.get(clause_id) if clause_id else None
+        return clause.title if clause else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Locating keys in the TOML source, so errors can name a line (tomllib keeps no positions).
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"""^\s*("[^"]+"|'[^']+'|[A-Za-z0-9_\-.]+)\s*=""")
+
+
+def _split_key(raw: str) -> list[str]:
+    parts = re.findall(r""""[^"]*"|'[^']*'|[^.\s]+""", raw)
+    return [p.strip("\"'") for p in parts]
+
+
+def _locate(source: str) -> dict[str, int]:
+    """Map key paths ('rules[2].action', 'categories.threat.warn') to 1-based line numbers."""
+    lines: dict[str, int] = {}
+    counters: dict[str, int] = {}
+    current = ""
+    for number, line in enumerate(source.splitlines(), start=1):
+        if line.lstrip().startswith("#"):
+            continue
+        header = _HEADER.match(line)
+        if header:
+            parts = _split_key(header.group(2))
+            # A sub-table of an array of tables belongs to the array's latest element.
+            path = ""
+            for part in parts:
+                path = f"{path}.{part}" if path else part
+                if path in counters and not (header.group(1) == "[[" and path == ".".join(parts)):
+                    path = f"{path}[{counters[path] - 1}]"
+            if header.group(1) == "[[":
+                counters[path] = counters.get(path, 0) + 1
+                path = f"{path}[{counters[path] - 1}]"
+            current = path
+            lines.setdefault(current, number)
+            continue
+        key = _KEY.match(line)
+        if key:
+            path = ".".join([current, *_split_key(key.group(1))]) if current else ".".join(
+                _split_key(key.group(1)))
+            lines.setdefault(path, number)
+    return lines
+
+
+def _line_of(path: str, lines: Mapping[str, int]) -> int | None:
+    probe = path
+    while probe:
+        if probe in lines:
+            return lines[probe]
+        cut = max(probe.rfind("."), probe.rfind("["))
+        probe = probe[:cut] if cut > 0 else ""
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+class _Checker:
+    """Collects problems while reading the parsed TOML; never raises until `finish`."""
+
+    def __init__(self, file: str, source: str) -> None:
+        self.file = file
+        self.lines = _locate(source)
+        self.problems: list[PolicyProblem] = []
+
+    def problem(self, path: str, message: str, *, rule: str | None = None) -> None:
+        self.problems.append(
+            PolicyProblem(message=message, path=path, line=_line_of(path, self.lines), rule=rule)
+        )
+
+    def table(self, value: Any, path: str, allowed: Collection[str], *, required: Collection[str] = (),
+              rule: str | None = None) -> dict[str, Any]:
+        """Check a table's keys; returns it (or {} when it is not a table)."""
+        if not isinstance(value, dict):
+            self.problem(path, f"must be a table, not {_type(value)}", rule=rule)
+            return {}
+        for key in sorted(set(value) - allowed):
+            self.problem(_join(path, key), f"unknown key {key!r} (allowed: "
+                         f"{', '.join(sorted(allowed))})", rule=rule)
+        for key in sorted(set(required) - set(value)):
+            self.problem(path or key, f"missing required key {key!r}", rule=rule)
+        return value
+
+    def string(self, table: Mapping[str, Any], key: str, path: str, *, default: str | None = None,
+               rule: str | None = None) -> str:
+        value = table.get(key, default)
+        if value is None:
+            return ""
+        if not isinstance(value, str) or (default is None and not value.strip()):
+            self.problem(_join(path, key), f"must be a non-empty string, not {_type(value)}",
+                         rule=rule)
+            return ""
+        return value
+
+    def strings(self, table: Mapping[str, Any], key: str, path: str, *,
+                rule: str | None = None, required: bool = False) -> tuple[str, ...]:
+        value = table.get(key, [] if not required else None)
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.problem(_join(path, key), "must be a list of non-empty strings", rule=rule)
+            return ()
+        if required and not value:
+            self.problem(_join(path, key), "must not be empty", rule=rule)
+        return tuple(value)
+
+    def enum(self, table: Mapping[str, Any], key: str, path: str, enum: Callable[[str], E],
+                choices: tuple[str, ...], *, default: str | None = None,
+                rule: str | None = None) -> E | None:
+        value = table.get(key, default)
+        if not isinstance(value, str) or value not in choices:
+            self.problem(_join(path, key), f"must be one of {', '.join(choices)}, not {value!r}",
+                         rule=rule)
+            return None
+        return enum(value)
+
+    def thresholds(self, value: Any, path: str, *, base: Thresholds | None = None) -> Thresholds:
+        table = self.table(value, path, {*LEVELS, "clause"} if base is None else set(LEVELS))
+        levels: dict[str, float | None] = {}
+        for level in LEVELS:
+            raw = table.get(level, getattr(base, level) if base else None)
+            if raw is False:
+                levels[level] = None  # explicitly never acts at this level
+            elif raw is None:
+                levels[level] = None
+            elif isinstance(raw, bool) or not isinstance(raw, int | float):
+                self.problem(_join(path, level), f"must be a number in [0, 1] or false, "
+                             f"not {_type(raw)}")
+                levels[level] = None
+            elif not 0.0 <= float(raw) <= 1.0:
+                self.problem(_join(path, level), f"threshold {raw} is outside [0, 1]")
+                levels[level] = None
+            else:
+                levels[level] = float(raw)
+        set_levels = [(lv, v) for lv, v in levels.items() if v is not None]
+        for (low, lv), (high, hv) in zip(set_levels, set_levels[1:], strict=False):
+            if lv > hv:  # type: ignore[operator]
+                self.problem(path, f"thresholds out of order: {low} ({lv}) must not exceed "
+                             f"{high} ({hv})")
+        return Thresholds(**levels)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _type(value: Any) -> str:
+    return {str: "string", int: "integer", float: "number", bool: "boolean", list: "array",
+            dict: "table"}.get(type(value), type(value).__name__)
+
+
+_ACTIONS = tuple(a.value for a in VerdictAction)
+_ACTING = tuple(a.value for a in VerdictAction if a is not VerdictAction.ALLOW)
+_CATEGORIES = tuple(c.value for c in Category)
+_ROLES = (Role.MP.value, Role.COUNCILLOR.value, Role.STAFF.value)
+
+
+def parse_policy(source: str, /, *, file: str = "<policy>") -> Policy:
+    """Validate TOML text as a policy; raises PolicyError listing every problem."""
+    try:
+        data = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as exc:
+        line = re.search(r"line (\d+)", str(exc))
+        raise PolicyError(file, [PolicyProblem(message=f"not valid TOML: {exc}",
+                                               line=int(line.group(1)) if line else None)]) from exc
+    c = _Checker(file, source)
+    top = c.table(data, "", {"version", "name", "description", "clauses", "categories", "rules",
+                             "channels", "protected", "doxxing", "members"},
+                  required={"version", "clauses", "categories"})
+    version = top.get("version")
+    if not isinstance(version, str | int | float) or isinstance(version, bool) or not str(version):
+        c.problem("version", "must be a non-empty string")
+    name = c.string(top, "name", "", default="")
+
+    # Clauses
+    clauses: dict[str, Clause] = {}
+    raw_clauses = top.get("clauses", [])
+    if not isinstance(raw_clauses, list):
+        c.problem("clauses", "must be an array of tables ([[clauses]])")
+        raw_clauses = []
+    for i, raw in enumerate(raw_clauses):
+        path = f"clauses[{i}]"
+        t = c.table(raw, path, {"id", "title", "text"}, required={"id", "title", "text"})
+        cid = c.string(t, "id", path)
+        if cid in clauses:
+            c.problem(_join(path, "id"), f"duplicate clause id {cid!r}")
+        elif cid:
+            clauses[cid] = Clause(cid, c.string(t, "title", path), c.string(t, "text", path))
+
+    def cite(table: Mapping[str, Any], path: str, rule: str | None = None) -> str:
+        clause = c.string(table, "clause", path, rule=rule)
+        if clause and clause not in clauses:
+            c.problem(_join(path, "clause"), f"cites clause {clause!r}, which the policy does not "
+                      f"define (clauses: {', '.join(sorted(clauses)) or 'none'})", rule=rule)
+        return clause
+
+    # Model categories
+    categories: dict[str, CategoryPolicy] = {}
+    raw_cats = c.table(top.get("categories", {}), "categories", set(MODEL_CATEGORIES))
+    for cat in MODEL_CATEGORIES:
+        if cat not in raw_cats:
+            continue
+        path = f"categories.{cat}"
+        thresholds = c.thresholds(raw_cats[cat], path)
+        clause = cite(raw_cats[cat] if isinstance(raw_cats[cat], dict) else {}, path)
+        categories[cat] = CategoryPolicy(cat, clause, thresholds)
+
+    # Rules
+    rules: list[Rule] = []
+    seen_rules: set[str] = set()
+    raw_rules = top.get("rules", [])
+    if not isinstance(raw_rules, list):
+        c.problem("rules", "must be an array of tables ([[rules]])")
+        raw_rules = []
+    for i, raw in enumerate(raw_rules):
+        path = f"rules[{i}]"
+        rid = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
+        t = c.table(raw, path, {"id", "clause", "kind", "patterns", "action", "category",
+                                "description"},
+                    required={"id", "clause", "kind", "patterns", "action", "category"}, rule=rid)
+        rid = c.string(t, "id", path)
+        if rid in seen_rules:
+            c.problem(_join(path, "id"), f"duplicate rule id {rid!r}", rule=rid)
+        seen_rules.add(rid)
+        clause = cite(t, path, rid)
+        kind = c.enum(t, "kind", path, str, RULE_KINDS, rule=rid)
+        patterns = c.strings(t, "patterns", path, rule=rid, required=True)
+        action = c.enum(t, "action", path, VerdictAction, _ACTING, rule=rid)
+        category = c.enum(t, "category", path, Category, _CATEGORIES, rule=rid)
+        regex = _compile_rule(c, kind, patterns, path, rid)
+        if rid and clause and kind and action and category and regex is not None:
+            rules.append(Rule(rid, clause, kind, patterns, action, category,
+                              c.string(t, "description", path, default="", rule=rid), regex))
+
+    # Channel overrides
+    overrides: list[ChannelOverride] = []
+    raw_channels = c.table(top.get("channels", {}), "channels",
+                           set(top.get("channels", {})) if isinstance(top.get("channels"), dict)
+                           else set())
+    for cname, raw in raw_channels.items():
+        path = f"channels.{cname}"
+        t = c.table(raw, path, {"match", "description", "categories"})
+        match = c.strings(t, "match", path) if "match" in t else (cname,)
+        cats = c.table(t.get("categories", {}), _join(path, "categories"), set(MODEL_CATEGORIES))
+        merged: dict[str, Thresholds] = {}
+        for cat, value in cats.items():
+            if cat in categories:
+                merged[cat] = c.thresholds(value, f"{path}.categories.{cat}",
+                                           base=categories[cat].thresholds)
+            elif cat in MODEL_CATEGORIES:
+                c.problem(f"{path}.categories.{cat}",
+                          f"overrides {cat!r}, which [categories] does not define")
+        overrides.append(ChannelOverride(cname, frozenset(m.lstrip("#").casefold() for m in match),
+                                         c.string(t, "description", path, default=""),
+                                         MappingProxyType(merged)))
+
+    # Protected persons
+    t = c.table(top.get("protected", {}), "protected",
+                {"clause", "action", "min_action", "persons"})
+    p_clause = cite(t, "protected") if t else ""
+    p_action = c.enum(t, "action", "protected", VerdictAction, _ACTING, default="escalate")
+    p_min = c.enum(t, "min_action", "protected", VerdictAction, _ACTING, default="warn")
+    persons: list[ProtectedPerson] = []
+    seen_people: set[str] = set()
+    raw_people = t.get("persons", [])
+    if not isinstance(raw_people, list):
+        c.problem("protected.persons", "must be an array of tables ([[protected.persons]])")
+        raw_people = []
+    for i, raw in enumerate(raw_people):
+        path = f"protected.persons[{i}]"
+        pt = c.table(raw, path, {"id", "name", "role", "aliases"}, required={"id", "name", "role"})
+        pid = c.string(pt, "id", path)
+        if pid in seen_people:
+            c.problem(_join(path, "id"), f"duplicate protected person id {pid!r}")
+        seen_people.add(pid)
+        role = c.enum(pt, "role", path, Role, _ROLES)
+        name_ = c.string(pt, "name", path)
+        aliases = c.strings(pt, "aliases", path)
+        if pid and role and name_:
+            persons.append(ProtectedPerson(pid, name_, role, aliases))
+    if persons and not p_clause:
+        c.problem("protected", "missing required key 'clause'")
+
+    # Doxxing
+    t = c.table(top.get("doxxing", {}), "doxxing",
+                {"clause", "action", "detect", "allow_email_domains"})
+    d_clause = cite(t, "doxxing") if t else ""
+    d_action = c.enum(t, "action", "doxxing", VerdictAction, _ACTING, default="escalate")
+    detect = c.strings(t, "detect", "doxxing") if "detect" in t else ()
+    for i, name_d in enumerate(detect):
+        if name_d not in DOXXING_DETECTORS:
+            c.problem(f"doxxing.detect[{i}]", f"unknown detector {name_d!r} (known: "
+                      f"{', '.join(DOXXING_DETECTORS)})")
+    if detect and not d_clause:
+        c.problem("doxxing", "missing required key 'clause'")
+    allow_domains = c.strings(t, "allow_email_domains", "doxxing")
+
+    # Member statuses
+    statuses: dict[MemberStatus, StatusTreatment] = {}
+    t = c.table(top.get("members", {}), "members",
+                {s.value for s in MemberStatus if s is not MemberStatus.ACTIVE})
+    for status_name, raw in t.items():
+        path = f"members.{status_name}"
+        st = c.table(raw, path, {"action", "clause", "priority"}, required={"action", "clause"})
+        s_action = c.enum(st, "action", path, VerdictAction, _ACTIONS)
+        s_clause = cite(st, path)
+        priority = st.get("priority", 1)
+        if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
+            c.problem(_join(path, "priority"), "must be an integer from 0 to 9")
+            priority = 1
+        if s_action and s_clause:
+            status = MemberStatus(status_name)
+            statuses[status] = StatusTreatment(status, s_action, s_clause, priority)
+
+    if c.problems:
+        raise PolicyError(file, c.problems)
+    return Policy(
+        file=file,
+        version=str(version),
+        name=name,
+        clauses=MappingProxyType(clauses),
+        categories=MappingProxyType(categories),
+        rules=tuple(rules),
+        channels=tuple(overrides),
+        protected=ProtectedPolicy(p_clause, p_action or VerdictAction.ESCALATE,
+                                  p_min or VerdictAction.WARN, tuple(persons)),
+        doxxing=DoxxingPolicy(d_clause, d_action or VerdictAction.ESCALATE, frozenset(detect),
+                              frozenset(d.casefold() for d in allow_domains)),
+        statuses=MappingProxyType(statuses),
+    )
+
+
+def _compile_rule(c: _Checker, kind: str | None, patterns: tuple[str, ...], path: str,
+                  rid: str | None) -> re.Pattern[str] | None:
+    """One alternation per rule; keywords match whole words of the normalised text."""
+    parts: list[str] = []
+    ok = True
+    for i, pattern in enumerate(patterns):
+        if kind == "regex":
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                c.problem(f"{path}.patterns[{i}]", f"regex {pattern!r} does not compile: {exc}",
+                          rule=rid)
+                ok = False
+                continue
+            parts.append(f"(?:{pattern})")
+        else:
+            words = pattern.casefold().split()
+            parts.append(r"\b" + r"\s*".join(re.escape(w) for w in words) + r"\b")
+    if not ok or not parts:
+        return None
+    return re.compile("|".join(parts), re.IGNORECASE)
+
+
+def load_policy(path: str | Path, /) -> Policy:
+    """Read and validate a policy file."""
+    p = Path(path)
+    try:
+        source = p.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise PolicyError(str(p), [PolicyProblem("file not found")]) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(str(p), [PolicyProblem(f"cannot read: {exc}")]) from exc
+    return parse_policy(source, file=str(p))

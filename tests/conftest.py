@@ -1,0 +1,75 @@
+"""Shared fixtures. The suite runs with non-loopback connections refused (pytest-socket)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from bot.policy import Policy, load_policy  # noqa: E402
+from bot.store import Store  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data" / "dev" / "conduct_dev.csv"
+
+
+class KeywordScorer:
+    """A deterministic stand-in for a model in tests of the pipeline around it.
+
+    Each (word, category, score) triple sets that category's score when the word occurs; every
+    other category scores 0.01. It counts calls so tests can see batching.
+    """
+
+    name = "keyword-test"
+    version = "1"
+    categories = ("toxicity", "severe_toxicity", "obscene", "threat", "insult",
+                  "identity_attack", "sexual_explicit")
+
+    def __init__(self, table: Sequence[tuple[str, str, float]] = ()) -> None:
+        self.table = list(table) or [
+            ("idiot", "insult", 0.80), ("idiot", "toxicity", 0.80),
+            ("vermin", "identity_attack", 0.97), ("vermin", "severe_toxicity", 0.90),
+            ("bleeding", "obscene", 0.85),
+            ("hurt", "threat", 0.85),
+        ]
+        self.batches: list[int] = []
+
+    def score_batch(self, texts: Sequence[str], /) -> list[dict[str, float]]:
+        self.batches.append(len(texts))
+        out = []
+        for text in texts:
+            scores = dict.fromkeys(self.categories, 0.01)
+            for word, category, value in self.table:
+                if word in text.casefold():
+                    scores[category] = max(scores[category], value)
+            out.append(scores)
+        return out
+
+
+@pytest.fixture(scope="session")
+def policy() -> Policy:
+    return load_policy(ROOT / "policies" / "default.toml")
+
+
+@pytest.fixture
+def scorer() -> KeywordScorer:
+    return KeywordScorer()
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    async with Store.open(tmp_path / "test.sqlite3") as s:
+        yield s
+
+
+def needs_data() -> Path:
+    """The labelled dev data, or skip the test when ../shared/data is absent."""
+    if not DATA.exists():
+        pytest.skip(f"labelled data not present at {DATA}")
+    return DATA

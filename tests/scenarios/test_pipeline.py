@@ -1,0 +1,150 @@
+"""Message -> verdict -> outbox -> platform, through Moderator with a deterministic scorer."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from adapters.console import ConsolePort
+from bot.errors import InputError, PermissionDenied, RateLimited, UnsupportedAction
+from bot.models import Action, ActionKind, ActionStatus, MemberStatus, Message, Platform
+from bot.moderator import MAX_TEXT_CHARS, Moderator
+from bot.policy import Policy
+from bot.scoring import Batcher
+from bot.store import Store
+from tests.conftest import KeywordScorer
+
+WHEN = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def msg(mid: str, text: str, *, author: str = "u1", channel: str = "general",
+        revision: int = 0, platform: Platform = Platform.DISCORD) -> Message:
+    return Message(platform, mid, channel, author, text, WHEN, revision=revision,
+                   channel_name=channel)
+
+
+@pytest.fixture
+async def moderator(store: Store, policy: Policy, scorer: KeywordScorer):  # type: ignore[no-untyped-def]
+    async with Batcher(scorer, max_batch=8) as batcher:
+        yield Moderator(store=store, policy=policy, scorer=batcher)
+
+
+async def test_acceptable_message_has_no_actions(moderator: Moderator) -> None:
+    handled = await moderator.handle(msg("1", "Great canvassing session in Leeds today"))
+    assert handled is not None
+    assert handled.verdict.action == "allow" and handled.actions == ()
+
+
+async def test_abusive_message_is_hidden_noticed_and_escalated(moderator: Moderator) -> None:
+    handled = await moderator.handle(msg("1", "immigrants are vermin"))
+    assert handled is not None
+    assert handled.verdict.action == "escalate" and handled.verdict.clause == "1.2"
+    assert [a.kind for a in handled.actions] == ["delete", "notify", "escalate"]
+    notice = handled.actions[1].payload["text"]
+    assert "clause 1.2 (No discrimination or hate)" in notice
+    assert "> immigrants are vermin" in notice  # their text, given back to fix and repost
+    port = ConsolePort(Platform.DISCORD)
+    done = await moderator.run_outbox(port)
+    assert [a.kind for a in port.performed] == ["delete", "notify", "escalate"]
+    assert len(done) == 3
+    assert await moderator.store.pending_actions() == []
+
+
+async def test_incivility_is_warned_without_deleting(moderator: Moderator) -> None:
+    handled = await moderator.handle(msg("1", "you idiot"))
+    assert handled is not None
+    assert handled.verdict.action == "warn"
+    assert [a.kind for a in handled.actions] == ["notify"]
+    assert "friendly warning" in handled.actions[0].payload["text"]
+
+
+async def test_swearing_tolerated_in_debate_channel_only(moderator: Moderator) -> None:
+    general = await moderator.handle(msg("1", "bleeding obvious nonsense"))
+    debate = await moderator.handle(msg("2", "bleeding obvious nonsense",
+                                        channel="policy-debate"))
+    assert general is not None and debate is not None
+    assert general.verdict.action == "warn"
+    assert debate.verdict.action == "allow"
+
+
+async def test_a_message_delivered_twice_is_decided_once(moderator: Moderator) -> None:
+    first = await moderator.handle(msg("1", "you idiot"))
+    again = await moderator.handle(msg("1", "you idiot"))
+    assert first is not None and again is None
+    assert len(await moderator.store.actions()) == 1
+
+
+async def test_concurrent_redeliveries_are_decided_once(moderator: Moderator) -> None:
+    results = await asyncio.gather(*(moderator.handle(msg("1", "you idiot")) for _ in range(5)))
+    assert sum(r is not None for r in results) == 1
+    assert len(await moderator.store.actions()) == 1
+
+
+async def test_an_edit_is_a_new_revision_and_rescored(moderator: Moderator) -> None:
+    first = await moderator.handle(msg("1", "I disagree with this"))
+    edit = await moderator.handle(msg("1", "I disagree, you idiot", revision=1))
+    assert first is not None and edit is not None
+    assert (first.verdict.action, edit.verdict.action) == ("allow", "warn")
+
+
+async def test_batch_is_scored_in_one_call_and_decided_in_order(
+        moderator: Moderator, scorer: KeywordScorer) -> None:
+    messages = [msg(str(i), f"message {i}") for i in range(6)]
+    results = await moderator.handle_many(messages)
+    assert [r.message.id for r in results if r] == [str(i) for i in range(6)]
+    assert scorer.batches == [6]
+
+
+async def test_suspended_member_post_is_escalated(moderator: Moderator) -> None:
+    member = await moderator.store.member_for(Platform.SLACK, "U9")
+    await moderator.store.set_member(member.id, status=MemberStatus.SUSPENDED)
+    handled = await moderator.handle(msg("1", "Lovely weather for leafleting", author="U9",
+                                         platform=Platform.SLACK))
+    assert handled is not None
+    assert handled.verdict.action == "escalate" and handled.verdict.clause == "2.1"
+    assert handled.verdict.priority == 2
+
+
+async def test_harassment_of_protected_person_escalates(moderator: Moderator) -> None:
+    criticism = await moderator.handle(msg("1", "Rachel Adler voted the wrong way on housing"))
+    abuse = await moderator.handle(msg("2", "Rachel Adler is an idiot"))
+    assert criticism is not None and abuse is not None
+    assert criticism.verdict.action == "allow"
+    assert abuse.verdict.action == "escalate" and abuse.verdict.clause == "1.4"
+    assert "protected:adler" in abuse.verdict.rule_ids
+
+
+@pytest.mark.parametrize("text", ["", "   \n ", "x" * (MAX_TEXT_CHARS + 1)])
+async def test_unusable_text_is_refused_and_nothing_stored(moderator: Moderator,
+                                                           text: str) -> None:
+    with pytest.raises(InputError):
+        await moderator.handle(msg("1", text))
+    assert await moderator.store.summary() == {"actions": {}, "categories": {}}
+
+
+class FlakyPort(ConsolePort):
+    """Fails each kind of action in a different way, as real platforms do."""
+
+    async def hide(self, action: Action, /) -> None:
+        raise PermissionDenied("Missing Permissions", platform="discord", action="delete")
+
+    async def notify(self, action: Action, /) -> None:
+        raise RateLimited("slow down", platform="discord", action="notify", retry_after=30)
+
+    async def escalate(self, action: Action, /) -> None:
+        raise UnsupportedAction("no moderators channel", platform="discord", action="escalate")
+
+
+async def test_platform_failures_are_written_back_not_lost(moderator: Moderator) -> None:
+    await moderator.handle(msg("1", "immigrants are vermin"))
+    done = await moderator.run_outbox(FlakyPort(Platform.DISCORD))
+    assert done == []
+    rows = {a.kind: a for a in await moderator.store.actions()}
+    assert rows[ActionKind.DELETE].status is ActionStatus.FAILED
+    assert "PermissionDenied" in (rows[ActionKind.DELETE].error or "")
+    assert rows[ActionKind.NOTIFY].status is ActionStatus.PENDING  # retried after 30 s
+    assert rows[ActionKind.ESCALATE].status is ActionStatus.UNSUPPORTED
+    # the rate-limited notice is not retried before its time
+    assert await moderator.store.pending_actions() == []

@@ -1,0 +1,163 @@
+"""Store tests on a real temporary SQLite file: migrations, dedupe, atomic verdict + outbox."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bot.actions import plan_actions
+from bot.decide import decide
+from bot.errors import StoreError
+from bot.models import (
+    ActionKind,
+    ActionStatus,
+    Message,
+    Platform,
+    ScoreSet,
+    Standing,
+    Verdict,
+)
+from bot.policy import Policy
+from bot.store import Store
+from bot.store.migrations import SCHEMA_VERSION
+
+WHEN = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def message(mid: str = "1", *, revision: int = 0, text: str = "hello") -> Message:
+    return Message(Platform.DISCORD, mid, "c1", "u1", text, WHEN, revision=revision,
+                   channel_name="general")
+
+
+def escalation(policy: Policy) -> Verdict:
+    return decide(ScoreSet({"threat": 0.9}, "m", "1"), [], policy=policy, standing=Standing(),
+                  channel="general")
+
+
+async def test_new_database_is_migrated_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "db.sqlite3"
+    async with Store.open(path) as store:
+        assert await store.schema_version() == SCHEMA_VERSION
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"members", "accounts", "messages", "verdicts", "outbox"} <= tables
+
+
+async def test_reopening_keeps_data_and_does_not_remigrate(tmp_path: Path,
+                                                           policy: Policy) -> None:
+    path = tmp_path / "db.sqlite3"
+    async with Store.open(path) as store:
+        member = await store.member_for(Platform.SLACK, "U1", display_name="Ann")
+    async with Store.open(path) as store:
+        again = await store.member_for(Platform.SLACK, "U1")
+        assert again.id == member.id and again.display_name == "Ann"
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="newer than this conductbot understands"):
+        async with Store.open(path):
+            pass
+
+
+async def test_corrupt_file_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="not a usable conductbot database"):
+        async with Store.open(path):
+            pass
+
+
+async def test_verdict_and_outbox_commit_together(store: Store, policy: Policy) -> None:
+    msg = message()
+    member = await store.member_for(msg.platform, msg.author)
+    verdict = escalation(policy)
+    actions = plan_actions(msg, verdict, policy=policy)
+    recorded = await store.record(msg, member, verdict, actions)
+    assert recorded is not None
+    assert [a.kind for a in recorded.actions] == [ActionKind.DELETE, ActionKind.NOTIFY,
+                                                  ActionKind.ESCALATE]
+    stored = await store.actions(verdict_id=recorded.verdict_id)
+    assert [a.id for a in stored] == [a.id for a in recorded.actions]
+    assert all(a.status is ActionStatus.PENDING for a in stored)
+    row = await store.verdict_for(msg)
+    assert row is not None and row["action"] == "escalate" and row["clause"] == "1.3"
+
+
+async def test_failure_mid_transaction_leaves_nothing(store: Store, policy: Policy) -> None:
+    msg = message()
+    member = await store.member_for(msg.platform, msg.author)
+    verdict = escalation(policy)
+    actions = plan_actions(msg, verdict, policy=policy)
+
+    class Unserialisable:
+        pass
+
+    broken = [*actions[:1], type(actions[0])(kind=ActionKind.POST, platform=Platform.DISCORD,
+                                              payload={"bad": Unserialisable()})]
+    with pytest.raises(TypeError):
+        await store.record(msg, member, verdict, broken)
+    assert not await store.is_decided(msg)
+    assert await store.actions() == []
+    # and the same message can still be recorded afterwards
+    assert await store.record(msg, member, verdict, actions) is not None
+
+
+async def test_dedupe_on_platform_id_revision(store: Store, policy: Policy) -> None:
+    msg = message()
+    member = await store.member_for(msg.platform, msg.author)
+    verdict = escalation(policy)
+    assert await store.record(msg, member, verdict, []) is not None
+    assert await store.is_decided(msg)
+    assert await store.record(msg, member, verdict, []) is None  # delivered twice
+    edited = message(revision=1, text="edited")
+    assert not await store.is_decided(edited)
+    assert await store.record(edited, member, verdict, []) is not None
+    other_platform = Message(Platform.SLACK, "1", "c1", "u1", "hello", WHEN)
+    assert not await store.is_decided(other_platform)
+
+
+async def test_outbox_results_are_written_back(store: Store, policy: Policy) -> None:
+    msg = message()
+    member = await store.member_for(msg.platform, msg.author)
+    verdict = escalation(policy)
+    recorded = await store.record(msg, member, verdict, plan_actions(msg, verdict,
+                                                                     policy=policy))
+    assert recorded is not None
+    first, second, third = (a.id for a in recorded.actions)
+    assert first and second and third
+    await store.mark_action(first, status=ActionStatus.DONE)
+    await store.mark_action(second, status=ActionStatus.PENDING, error="429",
+                            retry_at=datetime(2099, 1, 1, tzinfo=UTC))
+    await store.mark_action(third, status=ActionStatus.UNSUPPORTED, error="no user token")
+    pending = await store.pending_actions(platform=Platform.DISCORD)
+    assert pending == []  # done, waiting until 2099, unsupported
+    rows = {a.id: a for a in await store.actions()}
+    assert rows[first].status is ActionStatus.DONE and rows[first].attempts == 1
+    assert rows[second].error == "429"
+    assert rows[third].status is ActionStatus.UNSUPPORTED
+
+
+async def test_summary_counts_actions_and_categories(store: Store, policy: Policy) -> None:
+    member = await store.member_for(Platform.DISCORD, "u1")
+    await store.record(message("1"), member, escalation(policy), [])
+    allow = decide(ScoreSet({}, "m", "1"), [], policy=policy, standing=Standing(),
+                   channel="general")
+    await store.record(message("2"), member, allow, [])
+    summary = await store.summary()
+    assert summary["actions"] == {"escalate": 1, "allow": 1}
+    assert summary["categories"] == {"threat": 1}
+
+
+async def test_unknown_accounts_become_members_of_their_own(store: Store) -> None:
+    a = await store.member_for(Platform.DISCORD, "42", display_name="Ann")
+    b = await store.member_for(Platform.SLACK, "42", display_name="Ann")
+    assert a.id != b.id  # same id on another platform is another account until linked
+    assert a.accounts[0].platform is Platform.DISCORD
+    assert (await store.member_for(Platform.DISCORD, "42")).id == a.id

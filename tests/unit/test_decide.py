@@ -1,0 +1,116 @@
+"""decide() is pure: table-driven cases over scores, rule hits, channel and standing."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.decide import decide
+from bot.models import (
+    Category,
+    MemberStatus,
+    Role,
+    RuleHit,
+    ScoreSet,
+    Severity,
+    Standing,
+    VerdictAction,
+)
+from bot.policy import Policy
+
+A = VerdictAction
+
+
+def scores(**values: float) -> ScoreSet:
+    base = dict.fromkeys(("toxicity", "severe_toxicity", "obscene", "threat", "insult",
+                          "identity_attack", "sexual_explicit"), 0.01)
+    return ScoreSet({**base, **values}, "test-model", "7")
+
+
+def rule(rule_id: str, action: VerdictAction, category: Category, clause: str = "1.2",
+         kind: str = "keyword") -> RuleHit:
+    return RuleHit(rule_id, clause, action, category, kind, "x")
+
+
+MENTION = RuleHit("protected:adler", "1.4", A.ALLOW, Category.HARASSMENT, "protected", "adler")
+
+
+@pytest.mark.parametrize(
+    ("values", "hits", "channel", "standing", "action", "clause", "severity"),
+    [
+        ({}, [], "general", Standing(), A.ALLOW, None, Severity.NONE),
+        ({"insult": 0.72}, [], "general", Standing(), A.WARN, "1.1", Severity.UNCIVIL),
+        ({"insult": 0.96}, [], "general", Standing(), A.HIDE, "1.1", Severity.VIOLATION),
+        ({"identity_attack": 0.96}, [], "general", Standing(), A.ESCALATE, "1.2",
+         Severity.VIOLATION),
+        ({"threat": 0.85}, [], "general", Standing(), A.ESCALATE, "1.3", Severity.URGENT),
+        # the debate channel tolerates swearing but not identity attacks
+        ({"obscene": 0.90}, [], "general", Standing(), A.WARN, "1.6", Severity.UNCIVIL),
+        ({"obscene": 0.90}, [], "policy-debate", Standing(), A.ALLOW, None, Severity.NONE),
+        ({"identity_attack": 0.75}, [], "policy-debate", Standing(), A.HIDE, "1.2",
+         Severity.VIOLATION),
+        # the welcome channel acts on incivility sooner
+        ({"toxicity": 0.65}, [], "welcome", Standing(), A.WARN, "1.1", Severity.UNCIVIL),
+        ({"toxicity": 0.65}, [], "general", Standing(), A.ALLOW, None, Severity.NONE),
+        # rules
+        ({}, [rule("slur-antisemitic", A.ESCALATE, Category.IDENTITY_ATTACK)], "general",
+         Standing(), A.ESCALATE, "1.2", Severity.VIOLATION),
+        ({}, [rule("doxxing:uk_phone", A.ESCALATE, Category.DOXXING, "1.5", "doxxing")],
+         "general", Standing(), A.ESCALATE, "1.5", Severity.URGENT),
+        # a mere mention of a protected person (policy criticism) is allowed ...
+        ({}, [MENTION], "general", Standing(), A.ALLOW, None, Severity.NONE),
+        # ... but a mention with an insult is escalated as harassment
+        ({"insult": 0.72}, [MENTION], "general", Standing(), A.ESCALATE, "1.4",
+         Severity.VIOLATION),
+        # a suspended or expelled member's post is escalated whatever it says
+        ({}, [], "general", Standing(status=MemberStatus.SUSPENDED), A.ESCALATE, "2.1",
+         Severity.VIOLATION),
+        ({}, [], "general", Standing(status=MemberStatus.EXPELLED), A.ESCALATE, "2.1",
+         Severity.VIOLATION),
+        ({}, [], "general", Standing(status=MemberStatus.LAPSED), A.ALLOW, None, Severity.NONE),
+        # an exempt author (e.g. a bot account the party runs) is never acted on
+        ({"threat": 0.99}, [], "general", Standing(roles=frozenset({Role.EXEMPT})), A.ALLOW,
+         None, Severity.NONE),
+    ],
+)
+def test_decide_table(policy: Policy, values, hits, channel, standing, action, clause,  # type: ignore[no-untyped-def]
+                      severity) -> None:
+    verdict = decide(scores(**values), hits, policy=policy, standing=standing, channel=channel)
+    assert verdict.action is action
+    assert verdict.clause == clause
+    assert verdict.severity is severity
+    if clause:
+        assert verdict.clause_title == policy.clauses[clause].title
+
+
+def test_gravest_clause_is_cited_when_actions_tie(policy: Policy) -> None:
+    verdict = decide(scores(insult=0.96, identity_attack=0.75), [], policy=policy,
+                     standing=Standing(), channel="general")
+    assert verdict.action is A.HIDE
+    assert verdict.clause == "1.2"
+    assert verdict.categories == ("identity_attack", "insult")
+
+
+def test_verdict_records_versions_scores_thresholds_and_rules(policy: Policy) -> None:
+    hit = rule("slur-misogynist", A.HIDE, Category.IDENTITY_ATTACK)
+    verdict = decide(scores(toxicity=0.8), [hit, MENTION], policy=policy, standing=Standing(),
+                     channel="general")
+    assert verdict.model == "test-model" and verdict.model_version == "7"
+    assert verdict.policy_version == policy.version
+    assert verdict.scores["toxicity"] == 0.8
+    assert verdict.thresholds["toxicity"] == {"warn": 0.75, "hide": 0.97}
+    assert verdict.rule_ids == ("protected:adler", "slur-misogynist")
+    assert verdict.action is A.ESCALATE and verdict.priority >= 1
+    assert any("protected person" in r for r in verdict.reasons)
+
+
+def test_suspended_member_priority(policy: Policy) -> None:
+    verdict = decide(scores(), [], policy=policy, channel="general",
+                     standing=Standing(status=MemberStatus.SUSPENDED))
+    assert verdict.priority == policy.statuses[MemberStatus.SUSPENDED].priority
+    assert verdict.categories == ("sanctioned",)
+
+
+def test_decide_is_deterministic(policy: Policy) -> None:
+    args = (scores(insult=0.8), [MENTION])
+    kwargs = {"policy": policy, "standing": Standing(), "channel": "general"}
+    assert decide(*args, **kwargs) == decide(*args, **kwargs)  # type: ignore[arg-type]

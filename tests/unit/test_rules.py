@@ -1,0 +1,89 @@
+"""The rule scorer: policy rules on normalised text, protected persons, doxxing."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.policy import Policy
+from bot.scoring.rules import RuleScorer
+
+
+def ids(policy: Policy, text: str) -> set[str]:
+    return {h.rule_id for h in RuleScorer(policy).hits(text)}
+
+
+@pytest.mark.parametrize(
+    ("text", "rule_id"),
+    [
+        ("Adler is a typical kike", "slur-antisemitic"),
+        ("Adler is a typical k\u200bike", "slur-antisemitic"),       # zero-width space
+        ("Adler is a typical k1ke", "slur-antisemitic"),             # leetspeak
+        ("Adler is a typical \u043a\u0456\u043a\u0435", "slur-antisemitic"),  # Cyrillic
+        ("Adler is a typical k i k e", "slur-antisemitic"),          # spaced out
+        ("the jews control the media and the banks", "trope-antisemitic"),
+        ("she has dual loyalty, always has", "trope-antisemitic"),
+        ("what a stupid b1tch", "slur-misogynist"),
+        ("whoooore", "slur-misogynist"),
+        ("ｓｌａｇ", "slur-misogynist"),                             # fullwidth
+        ("she should get back in the kitchen", "sexist-place"),
+        ("someone should hurt her", "threat-violence"),
+        ("we know where you live, Sarah", "threat-violence"),
+        ("you absolute m0ron", "insult-member"),
+        ("s h u t   u p", "insult-member"),
+        ("this is bollocks", "profanity"),
+    ],
+)
+def test_rules_catch_evasive_spellings(policy: Policy, text: str, rule_id: str) -> None:
+    assert rule_id in ids(policy, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I disagree with the housing policy but respect the work that went into it",
+        "Scunthorpe and Middlesex branches meet on Tuesday",
+        "As a Jewish member I found the conference motion on antisemitism reassuring",
+        "Whitfield's vote on the housing bill was a betrayal of renters",
+        "The committee will publish the minutes in 2026",
+    ],
+)
+def test_ordinary_debate_matches_no_rule(policy: Policy, text: str) -> None:
+    hits = ids(policy, text)
+    assert not {h for h in hits if not h.startswith("protected:")}, hits
+
+
+def test_protected_persons_by_name_and_alias(policy: Policy) -> None:
+    assert "protected:adler" in ids(policy, "Rachel Adler voted against it")
+    assert "protected:whitfield" in ids(policy, "ask @sarahwhitfieldmp about it")
+    assert "protected:nair" in ids(policy, "Cllr Nair opened the meeting")
+    assert "protected:hargreaves" in ids(policy, "hargreaves again?!")
+    assert not any(i.startswith("protected:") for i in ids(policy, "Adlerian psychology"))
+
+
+@pytest.mark.parametrize(
+    ("text", "detector"),
+    [
+        ("call her on 07700 900123 and tell her", "doxxing:uk_phone"),
+        ("her number is +44 7700 900456", "doxxing:uk_phone"),
+        ("ring the office 020 7946 0321", "doxxing:uk_phone"),
+        ("email him at dan.brooks@gmail.com", "doxxing:email"),
+        ("she lives at 14 Acacia Avenue, Leeds LS6 2AB go and see her", "doxxing:street_address"),
+    ],
+)
+def test_doxxing(policy: Policy, text: str, detector: str) -> None:
+    hits = {h.rule_id: h for h in RuleScorer(policy).hits(text)}
+    assert detector in hits
+    assert hits[detector].matched.endswith("*")  # evidence is masked in the hit
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "write to office@example-party.org.uk for tickets",       # allowed party domain
+        "we need 2026 leaflets by 14 December",                     # numbers, not a phone
+        "Leeds LS6 had the best turnout",                           # postcode alone
+        "the rally is on Acacia Avenue",                            # street alone
+    ],
+)
+def test_not_doxxing(policy: Policy, text: str) -> None:
+    assert not any(i.startswith("doxxing:") for i in ids(policy, text))
