@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""`make bench`: throughput figures for the hot path, as ratios measured in one run.
+
+Prints messages per second for text normalisation and rule matching, for the offline scorer
+one text per call against batches, and for the whole pipeline (score, decide, record) on the
+demo data. No assertions: these machines are shared and noisy, so compare within a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def rate(n: int, fn: Callable[[], object], *, repeat: int = 3) -> float:
+    """Best-of-`repeat` items per second for a call that handles `n` items."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return n / best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=256, help="texts per measurement")
+    args = parser.parse_args()
+
+    from bot.normalize import normalize
+    from bot.policy import load_policy
+    from bot.scoring.offline import OfflineScorer
+    from bot.scoring.rules import RuleScorer
+
+    lines = (ROOT / "examples" / "forum.jsonl").read_text(encoding="utf-8").splitlines()
+    texts = [json.loads(line)["text"] for line in lines if line.strip()]
+    texts = (texts * (args.messages // len(texts) + 1))[: args.messages]
+    policy = load_policy(ROOT / "policies" / "default.toml")
+    rules = RuleScorer(policy)
+    print(f"{len(texts)} demo texts, mean {sum(map(len, texts)) / len(texts):.0f} characters; "
+          f"{os.cpu_count()} CPUs")
+
+    print(f"normalise            {rate(len(texts), lambda: [normalize(t) for t in texts]):>9.0f}"
+          " msg/s")
+    print(f"rules (all)          {rate(len(texts), lambda: [rules.hits(t) for t in texts]):>9.0f}"
+          " msg/s")
+
+    started = time.perf_counter()
+    scorer = OfflineScorer()
+    print(f"offline scorer load  {time.perf_counter() - started:>9.2f} s "
+          f"({scorer.name} {scorer.version})")
+    sample = texts[:64]
+    single = rate(len(sample), lambda: [scorer.score_batch([t]) for t in sample], repeat=2)
+    print(f"scorer, 1 per call   {single:>9.1f} msg/s")
+    for size in (8, 16, 32):
+        batched = rate(len(sample), lambda size=size: [  # type: ignore[misc]
+            scorer.score_batch(sample[i:i + size]) for i in range(0, len(sample), size)],
+            repeat=2)
+        print(f"scorer, batch {size:<3}    {batched:>9.1f} msg/s  ({batched / single:.1f}x)")
+
+    print(f"pipeline (replay)    {asyncio.run(_pipeline(scorer, policy, texts)):>9.1f} msg/s "
+          "(score + rules + decide + SQLite, chunks of 32)")
+    return 0
+
+
+async def _pipeline(scorer: object, policy: object, texts: list[str]) -> float:
+    from datetime import UTC, datetime
+
+    from bot.models import Message, Platform
+    from bot.moderator import Moderator
+    from bot.scoring import Batcher
+    from bot.store import Store
+
+    now = datetime.now(UTC)
+    messages = [Message(Platform.CONSOLE, str(i), "general", f"u{i % 40}", t, now)
+                for i, t in enumerate(texts)]
+    with tempfile.TemporaryDirectory() as tmp:
+        async with Store.open(Path(tmp) / "bench.sqlite3") as store, \
+                Batcher(scorer) as batcher:  # type: ignore[arg-type]
+            moderator = Moderator(store=store, policy=policy, scorer=batcher)  # type: ignore[arg-type]
+            start = time.perf_counter()
+            for i in range(0, len(messages), 32):
+                await moderator.handle_many(messages[i:i + 32])
+            return len(messages) / (time.perf_counter() - start)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
