@@ -1,0 +1,168 @@
+"""Text normalisation: evasions fold to the plain word; ordinary text and contacts survive."""
+
+from __future__ import annotations
+
+import re
+import sys
+import unicodedata
+
+import pytest
+
+from bot.normalize import clean, fold_variants, normalize, strip_invisible
+
+EVASIONS = [
+    ("cyrillic es", "s\u0441um", "scum"),
+    ("cyrillic and greek", "\u0455\u0441\u03c5\u043c", "scum"),
+    ("cyrillic capitals", "\u0405\u0421UM", "scum"),
+    ("zero width space", "sc\u200bum", "scum"),
+    ("zero width joiner and BOM", "s\u200dc\ufeffum", "scum"),
+    ("word joiner", "sc\u2060um", "scum"),
+    ("soft hyphen", "sc\u00adum", "scum"),
+    ("mongolian vowel separator", "sc\u180eum", "scum"),
+    ("variation selector", "sc\ufe0fum", "scum"),
+    ("tag characters", "sc\U000e0041um", "scum"),
+    ("fullwidth", "ｓｃｕｍ", "scum"),
+    ("fullwidth capitals", "ＳＣＵＭ", "scum"),
+    ("math bold", "𝐬𝐜𝐮𝐦", "scum"),
+    ("math script", "𝓼𝓬𝓾𝓶", "scum"),
+    ("circled", "ⓢⓒⓤⓜ", "scum"),
+    ("negative circled", "🅢🅒🅤🅜", "scum"),
+    ("regional indicators", "🇸🇨🇺🇲", "scum"),
+    ("small caps", "ᴡʜᴏʀᴇ", "whore"),
+    ("lisu", "ꓢꓚꓴꓟ", "scum"),
+    ("strike-through", "s̶c̶u̶m̶", "scum"),
+    ("zalgo", "s\u0301\u0327\u0489c\u0316\u0317um", "scum"),
+    ("right-to-left override", "\u202emucs", "scum"),
+    ("leading 5", "5cum", "scum"),
+    ("inner 1", "b1tch", "bitch"),
+    ("inner 0", "wh0re", "whore"),
+    ("dollar", "$lut", "slut"),
+    ("at sign", "@ss", "ass"),
+    ("all leet", "5h17 1d10t", "shit idiot"),
+    ("leading digit pair", "4ss", "ass"),
+    ("bang inside", "b!tch", "bitch"),
+    ("leading bang", "!diot", "idiot"),
+    ("pipe", "b|tch", "bitch"),
+    ("spaced", "s c u m", "scum"),
+    ("dotted", "s.c.u.m", "scum"),
+    ("dotted with trailing stop", "S.C.U.M.", "scum."),
+    ("hyphenated", "s-c-u-m", "scum"),
+    ("underscored", "s_c_u_m", "scum"),
+    ("starred", "s*c*u*m", "scum"),
+    ("spaced with leet", "b 1 t c h", "bitch"),
+    ("spaced words", "y o u  s c u m", "you scum"),
+    ("stretched", "whooooore", "whore"),
+    ("stretched and leet", "wh000re", "whore"),
+    ("trailing leet digit", "whor3 cun7", "whore cunt"),
+    ("mixed", "You're a Ｗ\u200bh０ｒｅ!", "you're a whore!"),
+    ("curly apostrophe", "I\u2019ll kill you", "i'll kill you"),
+]
+
+PRESERVED = [
+    ("mobile", "07700 900123", "07700 900123"),
+    ("international", "+44 7700 900123", "+44 7700 900123"),
+    ("year", "2026", "2026"),
+    ("pounds", "£5", "£5"),
+    ("pounds and pence", "£5.50 or $5m", "£5.50 or $5m"),
+    ("hate-code numbers stay numbers", "88 and 1488", "88 and 1488"),
+    ("units", "5pm on the 1st, 10am 3rd 5bn", "5pm on the 1st, 10am 3rd 5bn"),
+    ("roads and identifiers", "A55, M25, mp3, covid19", "a55, m25, mp3, covid19"),
+    ("single letters", "I am a member", "i am a member"),
+    ("two single letters", "plan a b", "plan a b"),
+    ("a and e", "A & E waiting times", "a & e waiting times"),
+    ("councillor", "Cllr Nair", "cllr nair"),
+    ("double letters", "good committee Leeds", "good committee leeds"),
+    ("hyphenated words", "e-mail T-shirt u-turn A-level", "e-mail t-shirt u-turn a-level"),
+    ("email", "jo.bloggs+x@example.co.uk", "jo.bloggs+x@example.co.uk"),
+    ("url", "see https://www.example.com/aaa?x=1", "see https://www.example.com/aaa?x=1"),
+    ("slack mention", "<@U024BE7LH> thanks", "<@u024be7lh> thanks"),
+    ("exclamation", "Well said!!!", "well said!!!"),
+    ("accents", "naïve café", "naive cafe"),
+    ("symbols and emoji", "€5 🙂 👍🏽", "€5 🙂 👍🏽"),
+    ("whitespace", "  too   many\tspaces  ", "too many spaces"),
+    ("line breaks kept", "first line\n\n  second line ", "first line\nsecond line"),
+    ("russian by sound", "Привет мир", "privet mir"),
+    ("hebrew by sound", "שלום", "slvm"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), [c[1:] for c in EVASIONS],
+                         ids=[c[0] for c in EVASIONS])
+def test_evasion_folds_to_plain_word(text: str, expected: str) -> None:
+    assert normalize(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [c[1:] for c in PRESERVED],
+                         ids=[c[0] for c in PRESERVED])
+def test_ordinary_text_is_not_mangled(text: str, expected: str) -> None:
+    assert normalize(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "variant"),
+    [
+        ("fagggot", "faggot"),  # a double letter stretched: runs of three collapse to two
+        ("killll them", "kill them"),
+        ("s1ut", "slut"),  # 1 read as l
+        ("s|ut", "slut"),
+        ("sh1t", "shit"),  # and as i, in the first form
+    ],
+)
+def test_fold_variants_cover_what_one_form_cannot(text: str, variant: str) -> None:
+    forms = fold_variants(text)
+    assert forms[0] == normalize(text)
+    assert variant in forms
+
+
+def test_fold_variants_are_distinct_and_minimal() -> None:
+    assert fold_variants("a perfectly ordinary message") == ("a perfectly ordinary message",)
+    forms = fold_variants("whooooore s1ut")
+    assert len(forms) == len(set(forms)) == 3
+    assert forms == ("whore siut", "whoore siut", "whore slut")
+
+
+def test_keyword_rule_matches_some_variant() -> None:
+    rule = re.compile(r"\b(?:faggot|slut|whore)\b")
+    for text in ("fagggot", "s1ut", "w\u200bh\u043er3", "𝐟𝐚𝐠𝐠𝐨𝐭"):
+        assert any(rule.search(form) for form in fold_variants(text)), text
+    assert not any(rule.search(form) for form in fold_variants("the A55 is shut"))
+
+
+def test_clean_keeps_contacts_for_doxxing() -> None:
+    text = "Ring ０７７００\u200b ９００１２３ or mail ｊｏ＠ｅｘａｍｐｌｅ．ｃｏｍ, LS6 2QT"
+    assert clean(text) == "Ring 07700 900123 or mail jo@example.com, LS6 2QT"
+    assert clean("0̶7̶7̶0̶0̶ 900123") == "07700 900123"
+    plain = "Plain ASCII stays exactly as it is: 1st!"
+    assert clean(plain) == plain
+    # Case and letters as written: clean() does no look-alike or leet folding.
+    assert clean("Wh0re s\u0441um") == "Wh0re s\u0441um"
+
+
+def test_clean_keeps_real_accents() -> None:
+    assert clean("cafe\u0301 Zoë") == "café Zoë"
+
+
+def test_strip_invisible_leaves_no_format_character() -> None:
+    # Arabic, Syriac and Kaithi number signs are visible; Egyptian controls shape hieroglyphs.
+    visible = {0x0600, 0x0601, 0x0602, 0x0603, 0x0604, 0x0605, 0x06DD, 0x070F, 0x0890, 0x0891,
+               0x08E2, 0x110BD, 0x110CD}
+    format_chars = [
+        chr(cp) for cp in range(sys.maxunicode + 1)
+        if unicodedata.category(chr(cp)) == "Cf" and cp not in visible
+        and not 0x13430 <= cp <= 0x1345F
+    ]
+    assert format_chars  # the scan found the characters it is checking
+    text = "x".join(format_chars)
+    assert strip_invisible(text) == "x" * (len(format_chars) - 1)
+
+
+def test_strip_invisible_fillers_and_blank() -> None:
+    assert strip_invisible("a\u3164b\uffa0c\u115fd") == "abcd"
+    assert strip_invisible("a\u2800b") == "a b"
+    assert strip_invisible("nothing to do") == "nothing to do"
+
+
+def test_idempotent() -> None:
+    for _, text, _ in EVASIONS + PRESERVED:
+        once = normalize(text)
+        assert normalize(once) == once, text
