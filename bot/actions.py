@@ -4,6 +4,8 @@ from __future__ import annotations
 
 __all__ = ["notice_text", "plan_actions"]
 
+from typing import Any
+
 from bot.models import Action, ActionKind, Message, Verdict, VerdictAction
 from bot.policy import Policy
 
@@ -14,17 +16,19 @@ def plan_actions(message: Message, verdict: Verdict, /, *, policy: Policy) -> li
     """The outbox rows for a verdict: notice, deletion, escalation (in that order of need)."""
     if verdict.action is VerdictAction.ALLOW:
         return []
-    base = {"platform": message.platform, "channel": message.channel,
-            "message_id": message.id, "user": message.author}
-    cited = {"clause": verdict.clause, "clause_title": verdict.clause_title,
+    def action(kind: ActionKind, payload: dict[str, Any]) -> Action:
+        return Action(kind=kind, platform=message.platform, channel=message.channel,
+                      message_id=message.id, user=message.author, payload=payload)
+
+    cited: dict[str, Any] = {"clause": verdict.clause, "clause_title": verdict.clause_title,
              "policy_version": verdict.policy_version, "action": str(verdict.action)}
     actions: list[Action] = []
     if verdict.action in (VerdictAction.HIDE, VerdictAction.ESCALATE):
-        actions.append(Action(kind=ActionKind.DELETE, **base, payload=cited))
-    actions.append(Action(kind=ActionKind.NOTIFY, **base, payload={
+        actions.append(action(ActionKind.DELETE, cited))
+    actions.append(action(ActionKind.NOTIFY, {
         **cited, "text": notice_text(message, verdict, policy=policy)}))
     if verdict.action is VerdictAction.ESCALATE:
-        actions.append(Action(kind=ActionKind.ESCALATE, **base, payload={
+        actions.append(action(ActionKind.ESCALATE, {
             **cited,
             "severity": int(verdict.severity),
             "priority": verdict.priority,
@@ -53,7 +57,8 @@ def notice_text(message: Message, verdict: Verdict, /, *, policy: Policy) -> str
     else:
         head = (f"Your message in {where} was hidden and passed to the moderators because it "
                 f"may break {clause} of the party's code of conduct.")
-    clause_text = policy.clauses[verdict.clause].text if verdict.clause in policy.clauses else ""
+    cited = policy.clauses.get(verdict.clause or "")
+    clause_text = cited.text if cited else ""
     quoted = message.text[:_QUOTE_LIMIT] + ("…" if len(message.text) > _QUOTE_LIMIT else "")
     parts = [head]
     if clause_text:
@@ -61,5 +66,6 @@ def notice_text(message: Message, verdict: Verdict, /, *, policy: Policy) -> str
     if verdict.action is not VerdictAction.WARN:
         parts.append("Here is your text, so you can post it again without the problem:\n"
                      + "\n".join(f"> {line}" for line in quoted.splitlines() or [""]))
-    parts.append(f"If you think this is a mistake you can appeal (policy {verdict.policy_version}).")
+    parts.append("If you think this is a mistake you can appeal "
+                 f"(policy {verdict.policy_version}).")
     return "\n\n".join(parts)

@@ -6,6 +6,7 @@ __all__ = ["main"]
 
 import argparse
 import asyncio
+import io
 import json
 import logging
 import os
@@ -95,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "replay":
             if args.db:
                 settings = replace(settings, db=args.db)
-            return asyncio.run(_replay(args, settings))
+            return _replay_command(args, settings)
         if args.command == "score":
             return _score(args, settings)
         if args.command == "eval":
@@ -204,69 +205,71 @@ def _verdict_json(v: Verdict) -> dict[str, Any]:
 # -- replay ------------------------------------------------------------------------------------
 
 
-async def _replay(args: argparse.Namespace, settings: Settings) -> int:
+def _replay_command(args: argparse.Namespace, settings: Settings) -> int:
+    policy = load_policy(settings.policy)
+    if args.file == "-":
+        if isinstance(sys.stdin, io.TextIOWrapper):
+            sys.stdin.reconfigure(errors="replace")  # a stray byte must not end the replay
+        return asyncio.run(_replay(args, settings, policy, sys.stdin, None))
+    path = Path(args.file)
+    try:
+        with path.open(encoding="utf-8") as f:
+            total = sum(1 for line in f if line.strip())
+        stream = path.open(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        Console(stderr=True).print(f"[red]error:[/red] cannot read {escape(str(path))}: {exc}")
+        return 2
+    with stream:
+        return asyncio.run(_replay(args, settings, policy, stream, total))
+
+
+async def _replay(args: argparse.Namespace, settings: Settings, policy: Policy,
+                  stream: TextIO, total: int | None) -> int:
     from adapters.console import ConsolePort, LineError, read_messages
     from bot.moderator import Moderator
     from bot.scoring import Batcher, build_scorer
     from bot.store import Store
 
-    policy = load_policy(settings.policy)
     out = Console(highlight=False, soft_wrap=True)
     err = Console(stderr=True)
-    stream: TextIO
-    if args.file == "-":
-        stream, total = sys.stdin, None
-    else:
-        path = Path(args.file)
-        try:
-            with path.open(encoding="utf-8") as f:
-                total = sum(1 for line in f if line.strip())
-            stream = path.open(encoding="utf-8")
-        except OSError as exc:
-            err.print(f"[red]error:[/red] cannot read {escape(str(path))}: {exc.strerror}")
-            return 2
     scorer = build_scorer(settings)
     err.print(f"scorer {scorer.name} {scorer.version}; policy {policy.version}; database "
               f"{settings.db}")
     tally: Counter[str] = Counter()
     categories: Counter[str] = Counter()
     problems: list[str] = []
-    try:
-        async with Store.open(settings.db) as store, Batcher(scorer) as batcher:
-            moderator = Moderator(store=store, policy=policy, scorer=batcher)
-            progress = _progress(err, total, enabled=not args.no_progress and total is not None)
-            with progress:
-                task = progress.add_task("deciding", total=total)
-                chunk: list[Any] = []
-                source = "<stdin>" if args.file == "-" else args.file
-                for _number, item, warnings in read_messages(stream, source=source):
-                    problems.extend(warnings)
-                    if isinstance(item, LineError):
-                        problems.append(item.message)
-                        tally["skipped"] += 1
-                        progress.advance(task)
-                        continue
-                    try:
-                        moderator.check(item)
-                    except ConductError as exc:
-                        problems.append(f"{source}:{_number}: {exc}")
-                        tally["skipped"] += 1
-                        progress.advance(task)
-                        continue
-                    chunk.append(item)
-                    if len(chunk) >= _REPLAY_CHUNK:
-                        await _replay_chunk(moderator, chunk, args, out, tally, categories)
-                        progress.advance(task, len(chunk))
-                        chunk = []
-                if chunk:
+    async with Store.open(settings.db) as store, Batcher(scorer) as batcher:
+        moderator = Moderator(store=store, policy=policy, scorer=batcher)
+        progress = _progress(err, total, enabled=not args.no_progress and total is not None)
+        with progress:
+            task = progress.add_task("deciding", total=total)
+            chunk: list[Any] = []
+            source = "<stdin>" if args.file == "-" else args.file
+            for number, item, warnings in read_messages(stream, source=source):
+                problems.extend(warnings)
+                if isinstance(item, LineError):
+                    problems.append(item.message)
+                    tally["skipped"] += 1
+                    progress.advance(task)
+                    continue
+                try:
+                    moderator.check(item)
+                except ConductError as exc:
+                    problems.append(f"{source}:{number}: {exc}")
+                    tally["skipped"] += 1
+                    progress.advance(task)
+                    continue
+                chunk.append(item)
+                if len(chunk) >= _REPLAY_CHUNK:
                     await _replay_chunk(moderator, chunk, args, out, tally, categories)
                     progress.advance(task, len(chunk))
-            performed = 0
-            for platform in Platform:
-                performed += len(await moderator.run_outbox(ConsolePort(platform), limit=10**9))
-    finally:
-        if stream is not sys.stdin:
-            stream.close()
+                    chunk = []
+            if chunk:
+                await _replay_chunk(moderator, chunk, args, out, tally, categories)
+                progress.advance(task, len(chunk))
+        performed = 0
+        for platform in Platform:
+            performed += len(await moderator.run_outbox(ConsolePort(platform), limit=10**9))
     for problem in problems:
         err.print(f"[yellow]skipped/warning[/yellow] {escape(problem)}")
     _summary(err if args.json else out, tally, categories, performed)

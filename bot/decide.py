@@ -84,10 +84,16 @@ def decide(
                                      f"({limits.as_dict()[action.value]:.2f})"))
 
     mentions = [h for h in hits if h.kind == "protected"]
+    notes: list[str] = []
     for hit in hits:
-        if hit.kind != "protected":
-            findings.append(_Finding(hit.action, hit.category, hit.clause,
-                                     f"rule {hit.rule_id} matched", hit.rule_id))
+        if hit.kind == "protected":
+            continue
+        if hit.action is VerdictAction.ALLOW:
+            notes.append(f"rule {hit.rule_id} matched inside a quotation reporting abuse: "
+                         "not acted on")
+            continue
+        findings.append(_Finding(hit.action, hit.category, hit.clause,
+                                 f"rule {hit.rule_id} matched", hit.rule_id))
 
     base = max((f.action for f in findings), key=lambda a: a.rank, default=VerdictAction.ALLOW)
     protected = policy.protected
@@ -105,7 +111,7 @@ def decide(
                                  f"author is {standing.status}"))
         priority = treatment.priority
 
-    reasons = [f.reason for f in findings]
+    reasons = [f.reason for f in findings] + notes
     if Role.EXEMPT in standing.roles and findings:
         reasons.append("author has the exempt role: no action")
         findings = []

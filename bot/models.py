@@ -87,7 +87,9 @@ class VerdictAction(StrEnum):
         return self if self.rank >= other.rank else other
 
 
-_ACTION_ORDER = (VerdictAction.ALLOW, VerdictAction.WARN, VerdictAction.HIDE, VerdictAction.ESCALATE)
+_ACTION_ORDER = (
+    VerdictAction.ALLOW, VerdictAction.WARN, VerdictAction.HIDE, VerdictAction.ESCALATE,
+)
 
 
 class Severity(IntEnum):

@@ -21,6 +21,7 @@ import re
 import tomllib
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -248,13 +249,13 @@ class _Checker:
             PolicyProblem(message=message, path=path, line=_line_of(path, self.lines), rule=rule)
         )
 
-    def table(self, value: Any, path: str, allowed: Collection[str], *, required: Collection[str] = (),
-              rule: str | None = None) -> dict[str, Any]:
+    def table(self, value: Any, path: str, allowed: Collection[str], *,
+              required: Collection[str] = (), rule: str | None = None) -> dict[str, Any]:
         """Check a table's keys; returns it (or {} when it is not a table)."""
         if not isinstance(value, dict):
             self.problem(path, f"must be a table, not {_type(value)}", rule=rule)
             return {}
-        for key in sorted(set(value) - allowed):
+        for key in sorted(set(value) - set(allowed)):
             self.problem(_join(path, key), f"unknown key {key!r} (allowed: "
                          f"{', '.join(sorted(allowed))})", rule=rule)
         for key in sorted(set(required) - set(value)):
@@ -311,8 +312,8 @@ class _Checker:
             else:
                 levels[level] = float(raw)
         set_levels = [(lv, v) for lv, v in levels.items() if v is not None]
-        for (low, lv), (high, hv) in zip(set_levels, set_levels[1:], strict=False):
-            if lv > hv:  # type: ignore[operator]
+        for (low, lv), (high, hv) in pairwise(set_levels):
+            if lv > hv:
                 self.problem(path, f"thresholds out of order: {low} ({lv}) must not exceed "
                              f"{high} ({hv})")
         return Thresholds(**levels)
@@ -421,13 +422,13 @@ def parse_policy(source: str, /, *, file: str = "<policy>") -> Policy:
         match = c.strings(t, "match", path) if "match" in t else (cname,)
         cats = c.table(t.get("categories", {}), _join(path, "categories"), set(MODEL_CATEGORIES))
         merged: dict[str, Thresholds] = {}
-        for cat, value in cats.items():
-            if cat in categories:
-                merged[cat] = c.thresholds(value, f"{path}.categories.{cat}",
-                                           base=categories[cat].thresholds)
-            elif cat in MODEL_CATEGORIES:
-                c.problem(f"{path}.categories.{cat}",
-                          f"overrides {cat!r}, which [categories] does not define")
+        for name_c, value in cats.items():
+            if name_c in categories:
+                merged[name_c] = c.thresholds(value, f"{path}.categories.{name_c}",
+                                              base=categories[name_c].thresholds)
+            elif name_c in MODEL_CATEGORIES:
+                c.problem(f"{path}.categories.{name_c}",
+                          f"overrides {name_c!r}, which [categories] does not define")
         overrides.append(ChannelOverride(cname, frozenset(m.lstrip("#").casefold() for m in match),
                                          c.string(t, "description", path, default=""),
                                          MappingProxyType(merged)))

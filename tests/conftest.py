@@ -12,8 +12,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from bot.policy import Policy, load_policy  # noqa: E402
-from bot.store import Store  # noqa: E402
+from bot.policy import Policy, load_policy
+from bot.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "dev" / "conduct_dev.csv"

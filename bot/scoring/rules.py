@@ -26,6 +26,14 @@ _STREET = re.compile(
     re.IGNORECASE,
 )
 _ADDRESS_SPAN = 80  # a street and a postcode this close together make an address
+# Quoting abuse in order to report or condemn it is not misconduct (clause 1.2 says so): a rule
+# match that lies inside quotation marks, in a message with a reporting cue, does not act.
+_QUOTED = re.compile(r"""(?:^|(?<=[\s(:=]))(["'])(.{1,200}?)\1(?=[\s).,!?:;]|$)""")
+_REPORTING = re.compile(
+    r"\b(report(ed|ing)?|flag(ged|ging)?|call(ed|ing) (her|him|them|me|us)|shout(ed|ing)|"
+    r"screenshots?|disgusting|condemn(ed)?|unacceptable|police|spray-?painted|graffiti|"
+    r"received|sent (me|her|him|them)|abuse|vile)\b"
+)
 
 
 def mask(value: str, /, *, keep: int = 4) -> str:
@@ -57,8 +65,12 @@ class RuleScorer:
             for variant in variants:
                 found = rule.regex.search(variant)
                 if found:
-                    hits.append(RuleHit(rule.id, rule.clause, rule.action, rule.category,
-                                        rule.kind, found.group(0)))
+                    if _reported_quote(variant, found.start(), found.end()):
+                        hits.append(RuleHit(rule.id, rule.clause, VerdictAction.ALLOW,
+                                            rule.category, "quoted", found.group(0)))
+                    else:
+                        hits.append(RuleHit(rule.id, rule.clause, rule.action, rule.category,
+                                            rule.kind, found.group(0)))
                     break
         cleaned = clean(text)
         hits.extend(self.protected_mentions(cleaned, variants))
@@ -102,6 +114,13 @@ class RuleScorer:
                     hit("street_address", street.group(0))
                     break
         return found
+
+
+def _reported_quote(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] sits inside quotation marks in a message that reports abuse."""
+    if not _REPORTING.search(text):
+        return False
+    return any(q.start(2) <= start and end <= q.end(2) for q in _QUOTED.finditer(text))
 
 
 def _name_pattern(names: tuple[str, ...]) -> re.Pattern[str]:

@@ -275,7 +275,7 @@ class Store:
 
     async def actions(self, *, verdict_id: int | None = None) -> list[Action]:
         """Outbox rows, all or of one verdict, in order."""
-        sql, params = "SELECT * FROM outbox", ()
+        sql, params = "SELECT * FROM outbox", ()  # type: tuple[str, tuple[int, ...]]
         if verdict_id is not None:
             sql, params = sql + " WHERE verdict_id=?", (verdict_id,)
         async with self._db.execute(sql + " ORDER BY id", params) as cur:

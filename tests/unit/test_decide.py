@@ -114,3 +114,11 @@ def test_decide_is_deterministic(policy: Policy) -> None:
     args = (scores(insult=0.8), [MENTION])
     kwargs = {"policy": policy, "standing": Standing(), "channel": "general"}
     assert decide(*args, **kwargs) == decide(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_quoted_hit_does_not_act_but_is_explained(policy: Policy) -> None:
+    quoted = RuleHit("slur-antisemitic", "1.2", A.ALLOW, Category.IDENTITY_ATTACK, "quoted", "k")
+    verdict = decide(scores(), [quoted, MENTION], policy=policy, standing=Standing(),
+                     channel="general")
+    assert verdict.action is A.ALLOW and verdict.clause is None and verdict.rule_ids == ()
+    assert any("quotation" in r for r in verdict.reasons)

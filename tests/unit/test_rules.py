@@ -87,3 +87,51 @@ def test_doxxing(policy: Policy, text: str, detector: str) -> None:
 )
 def test_not_doxxing(policy: Policy, text: str) -> None:
     assert not any(i.startswith("doxxing:") for i in ids(policy, text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Someone replied to her calling her a 'dirty kike'. Disgusting, I've reported it.",
+        'The man was shouting "traitor scum" at him; police called.',
+    ],
+)
+def test_quoting_abuse_to_report_it_does_not_act(policy: Policy, text: str) -> None:
+    hits = [h for h in RuleScorer(policy).hits(text) if h.kind != "protected"]
+    assert hits and all(h.kind == "quoted" and h.action == "allow" for h in hits)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "she's a 'whore' and you know it",              # quotes without any reporting cue
+        "Disgusting. She is a whore, report me if you like",  # a cue but no quotation
+    ],
+)
+def test_quotes_are_no_loophole(policy: Policy, text: str) -> None:
+    hits = RuleScorer(policy).hits(text)
+    assert any(h.rule_id == "slur-misogynist" and h.action == "hide" for h in hits)
+
+
+@pytest.mark.parametrize(
+    ("text", "rule_id"),
+    [
+        ("I'll knock his teeth out", "threat-violence"),
+        ("someone should sort her out", "threat-violence"),
+        ("she should be hanged", "threat-violence"),
+        ("Everyone go and tag her and tell her what we think", "harassment-pile-on"),
+        ("her loyalties lie with Tel Aviv", "trope-antisemitic"),
+        ("Shut the f*** up", "insult-censored"),
+    ],
+)
+def test_veiled_threats_pile_ons_and_tropes(policy: Policy, text: str, rule_id: str) -> None:
+    assert rule_id in ids(policy, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["This cut is going to kill the high street", "I'll sort it tonight",
+     "Renters are going to be hurt by this bill", "Kill the bill!"],
+)
+def test_political_figures_of_speech_are_not_threats(policy: Policy, text: str) -> None:
+    assert "threat-violence" not in ids(policy, text)
