@@ -85,8 +85,12 @@ def decide(
 
     mentions = [h for h in hits if h.kind == "protected"]
     notes: list[str] = []
+    skipped = override.skip_rules if override is not None else frozenset()
     for hit in hits:
         if hit.kind == "protected":
+            continue
+        if hit.rule_id in skipped:
+            notes.append(f"rule {hit.rule_id} does not apply in this channel")
             continue
         if hit.action is VerdictAction.ALLOW:
             notes.append(f"rule {hit.rule_id} matched inside a quotation reporting abuse: "

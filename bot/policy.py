@@ -15,6 +15,7 @@ __all__ = [
     "Thresholds",
     "load_policy",
     "parse_policy",
+    "phone_digits",
 ]
 
 import re
@@ -102,6 +103,7 @@ class ChannelOverride:
     match: frozenset[str]
     description: str
     thresholds: Mapping[str, Thresholds]
+    skip_rules: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +134,7 @@ class DoxxingPolicy:
     action: VerdictAction
     detect: frozenset[str]
     allow_email_domains: frozenset[str]
+    allow_phone_numbers: frozenset[str] = frozenset()  # digits only
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,7 +421,7 @@ def parse_policy(source: str, /, *, file: str = "<policy>") -> Policy:
                            else set())
     for cname, raw in raw_channels.items():
         path = f"channels.{cname}"
-        t = c.table(raw, path, {"match", "description", "categories"})
+        t = c.table(raw, path, {"match", "description", "categories", "skip_rules"})
         match = c.strings(t, "match", path) if "match" in t else (cname,)
         cats = c.table(t.get("categories", {}), _join(path, "categories"), set(MODEL_CATEGORIES))
         merged: dict[str, Thresholds] = {}
@@ -429,9 +432,14 @@ def parse_policy(source: str, /, *, file: str = "<policy>") -> Policy:
             elif name_c in MODEL_CATEGORIES:
                 c.problem(f"{path}.categories.{name_c}",
                           f"overrides {name_c!r}, which [categories] does not define")
+        skip = c.strings(t, "skip_rules", path)
+        for i, rule_id in enumerate(skip):
+            if rule_id not in seen_rules:
+                c.problem(f"{path}.skip_rules[{i}]", f"names rule {rule_id!r}, which the policy "
+                          "does not define", rule=rule_id)
         overrides.append(ChannelOverride(cname, frozenset(m.lstrip("#").casefold() for m in match),
                                          c.string(t, "description", path, default=""),
-                                         MappingProxyType(merged)))
+                                         MappingProxyType(merged), frozenset(skip)))
 
     # Protected persons
     t = c.table(top.get("protected", {}), "protected",
@@ -462,7 +470,7 @@ def parse_policy(source: str, /, *, file: str = "<policy>") -> Policy:
 
     # Doxxing
     t = c.table(top.get("doxxing", {}), "doxxing",
-                {"clause", "action", "detect", "allow_email_domains"})
+                {"clause", "action", "detect", "allow_email_domains", "allow_phone_numbers"})
     d_clause = cite(t, "doxxing") if t else ""
     d_action = c.enum(t, "action", "doxxing", VerdictAction, _ACTING, default="escalate")
     detect = c.strings(t, "detect", "doxxing") if "detect" in t else ()
@@ -473,6 +481,7 @@ def parse_policy(source: str, /, *, file: str = "<policy>") -> Policy:
     if detect and not d_clause:
         c.problem("doxxing", "missing required key 'clause'")
     allow_domains = c.strings(t, "allow_email_domains", "doxxing")
+    allow_numbers = c.strings(t, "allow_phone_numbers", "doxxing")
 
     # Member statuses
     statuses: dict[MemberStatus, StatusTreatment] = {}
@@ -504,7 +513,8 @@ def parse_policy(source: str, /, *, file: str = "<policy>") -> Policy:
         protected=ProtectedPolicy(p_clause, p_action or VerdictAction.ESCALATE,
                                   p_min or VerdictAction.WARN, tuple(persons)),
         doxxing=DoxxingPolicy(d_clause, d_action or VerdictAction.ESCALATE, frozenset(detect),
-                              frozenset(d.casefold() for d in allow_domains)),
+                              frozenset(d.casefold() for d in allow_domains),
+                              frozenset(phone_digits(n) for n in allow_numbers)),
         statuses=MappingProxyType(statuses),
     )
 
@@ -530,6 +540,12 @@ def _compile_rule(c: _Checker, kind: str | None, patterns: tuple[str, ...], path
     if not ok or not parts:
         return None
     return re.compile("|".join(parts), re.IGNORECASE)
+
+
+def phone_digits(number: str) -> str:
+    """A phone number reduced to its national digits, for comparison."""
+    digits = re.sub(r"\D", "", number)
+    return "0" + digits[2:] if digits.startswith("44") else digits
 
 
 def load_policy(path: str | Path, /) -> Policy:

@@ -57,6 +57,12 @@ def policy() -> Policy:
     return load_policy(ROOT / "policies" / "default.toml")
 
 
+@pytest.fixture(scope="session")
+def test_policy() -> Policy:
+    """A small policy whose thresholds stay put when the shipped policy is re-tuned."""
+    return load_policy(ROOT / "tests" / "fixtures" / "policy.toml")
+
+
 @pytest.fixture
 def scorer() -> KeywordScorer:
     return KeywordScorer()

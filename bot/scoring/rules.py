@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from bot.models import Category, RuleHit, VerdictAction
 from bot.normalize import clean, fold_variants
-from bot.policy import Policy
+from bot.policy import Policy, phone_digits
 
 # UK numbers: mobiles (07xxx xxx xxx) and geographic/London landlines (01xxx, 02x), with or
 # without +44; digits may be grouped with spaces or hyphens.
@@ -100,8 +100,11 @@ class RuleScorer:
             found.append(RuleHit(f"doxxing:{detector}", dox.clause, dox.action, Category.DOXXING,
                                  "doxxing", mask(value)))
 
-        if "uk_phone" in dox.detect and (m := _UK_PHONE.search(cleaned)):
-            hit("uk_phone", m.group(0))
+        if "uk_phone" in dox.detect:
+            for m in _UK_PHONE.finditer(cleaned):
+                if phone_digits(m.group(0)) not in dox.allow_phone_numbers:
+                    hit("uk_phone", m.group(0))
+                    break
         if "email" in dox.detect:
             for m in _EMAIL.finditer(cleaned):
                 if m.group(1).casefold() not in dox.allow_email_domains:

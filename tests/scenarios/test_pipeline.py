@@ -26,9 +26,9 @@ def msg(mid: str, text: str, *, author: str = "u1", channel: str = "general",
 
 
 @pytest.fixture
-async def moderator(store: Store, policy: Policy, scorer: KeywordScorer):  # type: ignore[no-untyped-def]
+async def moderator(store: Store, test_policy: Policy, scorer: KeywordScorer):  # type: ignore[no-untyped-def]
     async with Batcher(scorer, max_batch=8) as batcher:
-        yield Moderator(store=store, policy=policy, scorer=batcher)
+        yield Moderator(store=store, policy=test_policy, scorer=batcher)
 
 
 async def test_acceptable_message_has_no_actions(moderator: Moderator) -> None:

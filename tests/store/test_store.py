@@ -32,8 +32,8 @@ def message(mid: str = "1", *, revision: int = 0, text: str = "hello") -> Messag
                    channel_name="general")
 
 
-def escalation(policy: Policy) -> Verdict:
-    return decide(ScoreSet({"threat": 0.9}, "m", "1"), [], policy=policy, standing=Standing(),
+def escalation(test_policy: Policy) -> Verdict:
+    return decide(ScoreSet({"threat": 0.9}, "m", "1"), [], policy=test_policy, standing=Standing(),
                   channel="general")
 
 
@@ -48,7 +48,7 @@ async def test_new_database_is_migrated_in_wal_mode(tmp_path: Path) -> None:
 
 
 async def test_reopening_keeps_data_and_does_not_remigrate(tmp_path: Path,
-                                                           policy: Policy) -> None:
+                                                           test_policy: Policy) -> None:
     path = tmp_path / "db.sqlite3"
     async with Store.open(path) as store:
         member = await store.member_for(Platform.SLACK, "U1", display_name="Ann")
@@ -74,11 +74,11 @@ async def test_corrupt_file_is_a_store_error(tmp_path: Path) -> None:
             pass
 
 
-async def test_verdict_and_outbox_commit_together(store: Store, policy: Policy) -> None:
+async def test_verdict_and_outbox_commit_together(store: Store, test_policy: Policy) -> None:
     msg = message()
     member = await store.member_for(msg.platform, msg.author)
-    verdict = escalation(policy)
-    actions = plan_actions(msg, verdict, policy=policy)
+    verdict = escalation(test_policy)
+    actions = plan_actions(msg, verdict, policy=test_policy)
     recorded = await store.record(msg, member, verdict, actions)
     assert recorded is not None
     assert [a.kind for a in recorded.actions] == [ActionKind.DELETE, ActionKind.NOTIFY,
@@ -90,11 +90,11 @@ async def test_verdict_and_outbox_commit_together(store: Store, policy: Policy) 
     assert row is not None and row["action"] == "escalate" and row["clause"] == "1.3"
 
 
-async def test_failure_mid_transaction_leaves_nothing(store: Store, policy: Policy) -> None:
+async def test_failure_mid_transaction_leaves_nothing(store: Store, test_policy: Policy) -> None:
     msg = message()
     member = await store.member_for(msg.platform, msg.author)
-    verdict = escalation(policy)
-    actions = plan_actions(msg, verdict, policy=policy)
+    verdict = escalation(test_policy)
+    actions = plan_actions(msg, verdict, policy=test_policy)
 
     class Unserialisable:
         pass
@@ -109,10 +109,10 @@ async def test_failure_mid_transaction_leaves_nothing(store: Store, policy: Poli
     assert await store.record(msg, member, verdict, actions) is not None
 
 
-async def test_dedupe_on_platform_id_revision(store: Store, policy: Policy) -> None:
+async def test_dedupe_on_platform_id_revision(store: Store, test_policy: Policy) -> None:
     msg = message()
     member = await store.member_for(msg.platform, msg.author)
-    verdict = escalation(policy)
+    verdict = escalation(test_policy)
     assert await store.record(msg, member, verdict, []) is not None
     assert await store.is_decided(msg)
     assert await store.record(msg, member, verdict, []) is None  # delivered twice
@@ -123,12 +123,12 @@ async def test_dedupe_on_platform_id_revision(store: Store, policy: Policy) -> N
     assert not await store.is_decided(other_platform)
 
 
-async def test_outbox_results_are_written_back(store: Store, policy: Policy) -> None:
+async def test_outbox_results_are_written_back(store: Store, test_policy: Policy) -> None:
     msg = message()
     member = await store.member_for(msg.platform, msg.author)
-    verdict = escalation(policy)
+    verdict = escalation(test_policy)
     recorded = await store.record(msg, member, verdict, plan_actions(msg, verdict,
-                                                                     policy=policy))
+                                                                     policy=test_policy))
     assert recorded is not None
     first, second, third = (a.id for a in recorded.actions)
     assert first and second and third
@@ -144,10 +144,10 @@ async def test_outbox_results_are_written_back(store: Store, policy: Policy) -> 
     assert rows[third].status is ActionStatus.UNSUPPORTED
 
 
-async def test_summary_counts_actions_and_categories(store: Store, policy: Policy) -> None:
+async def test_summary_counts_actions_and_categories(store: Store, test_policy: Policy) -> None:
     member = await store.member_for(Platform.DISCORD, "u1")
-    await store.record(message("1"), member, escalation(policy), [])
-    allow = decide(ScoreSet({}, "m", "1"), [], policy=policy, standing=Standing(),
+    await store.record(message("1"), member, escalation(test_policy), [])
+    allow = decide(ScoreSet({}, "m", "1"), [], policy=test_policy, standing=Standing(),
                    channel="general")
     await store.record(message("2"), member, allow, [])
     summary = await store.summary()

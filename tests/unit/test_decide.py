@@ -72,30 +72,30 @@ MENTION = RuleHit("protected:adler", "1.4", A.ALLOW, Category.HARASSMENT, "prote
          None, Severity.NONE),
     ],
 )
-def test_decide_table(policy: Policy, values, hits, channel, standing, action, clause,  # type: ignore[no-untyped-def]
+def test_decide_table(test_policy: Policy, values, hits, channel, standing, action, clause,  # type: ignore[no-untyped-def]
                       severity) -> None:
-    verdict = decide(scores(**values), hits, policy=policy, standing=standing, channel=channel)
+    verdict = decide(scores(**values), hits, policy=test_policy, standing=standing, channel=channel)
     assert verdict.action is action
     assert verdict.clause == clause
     assert verdict.severity is severity
     if clause:
-        assert verdict.clause_title == policy.clauses[clause].title
+        assert verdict.clause_title == test_policy.clauses[clause].title
 
 
-def test_gravest_clause_is_cited_when_actions_tie(policy: Policy) -> None:
-    verdict = decide(scores(insult=0.96, identity_attack=0.75), [], policy=policy,
+def test_gravest_clause_is_cited_when_actions_tie(test_policy: Policy) -> None:
+    verdict = decide(scores(insult=0.96, identity_attack=0.75), [], policy=test_policy,
                      standing=Standing(), channel="general")
     assert verdict.action is A.HIDE
     assert verdict.clause == "1.2"
     assert verdict.categories == ("identity_attack", "insult")
 
 
-def test_verdict_records_versions_scores_thresholds_and_rules(policy: Policy) -> None:
+def test_verdict_records_versions_scores_thresholds_and_rules(test_policy: Policy) -> None:
     hit = rule("slur-misogynist", A.HIDE, Category.IDENTITY_ATTACK)
-    verdict = decide(scores(toxicity=0.8), [hit, MENTION], policy=policy, standing=Standing(),
+    verdict = decide(scores(toxicity=0.8), [hit, MENTION], policy=test_policy, standing=Standing(),
                      channel="general")
     assert verdict.model == "test-model" and verdict.model_version == "7"
-    assert verdict.policy_version == policy.version
+    assert verdict.policy_version == test_policy.version
     assert verdict.scores["toxicity"] == 0.8
     assert verdict.thresholds["toxicity"] == {"warn": 0.75, "hide": 0.97}
     assert verdict.rule_ids == ("protected:adler", "slur-misogynist")
@@ -103,22 +103,33 @@ def test_verdict_records_versions_scores_thresholds_and_rules(policy: Policy) ->
     assert any("protected person" in r for r in verdict.reasons)
 
 
-def test_suspended_member_priority(policy: Policy) -> None:
-    verdict = decide(scores(), [], policy=policy, channel="general",
+def test_suspended_member_priority(test_policy: Policy) -> None:
+    verdict = decide(scores(), [], policy=test_policy, channel="general",
                      standing=Standing(status=MemberStatus.SUSPENDED))
-    assert verdict.priority == policy.statuses[MemberStatus.SUSPENDED].priority
+    assert verdict.priority == test_policy.statuses[MemberStatus.SUSPENDED].priority
     assert verdict.categories == ("sanctioned",)
 
 
-def test_decide_is_deterministic(policy: Policy) -> None:
+def test_decide_is_deterministic(test_policy: Policy) -> None:
     args = (scores(insult=0.8), [MENTION])
-    kwargs = {"policy": policy, "standing": Standing(), "channel": "general"}
+    kwargs = {"policy": test_policy, "standing": Standing(), "channel": "general"}
     assert decide(*args, **kwargs) == decide(*args, **kwargs)  # type: ignore[arg-type]
 
 
-def test_quoted_hit_does_not_act_but_is_explained(policy: Policy) -> None:
+def test_quoted_hit_does_not_act_but_is_explained(test_policy: Policy) -> None:
     quoted = RuleHit("slur-antisemitic", "1.2", A.ALLOW, Category.IDENTITY_ATTACK, "quoted", "k")
-    verdict = decide(scores(), [quoted, MENTION], policy=policy, standing=Standing(),
+    verdict = decide(scores(), [quoted, MENTION], policy=test_policy, standing=Standing(),
                      channel="general")
     assert verdict.action is A.ALLOW and verdict.clause is None and verdict.rule_ids == ()
     assert any("quotation" in r for r in verdict.reasons)
+
+
+def test_channel_can_switch_a_rule_off(test_policy: Policy) -> None:
+    swear = rule("profanity", A.WARN, Category.OBSCENE, "1.1")
+    general = decide(scores(), [swear], policy=test_policy, standing=Standing(),
+                     channel="general")
+    debate = decide(scores(), [swear], policy=test_policy, standing=Standing(),
+                    channel="c123", channel_name="policy-debate")
+    assert general.action is A.WARN
+    assert debate.action is A.ALLOW
+    assert "rule profanity does not apply in this channel" in debate.reasons

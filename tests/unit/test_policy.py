@@ -122,7 +122,8 @@ def test_all_problems_are_reported_at_once() -> None:
     assert len(problems(source)) == 2
 
 
-def test_channel_override_inherits_unset_levels(policy) -> None:  # type: ignore[no-untyped-def]
+def test_channel_override_inherits_unset_levels(test_policy) -> None:  # type: ignore[no-untyped-def]
+    policy = test_policy
     debate = policy.override_for("policy-debate")
     assert debate is not None and debate.name == "debate"
     obscene = policy.thresholds_for("obscene", override=debate)
@@ -147,3 +148,10 @@ def test_policy_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 def test_missing_policy_file(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="file not found"):
         load_policy(tmp_path / "nope.toml")
+
+
+def test_skip_rules_must_name_existing_rules() -> None:
+    source = MINIMAL + '\n[channels.debate]\nskip_rules = ["r1", "nope"]\n'
+    found = problems(source)
+    assert found == ["line 22, channels.debate.skip_rules[1]: names rule 'nope', which the policy "
+                     "does not define [rule nope]"]

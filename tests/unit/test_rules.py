@@ -135,3 +135,9 @@ def test_veiled_threats_pile_ons_and_tropes(policy: Policy, text: str, rule_id: 
 )
 def test_political_figures_of_speech_are_not_threats(policy: Policy, text: str) -> None:
     assert "threat-violence" not in ids(policy, text)
+
+
+def test_party_office_numbers_are_not_doxxing(policy: Policy) -> None:
+    office = "Ring the regional office on 0161 496 0500 during office hours"
+    assert not any(i.startswith("doxxing:") for i in ids(policy, office))
+    assert "doxxing:uk_phone" in ids(policy, office + ", or her mobile 07700 900871")
