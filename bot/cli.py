@@ -26,7 +26,7 @@ from bot.errors import ConductError, PolicyError
 from bot.models import Platform, Standing, Verdict, VerdictAction
 from bot.policy import Policy, load_policy
 
-log = logging.getLogger("conductbot")
+log = logging.getLogger("bot.cli")
 
 _STYLE = {"allow": "green", "warn": "yellow", "hide": "red", "escalate": "bold magenta"}
 _REPLAY_CHUNK = 32
@@ -80,9 +80,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
+    # Our own INFO lines (which scorer and policy are in use) always show; other libraries'
+    # only with -v.
     logging.basicConfig(
         level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("bot").setLevel(logging.DEBUG if args.verbose > 1 else logging.INFO)
     _offline_env()
     err = Console(stderr=True)
     try:
@@ -233,8 +236,7 @@ async def _replay(args: argparse.Namespace, settings: Settings, policy: Policy,
     out = Console(highlight=False, soft_wrap=True)
     err = Console(stderr=True)
     scorer = build_scorer(settings)
-    err.print(f"scorer {scorer.name} {scorer.version}; policy {policy.version}; database "
-              f"{settings.db}")
+    log.info("policy %s (%s); database %s", policy.version, policy.file, settings.db)
     tally: Counter[str] = Counter()
     categories: Counter[str] = Counter()
     problems: list[str] = []

@@ -35,7 +35,7 @@ class Batcher:
     platform events within their 3-second limits.
     """
 
-    def __init__(self, scorer: Scorer, /, *, max_batch: int = 16, max_wait: float = 0.01) -> None:
+    def __init__(self, scorer: Scorer, /, *, max_batch: int = 32, max_wait: float = 0.01) -> None:
         self.scorer = scorer
         self.max_batch = max_batch
         self.max_wait = max_wait

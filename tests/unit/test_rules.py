@@ -121,7 +121,8 @@ def test_quotes_are_no_loophole(policy: Policy, text: str) -> None:
         ("she should be hanged", "threat-violence"),
         ("Everyone go and tag her and tell her what we think", "harassment-pile-on"),
         ("her loyalties lie with Tel Aviv", "trope-antisemitic"),
-        ("Shut the f*** up", "insult-censored"),
+        ("Shut the f*** up", "insult-phrases"),
+        ("Are you actually thick?", "insult-phrases"),
     ],
 )
 def test_veiled_threats_pile_ons_and_tropes(policy: Policy, text: str, rule_id: str) -> None:
