@@ -2,13 +2,16 @@
 """Train the offline scorer's per-category heads on frozen MiniLM embeddings.
 
 Usage: python scripts/train_heads.py [--data PATH] [--out DIR] [--cache DIR] [--embed-only]
+       [--benign PATH] [--benign-weight W] [--davidson-weight W] [--heads H1,H2]
 
 Reads the labelled conduct data (../shared/data/dev/conduct_dev.csv by default; never copied into
-the repository), splits it with ``bot.scoring.offline.is_heldout`` (20% held out), embeds the
-texts with the packaged all-MiniLM-L6-v2 (cached under --cache so reruns are quick), trains
-logistic-regression and small-MLP heads with scikit-learn, picks per head on the held-out split,
-chooses warn/hide/escalate thresholds there, and writes ``heads.npz`` (float32 arrays, no pickle)
-plus ``heads.json`` (provenance and held-out figures) and ``README.md`` into --out.
+the repository) plus the hand-written benign forum chat in scripts/benign_chat.txt (severity-0
+hard negatives for every head, source ``benign_chat``), splits them with
+``bot.scoring.offline.is_heldout`` (20% held out), embeds the texts with the packaged
+all-MiniLM-L6-v2 (cached under --cache so reruns are quick), trains logistic-regression and
+small-MLP heads with scikit-learn, picks per head on the held-out split, chooses
+warn/hide/escalate thresholds there, and writes ``heads.npz`` (float32 arrays, no pickle) plus
+``heads.json`` (provenance and held-out figures) and ``README.md`` into --out.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from bot.scoring.offline import (  # noqa: E402
     WINDOW_OVERLAP,
     is_heldout,
     load_encoder,
+    sentences,
     text_units,
 )
 
@@ -45,7 +49,16 @@ SEED = 20240611
 TEMPLATE_SOURCE = "identity_templates"
 TEMPLATES_TRAIN_MAX = 4000
 TEMPLATES_HELDOUT_MAX = 1000
-SYNTHETIC = {"hatecheck", TEMPLATE_SOURCE}
+#: Hand-written benign forum chat (scripts/benign_chat.txt): severity-0 rows for every head.
+BENIGN_SOURCE = "benign_chat"
+DEFAULT_BENIGN = ROOT / "scripts" / "benign_chat.txt"
+#: benign_chat's weight multiplier on top of n_source^-alpha (it is small but is the only
+#: forum-like text, and short agreement/logistics lines are what the tweet data gets wrong).
+BENIGN_WEIGHT = 3.0
+#: Davidson's weight multiplier for the incivility heads (toxicity, insult, obscene): ~80% of
+#: its rows are "offensive" tweets, which teaches that short context-free text is rude.
+DAVIDSON_INCIVILITY_WEIGHT = 0.5
+SYNTHETIC = {"hatecheck", TEMPLATE_SOURCE, BENIGN_SOURCE}
 #: Sources whose held-out figures matter most (real text with severity-2 positives).
 REAL_SEV2 = ("hatecheck", "edos", "isca", "davidson")
 HEADS = ("toxicity", "severe_toxicity", "identity_attack", "threat", "insult", "obscene")
@@ -59,6 +72,12 @@ MLP_MARGIN = 0.01
 NOT_CIVIL_LABELLED = ("edos", "isca")
 #: Heads that detect conduct violations (hide-level) vs incivility (warn-level).
 VIOLATION_HEADS = {"severe_toxicity", "identity_attack", "threat"}
+#: Selection penalty per unit of held-out benign_chat false-positive rate (at the candidate's
+#: best macro-F1 threshold): a head that flags ordinary chat is not the better head.
+BENIGN_PENALTY = 0.5
+#: No suggested level may flag more than this share of held-out benign_chat: a level the
+#: dataset rule puts lower is raised to the lowest grid threshold that meets it.
+BENIGN_MAX_FPR = 0.02
 
 
 def log(msg: str) -> None:
@@ -75,6 +94,35 @@ def read_rows(path: Path) -> list[dict[str, str]]:
     if not rows or not need <= set(rows[0]):
         sys.exit(f"error: {path} does not have the columns {sorted(need)}")
     return rows
+
+
+def read_benign(path: Path) -> list[dict[str, str]]:
+    """benign_chat.txt as severity-0 rows; the id is a hash of the line, so edits keep splits."""
+    rows = []
+    seen: set[str] = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        text = line.strip()
+        if not text or text.startswith("#") or text in seen:
+            continue
+        seen.add(text)
+        rows.append({"source": BENIGN_SOURCE, "id": hashlib.sha1(text.encode()).hexdigest()[:16],
+                     "text": text, "severity": "0", "category": "none", "label": "benign"})
+    return rows
+
+
+def with_sentences(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Training rows plus each multi-sentence row's sentences (the scorer scores those too)."""
+    out = list(rows)
+    have = {r["text"] for r in rows}
+    for r in rows:
+        parts = sentences(r["text"])
+        if len(parts) < 2:
+            continue
+        for i, part in enumerate(parts):
+            if part not in have:
+                have.add(part)
+                out.append({**r, "id": f"{r['id']}.s{i}", "text": part})
+    return out
 
 
 def row_key(r: dict[str, str]) -> int:
@@ -187,10 +235,14 @@ def forward(exported: dict[str, Any], x: np.ndarray) -> np.ndarray:
     return sigmoid(x[:, 0])
 
 
-def source_weights(sources: np.ndarray, alpha: float) -> np.ndarray:
-    """Per-row weights that shrink big sources: weight ∝ n_source^-alpha, mean 1."""
+def source_weights(sources: np.ndarray, alpha: float,
+                   multipliers: dict[str, float] | None = None) -> np.ndarray:
+    """Per-row weights that shrink big sources: weight ∝ n_source^-alpha (times a per-source
+    multiplier), mean 1."""
     counts = Counter(sources.tolist())
-    w = np.array([counts[s] ** -alpha for s in sources.tolist()], dtype=np.float64)
+    mult = multipliers or {}
+    w = np.array([counts[s] ** -alpha * mult.get(s, 1.0) for s in sources.tolist()],
+                 dtype=np.float64)
     return w / w.mean()
 
 
@@ -270,12 +322,22 @@ def pooled_precision(y: np.ndarray, p: np.ndarray) -> np.ndarray:
     return np.array([prf(y, p, t)[0] for t in GRID])
 
 
-def selection_score(y: np.ndarray, p: np.ndarray, src: np.ndarray) -> float:
-    """Half mean AUC, half best one-threshold macro-F1, over the real sources (what we select on).
+def benign_fpr(p: np.ndarray, src: np.ndarray, t: float | None) -> float | None:
+    """Share of held-out benign_chat texts scoring >= t (all of them are severity 0)."""
+    m = src == BENIGN_SOURCE
+    if t is None or not m.any():
+        return None
+    return float((p[m] >= t).mean())
 
-    Synthetic sources (hatecheck, identity_templates) are left out: the row-level split leaks
-    their templates between train and held-out, so they reward memorising templates. A head
-    with no real positives (obscene) falls back to every source.
+
+def selection_score(y: np.ndarray, p: np.ndarray, src: np.ndarray) -> dict[str, float]:
+    """Half mean AUC, half best one-threshold macro-F1, over the real sources (what we select
+    on), less BENIGN_PENALTY times the held-out benign_chat false-positive rate at that
+    best-F1 threshold.
+
+    Synthetic sources (hatecheck, identity_templates, benign_chat) are left out of AUC/F1: the
+    row-level split leaks the templates between train and held-out, so they reward memorising
+    templates. A head with no real positives (obscene) falls back to every source.
     """
     real = tuple(s for s in sorted(set(src.tolist()))
                  if s not in SYNTHETIC and ((src == s) & (y == 1)).sum() >= MIN_POSITIVES)
@@ -283,7 +345,12 @@ def selection_score(y: np.ndarray, p: np.ndarray, src: np.ndarray) -> float:
         real = tuple(sorted(set(src.tolist())))
     aucs = [a for s in real if (a := auc(y[src == s], p[src == s])) is not None]
     curve = macro_curve(y, p, src, real)
-    return float(np.mean(aucs) if aucs else 0.0) * 0.5 + float(curve["f1"].max()) * 0.5
+    j = int(np.argmax(curve["f1"]))
+    fpr = benign_fpr(p, src, float(GRID[j])) or 0.0
+    mean_auc = float(np.mean(aucs) if aucs else 0.0)
+    score = mean_auc * 0.5 + float(curve["f1"][j]) * 0.5 - BENIGN_PENALTY * fpr
+    return {"score": score, "auc": mean_auc, "f1": float(curve["f1"][j]),
+            "threshold": float(GRID[j]), "benign_fpr": fpr}
 
 
 def choose_thresholds(head: str, y: np.ndarray, p: np.ndarray,
@@ -300,13 +367,23 @@ def choose_thresholds(head: str, y: np.ndarray, p: np.ndarray,
               if t >= floor and pr >= target and (p[real] >= t).any()]
         return ok[0] if ok else None
 
+    def benign_ok(t: float | None) -> float | None:
+        """t, raised until at most BENIGN_MAX_FPR of held-out benign_chat reaches it."""
+        if t is None:
+            return None
+        ok = [float(g) for g in GRID
+              if g >= t and (benign_fpr(p, src, float(g)) or 0.0) <= BENIGN_MAX_FPR]
+        return ok[0] if ok else float(GRID[-1])
+
     if head in VIOLATION_HEADS:
         r, pr = curve["r"], curve["p"]
         f2 = 5 * pr * r / np.maximum(4 * pr + r, 1e-9)
         warn = min(best, float(GRID[int(np.argmax(f2))]))
-        return {"warn": warn, "hide": best, "escalate": at_precision(0.90, best) or 0.97}
+        hide = benign_ok(best)
+        return {"warn": benign_ok(warn), "hide": hide,
+                "escalate": benign_ok(at_precision(0.90, hide or best) or 0.97)}
     # Incivility heads do not separate violations from rudeness: they only warn.
-    return {"warn": best, "hide": None, "escalate": None}
+    return {"warn": benign_ok(best), "hide": None, "escalate": None}
 
 
 def report(head: str, y: np.ndarray, p: np.ndarray, src: np.ndarray,
@@ -319,10 +396,12 @@ def report(head: str, y: np.ndarray, p: np.ndarray, src: np.ndarray,
             continue
         pr, rc, f = prf(y[m], p[m], t)
         a = auc(y[m], p[m])
+        neg = m & (y == 0)
+        fpr = float((p[neg] >= t).mean()) if neg.any() else None
         out[s] = {"n": int(m.sum()), "positives": int(y[m].sum()),
                   "auc": None if a is None else round(a, 4),
                   "threshold": t, "precision": round(pr, 4), "recall": round(rc, 4),
-                  "f1": round(f, 4)}
+                  "f1": round(f, 4), "fpr": None if fpr is None else round(fpr, 4)}
     return out
 
 
@@ -336,7 +415,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     ap.add_argument("--embed-only", action="store_true")
     ap.add_argument("--quick", action="store_true", help="small model grid (faster)")
+    ap.add_argument("--benign", type=Path, default=DEFAULT_BENIGN,
+                    help="hand-written benign chat, one message per line")
+    ap.add_argument("--benign-weight", type=float, default=BENIGN_WEIGHT)
+    ap.add_argument("--davidson-weight", type=float, default=DAVIDSON_INCIVILITY_WEIGHT,
+                    help="Davidson's weight multiplier for the incivility heads")
+    ap.add_argument("--heads", default=",".join(HEADS),
+                    help="comma-separated heads to train (experiments; the export needs all)")
     args = ap.parse_args(argv)
+    heads = tuple(h for h in HEADS if h in args.heads.split(","))
 
     if not args.data.is_file():
         print(f"error: labelled data not found at {args.data}.\n"
@@ -349,8 +436,18 @@ def main(argv: list[str] | None = None) -> int:
     data_sha = hashlib.sha256(args.data.read_bytes()).hexdigest()
     rows = read_rows(args.data)
     log(f"read {len(rows)} rows from {args.data.name} (sha256 {data_sha[:12]})")
-    train = [r for r in rows if not is_heldout(r["source"], r["id"])]
-    held = [r for r in rows if is_heldout(r["source"], r["id"])]
+    if not args.benign.is_file():
+        print(f"error: benign chat not found at {args.benign}", file=sys.stderr)
+        return 2
+    benign_sha = hashlib.sha256(args.benign.read_bytes()).hexdigest()
+    benign = read_benign(args.benign)
+    log(f"read {len(benign)} benign chat lines from {args.benign.name}")
+    benign_train = [r for r in benign if not is_heldout(r["source"], r["id"])]
+    benign_held = [r for r in benign if is_heldout(r["source"], r["id"])]
+    # The scorer also scores each sentence alone, so benign_chat trains on its sentences too.
+    benign_train_rows = with_sentences(benign_train)
+    train = [r for r in rows if not is_heldout(r["source"], r["id"])] + benign_train_rows
+    held = [r for r in rows if is_heldout(r["source"], r["id"])] + benign_held
     train = ([r for r in train if r["source"] != TEMPLATE_SOURCE]
              + subsample_templates([r for r in train if r["source"] == TEMPLATE_SOURCE],
                                    TEMPLATES_TRAIN_MAX))
@@ -389,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
 
     chosen: dict[str, dict[str, Any]] = {}
     tried: dict[str, list[dict[str, Any]]] = {}
-    for head in HEADS:
+    for head in heads:
         y, m = t_tr[head]
         yh, mh = t_ho[head]
         xs, ys, ss = x_tr[m], y[m], src_tr[m]
@@ -400,15 +497,22 @@ def main(argv: list[str] | None = None) -> int:
             [("mlp", g) for g in mlp_grid]
         for kind, g in candidates:
             t0 = time.time()
-            w = balanced(ys, source_weights(ss, g[0]))
+            mult = {BENIGN_SOURCE: args.benign_weight}
+            if head not in VIOLATION_HEADS:
+                mult["davidson"] = args.davidson_weight
+            w = balanced(ys, source_weights(ss, g[0], mult))
             model = fit_lr(xs, ys, w, g[1]) if kind == "lr" else fit_mlp(xs, ys, w, g[1], g[2])
             p = pipeline_probs(model, x_units, owner, len(held))[mh]
-            score = selection_score(yh[mh], p, src_ho[mh])
+            sel = selection_score(yh[mh], p, src_ho[mh])
+            score = sel["score"]
             model["params"]["source_alpha"] = g[0]
+            model["params"]["source_multipliers"] = mult
             tried[head].append({"kind": model["kind"], "params": model["params"],
-                                "selection_score": round(score, 4)})
+                                "selection_score": round(score, 4),
+                                "selection_parts": {k: round(v, 4) for k, v in sel.items()}})
             log(f"{head:16s} {model['kind']:20s} {model['params']} score={score:.4f} "
-                f"({time.time() - t0:.0f}s)")
+                f"auc={sel['auc']:.4f} f1={sel['f1']:.4f}@{sel['threshold']} "
+                f"benign_fpr={sel['benign_fpr']:.3f} ({time.time() - t0:.0f}s)")
             if kind == "lr" and (best_lr is None or score > best_lr[0]):
                 best_lr = (score, model)
             if kind == "mlp" and (best_mlp is None or score > best_mlp[0]):
@@ -423,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     # Held-out figures and thresholds for the chosen heads.
     figures: dict[str, Any] = {}
     thresholds: dict[str, Any] = {}
-    for head in HEADS:
+    for head in heads:
         yh, mh = t_ho[head]
         p = pipeline_probs(chosen[head], x_units, owner, len(held))[mh]
         th = choose_thresholds(head, yh[mh], p, src_ho[mh])
@@ -437,9 +541,16 @@ def main(argv: list[str] | None = None) -> int:
                 (round(v, 4) for v in prf(yh[mh][real], p[real], t)), strict=True))
             for level, t in th.items()
         }
+        figures[head][BENIGN_SOURCE]["fpr_at_thresholds"] = {
+            level: None if t is None else round(benign_fpr(p, src_ho[mh], t) or 0.0, 4)
+            for level, t in th.items()
+        }
         log(f"{head}: thresholds {th}")
         for s, f in figures[head].items():
             log(f"   {s:18s} {f}")
+    if heads != HEADS:
+        log("trained a subset of heads (--heads): nothing written")
+        return 0
 
     # Export: float32 arrays, no pickle.
     args.out.mkdir(parents=True, exist_ok=True)
@@ -473,7 +584,21 @@ def main(argv: list[str] | None = None) -> int:
                           "heldout_rows_per_source": dict(sorted(held_counts.items())),
                           "identity_templates": f"subsampled, stratified by template label: "
                                                 f"<= {TEMPLATES_TRAIN_MAX} train, "
-                                                f"<= {TEMPLATES_HELDOUT_MAX} held out"},
+                                                f"<= {TEMPLATES_HELDOUT_MAX} held out",
+                          "benign_chat": {
+                              "file": f"scripts/{args.benign.name}", "sha256": benign_sha,
+                              "lines": len(benign), "train_lines": len(benign_train),
+                              "heldout_lines": len(benign_held),
+                              "train_rows_with_sentences": len(benign_train_rows),
+                              "what": "benign forum chat written for this project (agreement, "
+                                      "logistics, thanks, questions, policy talk, sharp but "
+                                      "civil criticism of politicians and policies): severity 0 "
+                                      "for every head; training adds each multi-sentence "
+                                      "line's sentences; held-out lines are scored whole and "
+                                      "per sentence like the rest",
+                              "weight_multiplier": args.benign_weight,
+                          },
+                          "davidson_weight_multiplier_incivility_heads": args.davidson_weight},
         "heldout_scoring": "as OfflineScorer.score_batch: whole-text windows of 254 tokens "
                            f"(overlap {WINDOW_OVERLAP}) plus each sentence/line, maximum per "
                            "text",
@@ -493,19 +618,29 @@ def main(argv: list[str] | None = None) -> int:
         },
         "selection": "per head, candidates are logistic regression (C in 1, 4) and one-hidden"
                      "/two-hidden-layer ReLU MLPs (256, 512, 256+128; L2 1e-3, 1e-2), all with "
-                     "per-row weights n_source^-0.5 and class balance; score = 0.5 * mean AUC "
-                     "+ 0.5 * best one-threshold macro-F1 over the real (non-synthetic) "
-                     f"held-out sources with >= {MIN_POSITIVES} positives; the best MLP is "
+                     "per-row weights n_source^-0.5 (times a per-source multiplier: "
+                     f"benign_chat x{args.benign_weight} for every head, davidson "
+                     f"x{args.davidson_weight} for toxicity/insult/obscene) and class balance; "
+                     "score = 0.5 * mean AUC + 0.5 * best one-threshold macro-F1 over the real "
+                     f"(non-synthetic) held-out sources with >= {MIN_POSITIVES} positives, less "
+                     f"{BENIGN_PENALTY} * the held-out benign_chat false-positive rate at that "
+                     "threshold; the best MLP is "
                      f"chosen only if it beats the best LR by > {MLP_MARGIN}; thresholds are "
                      "chosen on the same held-out split",
         "threshold_rule": {
             "violation heads (severe_toxicity, identity_attack, threat)":
                 "hide = max macro-F1 over sources; warn = max macro-F2 (recall-leaning), at most "
-                "hide; escalate = lowest threshold >= hide with pooled precision >= 0.90 on "
+                f"hide; each level then raised, where needed, until at most {BENIGN_MAX_FPR:.0%} "
+                "of held-out benign_chat reaches it; escalate = lowest threshold >= hide with "
+                "pooled precision >= 0.90 on "
                 "real (non-synthetic) sources, 0.97 when none reaches it (see "
-                "heldout.<head>.ALL_REAL.at_thresholds for what each level achieves)",
+                "heldout.<head>.ALL_REAL.at_thresholds for what each level achieves, and "
+                "heldout.<head>.benign_chat.fpr_at_thresholds for how much ordinary chat each "
+                "level flags)",
             "incivility heads (toxicity, insult, obscene)":
-                "warn = max macro-F1 over sources; hide = escalate = null: these heads do "
+                "warn = max macro-F1 over sources, raised where needed until at most "
+                f"{BENIGN_MAX_FPR:.0%} of held-out benign_chat reaches it; hide = escalate = "
+                "null: these heads do "
                 "not separate conduct violations from rudeness, so hide/escalate on the "
                 "violation heads",
         },
@@ -538,6 +673,14 @@ def render_readme(meta: dict[str, Any]) -> str:
         f"- Train rows per source: {td['train_rows_per_source']}.",
         f"- Held-out rows per source: {td['heldout_rows_per_source']}.",
         f"- identity_templates: {td['identity_templates']}.",
+        f"- benign_chat (`{td['benign_chat']['file']}`, sha256 "
+        f"`{td['benign_chat']['sha256']}`): {td['benign_chat']['lines']} lines of "
+        f"{td['benign_chat']['what']}; {td['benign_chat']['train_lines']} train lines "
+        f"({td['benign_chat']['train_rows_with_sentences']} rows with their sentences), "
+        f"{td['benign_chat']['heldout_lines']} held out, same hash split.",
+        f"- Davidson's weight is multiplied by "
+        f"{td['davidson_weight_multiplier_incivility_heads']} for the incivility heads "
+        "(toxicity, insult, obscene): ~80% of its tweets are labelled offensive.",
         f"- Selection: {meta['selection']}.",
         f"- Held-out scoring: {meta['heldout_scoring']}.",
         "- `sexual_explicit` is omitted (no labelled data); the scorer does not report it.",
@@ -554,18 +697,27 @@ def render_readme(meta: dict[str, Any]) -> str:
     for head, th in meta["thresholds"].items():
         cells = ["—" if th[k] is None else th[k] for k in ("warn", "hide", "escalate")]
         lines.append(f"| {head} | {cells[0]} | {cells[1]} | {cells[2]} |")
+    lines += ["", "Held-out benign_chat false-positive rate (share of ordinary forum chat at or "
+              "above each level, scored whole and per sentence):",
+              "| head | warn | hide | escalate |", "|---|---|---|---|"]
+    for head, per in meta["heldout"].items():
+        fa = per.get("benign_chat", {}).get("fpr_at_thresholds", {})
+        cells = ["—" if fa.get(k) is None else fa[k] for k in ("warn", "hide", "escalate")]
+        lines.append(f"| {head} | {cells[0]} | {cells[1]} | {cells[2]} |")
     lines += ["", "Rules:"]
     for k, v in meta["threshold_rule"].items():
         lines.append(f"- {k}: {v}")
     lines += ["", "## Held-out figures",
               "Precision/recall/F1 at the head's hide threshold (violation heads) or warn "
-              "threshold (incivility heads). ALL_REAL pools the non-synthetic sources.", ""]
+              "threshold (incivility heads); FPR is the share of that source's negatives at or "
+              "above it. ALL_REAL pools the non-synthetic sources (not benign_chat).", ""]
     for head, per in meta["heldout"].items():
-        lines += [f"### {head}", "| source | n | pos | AUC | thr | P | R | F1 |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [f"### {head}", "| source | n | pos | AUC | thr | P | R | F1 | FPR |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for s, f in per.items():
             lines.append(f"| {s} | {f['n']} | {f['positives']} | {f['auc']} | "
-                         f"{f['threshold']} | {f['precision']} | {f['recall']} | {f['f1']} |")
+                         f"{f['threshold']} | {f['precision']} | {f['recall']} | {f['f1']} | "
+                         f"{f.get('fpr')} |")
         at = per.get("ALL_REAL", {}).get("at_thresholds", {})
         if at:
             lines.append("")
@@ -579,15 +731,22 @@ def render_readme(meta: dict[str, Any]) -> str:
               "- HateCheck and identity_templates are split by row, so the same template with",
               "  another identity sits in train and held-out: their figures are inflated.",
               "- Harsh criticism of parties, governments and policies (\"this government is a",
-              "  shambles\") can score high on severe_toxicity/identity_attack: the data has",
-              "  almost no civil-but-angry political text labelled acceptable. Do not hide on",
-              "  these heads alone near the hide threshold without a human in the loop.",
+              "  shambles\") used to score high on severe_toxicity/identity_attack: the public",
+              "  data has almost no civil-but-angry political text labelled acceptable. The",
+              "  hand-written benign_chat lines now cover it, but they are one author's idea of",
+              "  forum chat (~660 lines, ~130 held out, same style in train and held-out), so the",
+              "  benign_chat false-positive rates are optimistic; they also take part in model",
+              "  selection. Do not hide on these heads alone near the hide threshold without a",
+              "  human in the loop.",
+              "- Very short replies (\"Yes please.\", \"Nope.\", a trailing \"lol\") are still",
+              "  the weakest spot: scored alone as sentences they sit closest to the tweets.",
               "- `threat` learned from group-targeted threats (HateCheck, EDOS); threats against",
               "  one person (\"I'll break your legs\") are often missed, and its thresholds sit",
               "  high because EDOS threats are hard to separate. Pair it with rules.",
               "- Thresholds were chosen at the datasets' base rates (Davidson is ~80% offensive,",
-              "  EDOS ~25% sexist); on a forum where abuse is rare, precision at the same",
-              "  threshold is lower. Calibrate on the forum's own moderated messages.",
+              "  EDOS ~25% sexist), so the recall-leaning warn levels sit low; on a forum where",
+              "  abuse is rare, precision at the same threshold is lower. Check the benign_chat",
+              "  false-positive rates above and calibrate on the forum's own moderated messages.",
               "- The scorer takes the maximum over the whole text and each sentence (mean-pooled",
               "  embeddings dilute abuse after a few words of small talk), so a quoted abusive",
               "  sentence scores on its own, out of its condemning context.",

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.model
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = [json.loads(line) for line in
           (ROOT / "examples" / "golden.jsonl").read_text(encoding="utf-8").splitlines() if line]
-MIN_AGREEMENT = 0.8
+MIN_AGREEMENT = 0.85
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +59,16 @@ async def test_golden_cases(decided: dict[tuple[str, int], Handled]) -> None:
 
 
 async def test_rule_decided_cases_always_hold(decided: dict[tuple[str, int], Handled]) -> None:
+    checked = 0
     for case in GOLDEN:
         handled = decided[(case["id"], 0)]
         acting = [h for h in handled.hits if h.kind not in ("protected", "quoted")]
-        if case["expected"] == "escalate" and acting:
+        if case["expected"] == "escalate" and any(h.action == "escalate" for h in acting):
+            checked += 1
             assert handled.verdict.action == "escalate", (case, handled.verdict.reasons)
         if case["expected"] == "allow":
             assert not acting, (case, acting)
+    assert checked >= 10  # threats, doxxing, slurs and tropes the rules alone decide
 
 
 async def test_edits_are_rescored(decided: dict[tuple[str, int], Handled]) -> None:

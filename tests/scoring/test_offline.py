@@ -64,6 +64,38 @@ def test_benign_below_abusive(scorer: OfflineScorer) -> None:
     assert threat["threat"] > max(s["threat"] for s in benign + abusive[:2])
 
 
+#: Ordinary member chat that the first heads flagged with near-certain scores (written for these
+#: tests; not in scripts/benign_chat.txt or the demo data).
+FORUM_CHAT = [
+    "Couldn't agree more.",
+    "Count Stockport in. We've got about six people who've done it before.",
+    "Yes please. Could be composited with the rail ownership one.",
+    "Reminder: the motion deadline for conference is Friday at 5pm.",
+    "The minister's record on rail is dire and her abstention was a betrayal.",
+]
+
+
+def test_ordinary_forum_chat_is_not_flagged(scorer: OfflineScorer) -> None:
+    scores = scorer.score_batch(FORUM_CHAT)
+    for text, s in zip(FORUM_CHAT, scores, strict=True):
+        # Below the incivility heads' warn level and the violation heads' hide level.
+        for head in ("toxicity", "insult", "obscene"):
+            warn = scorer.thresholds[head]["warn"]
+            assert warn is not None and s[head] < warn, (text, head)
+        for head in ("severe_toxicity", "identity_attack", "threat"):
+            hide = scorer.thresholds[head]["hide"]
+            assert hide is not None and s[head] < hide, (text, head)
+
+
+def test_heads_record_benign_chat_false_positive_rates(scorer: OfflineScorer) -> None:
+    bc = scorer.metadata["training_data"]["benign_chat"]
+    assert bc["heldout_lines"] >= 100
+    for head in scorer.categories:
+        fpr = scorer.metadata["heldout"][head]["benign_chat"]["fpr_at_thresholds"]
+        assert fpr["warn"] is not None and fpr["warn"] <= 0.05, head
+        assert all(v is None or v <= fpr["warn"] for v in fpr.values()), head
+
+
 def test_order_and_batch_independence(scorer: OfflineScorer) -> None:
     together = scorer.score_batch([BENIGN[0], ABUSIVE[0]])
     alone = scorer.score_batch([ABUSIVE[0]])
