@@ -19,8 +19,12 @@ def build_scorer(settings: Settings, /) -> Scorer:
     `auto` uses detoxify only when a local checkpoint is configured and exists (detoxify would
     otherwise try to download weights); `detoxify` insists and fails with a clear ModelError.
     """
+    from transformers.utils import logging as hf_logging
+
     from bot.scoring.offline import OfflineScorer
 
+    # transformers 5 draws a "Loading weights" bar on every load: noise in a service's log.
+    hf_logging.disable_progress_bar()
     scorer: Scorer
     want_detoxify = settings.scorer == "detoxify" or (
         settings.scorer == "auto" and settings.detoxify_checkpoint is not None
