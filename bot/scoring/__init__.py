@@ -24,7 +24,7 @@ def build_scorer(settings: Settings, /) -> Scorer:
     from bot.scoring.offline import OfflineScorer
 
     # transformers 5 draws a "Loading weights" bar on every load: noise in a service's log.
-    hf_logging.disable_progress_bar()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     scorer: Scorer
     want_detoxify = settings.scorer == "detoxify" or (
         settings.scorer == "auto" and settings.detoxify_checkpoint is not None

@@ -37,7 +37,7 @@ from typing import Any
 
 from bot.errors import ModelError
 from bot.models import MODEL_CATEGORIES, Category
-from bot.scoring.windows import merge_max, text_windows
+from bot.scoring.windows import score_by_units, text_windows
 
 log = logging.getLogger(__name__)
 
@@ -309,18 +309,12 @@ class DetoxifyScorer:
         if not texts:
             return []
         tokenizer = self._detox.tokenizer
-        windows: list[str] = []
-        owners: list[int] = []
-        for index, text in enumerate(texts):
-            for window in text_windows(text, tokenizer, max_tokens=self.max_tokens,
-                                       overlap=self.overlap):
-                windows.append(window)
-                owners.append(index)
-        rows = self._predict(windows)
-        parts: list[list[dict[str, float]]] = [[] for _ in texts]
-        for owner, row in zip(owners, rows, strict=True):
-            parts[owner].append(row)
-        return [merge_max(p) for p in parts]
+        return score_by_units(
+            texts,
+            split=lambda text: text_windows(text, tokenizer, max_tokens=self.max_tokens,
+                                            overlap=self.overlap),
+            score=self._predict,
+        )
 
     def _predict(self, windows: list[str]) -> list[dict[str, float]]:
         """Score windows, grouping similar lengths so short ones are not padded to 512."""

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bot.errors import ModelError
-from bot.scoring.windows import merge_max, text_windows
+from bot.scoring.windows import score_by_units, text_windows
 
 #: Where the packaged heads live.
 DEFAULT_HEADS_DIR = Path(__file__).resolve().parent / "heads"
@@ -261,15 +261,16 @@ class OfflineScorer:
         if not texts:
             return []
         tokenizer = self._encoder.tokenizer
-        windows: list[str] = []
-        owner: list[int] = []
-        for i, text in enumerate(texts):
-            parts = text_units(text, tokenizer, max_tokens=self.max_tokens,
-                               overlap=self.window_overlap, per_sentence=self.per_sentence)
-            windows.extend(parts)
-            owner.extend([i] * len(parts))
-        probs = self.score_embeddings(self.embed(windows))
-        per_text: list[list[dict[str, float]]] = [[] for _ in texts]
-        for row, i in enumerate(owner):
-            per_text[i].append({name: float(p[row]) for name, p in probs.items()})
-        return [merge_max(parts) for parts in per_text]
+
+        def score(units: list[str]) -> list[dict[str, float]]:
+            probs = self.score_embeddings(self.embed(units))
+            return [{name: float(p[row]) for name, p in probs.items()}
+                    for row in range(len(units))]
+
+        return score_by_units(
+            texts,
+            split=lambda text: text_units(text, tokenizer, max_tokens=self.max_tokens,
+                                          overlap=self.window_overlap,
+                                          per_sentence=self.per_sentence),
+            score=score,
+        )

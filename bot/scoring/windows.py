@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["merge_max", "text_windows"]
+__all__ = ["merge_max", "score_by_units", "text_windows"]
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 
@@ -44,3 +44,24 @@ def merge_max(parts: Iterable[Mapping[str, float]], /) -> dict[str, float]:
             if value > merged.get(key, float("-inf")):
                 merged[key] = float(value)
     return merged
+
+
+def score_by_units(
+    texts: Sequence[str],
+    /,
+    *,
+    split: Callable[[str], list[str]],
+    score: Callable[[list[str]], list[dict[str, float]]],
+) -> list[dict[str, float]]:
+    """Score every unit (window, sentence) of every text in one call; keep each text's maxima."""
+    units: list[str] = []
+    owners: list[int] = []
+    for index, text in enumerate(texts):
+        parts = split(text)
+        units.extend(parts)
+        owners.extend([index] * len(parts))
+    rows = score(units)
+    per_text: list[list[dict[str, float]]] = [[] for _ in texts]
+    for owner, row in zip(owners, rows, strict=True):
+        per_text[owner].append(row)
+    return [merge_max(parts) for parts in per_text]
