@@ -126,6 +126,10 @@ class ConsolePort:
         """Record the timeout."""
         await self._do(action)
 
+    async def suspend(self, action: Action, /) -> None:
+        """Record the suspension."""
+        await self._do(action)
+
     async def post(self, action: Action, /) -> None:
         """Record the post."""
         await self._do(action)

@@ -67,6 +67,24 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("files", nargs="+", type=Path)
     psub.add_parser("show", help="the policy's version, clauses and rules")
 
+    m = sub.add_parser("mod", help="run a moderator (or member) command as an account")
+    m.add_argument("--as", dest="account", required=True, metavar="PLATFORM:ID",
+                   help="who runs it, e.g. console:mod_karen or discord:1234")
+    m.add_argument("--db", type=Path, help="database (default: $CONDUCTBOT_DB)")
+    m.add_argument("--json", action="store_true", help="the reply as JSON")
+    m.add_argument("words", nargs=argparse.REMAINDER, metavar="COMMAND ...",
+                   help="e.g. queue; case 3; resolve 3 dismiss 'quoted to condemn'")
+
+    mem = sub.add_parser("members", help="import the membership register or show a member")
+    msub = mem.add_subparsers(dest="members_command", required=True, metavar="ACTION")
+    imp = msub.add_parser("import", help="import a register CSV export (idempotent)")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--db", type=Path)
+    show = msub.add_parser("show", help="a member's record")
+    show.add_argument("member", help="name, membership number, member id or PLATFORM:ID")
+    show.add_argument("--db", type=Path)
+    show.add_argument("--json", action="store_true")
+
     e = sub.add_parser("eval", help="precision/recall/F1 per source on labelled data")
     e.add_argument("--data", type=Path, default=Path("../shared/data/dev/conduct_dev.csv"))
     e.add_argument("--split", choices=("heldout", "all"), default="heldout",
@@ -96,10 +114,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = replace(settings, scorer=args.scorer)
         if args.command == "policy":
             return _policy(args, settings)
+        if getattr(args, "db", None):
+            settings = replace(settings, db=args.db)
         if args.command == "replay":
-            if args.db:
-                settings = replace(settings, db=args.db)
             return _replay_command(args, settings)
+        if args.command == "mod":
+            return asyncio.run(_mod(args, settings))
+        if args.command == "members":
+            return asyncio.run(_members(args, settings))
         if args.command == "score":
             return _score(args, settings)
         if args.command == "eval":
@@ -337,3 +359,69 @@ def _summary(out: Console, tally: Counter[str], categories: Counter[str],
     out.print(table)
     out.print(cats)
     out.print(f"{performed} platform action(s) recorded by the console adapter (nothing sent).")
+
+
+# -- mod and members ---------------------------------------------------------------------------
+
+
+async def _mod(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.commands import Commands, render_text
+    from bot.models import Account
+    from bot.moderator import Moderator
+    from bot.scoring import Batcher, LazyScorer
+    from bot.store import Store
+
+    platform_name, _, account_id = args.account.partition(":")
+    try:
+        account = Account(Platform(platform_name), account_id)
+    except ValueError:
+        raise ValueError(f"--as {args.account!r}: use PLATFORM:ID, e.g. console:mod_karen") \
+            from None
+    if not account_id:
+        raise ValueError(f"--as {args.account!r}: the account id is missing")
+    policy = load_policy(settings.policy)
+    async with Store.open(settings.db) as store, Batcher(LazyScorer(settings)) as batcher:
+        commands = Commands(Moderator(store=store, policy=policy, scorer=batcher))
+        reply = await commands.run(account, args.words)
+    if args.json:
+        print(json.dumps(dataclass_json(reply), ensure_ascii=False, indent=2))
+    else:
+        print(render_text(reply))
+    return 0 if reply.ok else 1
+
+
+def dataclass_json(obj: Any) -> Any:
+    """A dataclass (and what it holds) as JSON-ready values."""
+    from dataclasses import asdict
+
+    return asdict(obj)
+
+
+async def _members(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.commands import Commands, render_text
+    from bot.moderator import Moderator
+    from bot.members import import_register
+    from bot.register import read_register
+    from bot.scoring import Batcher, LazyScorer
+    from bot.store import Store
+
+    out = Console(highlight=False)
+    policy = load_policy(settings.policy)
+    async with Store.open(settings.db) as store:
+        if args.members_command == "import":
+            register = read_register(args.file)
+            report = await import_register(store, register, actor=f"register:{args.file.name}")
+            for line in report.lines():
+                out.print(escape(line))
+            return 1 if report.errors else 0
+        async with Batcher(LazyScorer(settings)) as batcher:
+            commands = Commands(Moderator(store=store, policy=policy, scorer=batcher))
+            try:
+                member = await commands.member(args.member)
+            except ConductError as exc:
+                Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}")
+                return 1
+            reply = await commands.run_as_system("history", member.id)
+    print(json.dumps(dataclass_json(reply), ensure_ascii=False, indent=2) if args.json
+          else render_text(reply))
+    return 0

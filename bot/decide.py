@@ -34,6 +34,7 @@ _GRAVITY = (
     Category.TOXICITY,
 )
 _URGENT = frozenset({Category.THREAT, Category.DOXXING})
+_TOP_PRIORITY = 9
 _SEVERITY = {
     VerdictAction.ALLOW: Severity.NONE,
     VerdictAction.WARN: Severity.UNCIVIL,
@@ -64,8 +65,13 @@ def decide(
     standing: Standing,
     channel: str,
     channel_name: str | None = None,
+    replies_to_protected: bool = False,
 ) -> Verdict:
-    """Decide what to do with one message."""
+    """Decide what to do with one message.
+
+    `replies_to_protected`: the message answers one written by an MP, councillor or member of
+    staff, which counts like naming them.
+    """
     override = policy.override_for(channel, channel_name)
     findings: list[_Finding] = []
     thresholds: dict[str, dict[str, float]] = {}
@@ -101,12 +107,15 @@ def decide(
 
     base = max((f.action for f in findings), key=lambda a: a.rank, default=VerdictAction.ALLOW)
     protected = policy.protected
-    if mentions and base.rank >= protected.min_action.rank:
-        names = ", ".join(h.rule_id.removeprefix("protected:") for h in mentions)
-        for hit in mentions:
-            findings.append(_Finding(protected.action, Category.HARASSMENT, protected.clause,
-                                     f"names a protected person ({names}) in a message that "
-                                     f"reached {base}", hit.rule_id))
+    targets = ", ".join(h.rule_id.removeprefix("protected:") for h in mentions)
+    if replies_to_protected:
+        targets = ", ".join(filter(None, (targets, "a reply to one")))
+    if targets and base.rank >= protected.min_action.rank:
+        findings.append(_Finding(protected.action, Category.HARASSMENT, protected.clause,
+                                 f"names a protected person ({targets}) in a message that "
+                                 f"reached {base}"))
+        findings.extend(_Finding(protected.action, Category.HARASSMENT, protected.clause,
+                                 "", hit.rule_id) for hit in mentions)
 
     priority = 0
     treatment = policy.statuses.get(standing.status)
@@ -114,8 +123,13 @@ def decide(
         findings.append(_Finding(treatment.action, Category.SANCTIONED, treatment.clause,
                                  f"author is {standing.status}"))
         priority = treatment.priority
+        if targets and treatment.action is VerdictAction.ESCALATE:
+            priority = _TOP_PRIORITY
+            findings.append(_Finding(treatment.action, Category.SANCTIONED, treatment.clause,
+                                     f"a {standing.status} member targets a protected person "
+                                     f"({targets}): escalated at once"))
 
-    reasons = [f.reason for f in findings] + notes
+    reasons = [f.reason for f in findings if f.reason] + notes
     if Role.EXEMPT in standing.roles and findings:
         reasons.append("author has the exempt role: no action")
         findings = []

@@ -6,6 +6,8 @@ __all__ = [
     "MODEL_CATEGORIES",
     "Account",
     "Action",
+    "Case",
+    "CaseState",
     "ActionKind",
     "ActionStatus",
     "Category",
@@ -174,12 +176,19 @@ class Member:
     roles: frozenset[Role] = frozenset()
     accounts: tuple[Account, ...] = ()
     membership_number: str | None = None
-    points: float = 0.0
+    status_reason: str | None = None
+    suspended_from: datetime | None = None
+    suspended_until: datetime | None = None
+
+    def standing(self, *, points: float = 0.0) -> Standing:
+        """The part of the member that decisions use."""
+        return Standing(status=self.status, points=points, roles=self.roles)
 
     @property
-    def standing(self) -> Standing:
-        """The part of the member that decisions use."""
-        return Standing(status=self.status, points=self.points, roles=self.roles)
+    def label(self) -> str:
+        """How moderators see the member: name, membership number, internal id."""
+        number = f", {self.membership_number}" if self.membership_number else ""
+        return f"{self.display_name} ({self.id}{number})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +242,7 @@ class ActionKind(StrEnum):
     NOTIFY = "notify"
     ESCALATE = "escalate"
     TIMEOUT = "timeout"
+    SUSPEND = "suspend"
     POST = "post"
 
 
@@ -259,3 +269,42 @@ class Action:
     status: ActionStatus = ActionStatus.PENDING
     attempts: int = 0
     error: str | None = None
+
+
+class CaseState(StrEnum):
+    """Where a case stands."""
+
+    OPEN = "open"
+    ASSIGNED = "assigned"
+    UPHELD = "upheld"
+    DISMISSED = "dismissed"
+    APPEALED = "appealed"
+    CLOSED = "closed"
+
+    @property
+    def active(self) -> bool:
+        """Whether the case still waits for a moderator."""
+        return self in (CaseState.OPEN, CaseState.ASSIGNED, CaseState.APPEALED)
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """A disciplinary case: an escalation, a sanction or a proposed suspension."""
+
+    id: int
+    member_id: str
+    kind: str
+    state: CaseState
+    priority: int
+    clause: str | None
+    summary: str
+    automatic: bool
+    opened_by: str
+    opened_at: datetime
+    updated_at: datetime
+    assignee: str | None = None
+    proposal: Mapping[str, Any] | None = None
+    appeal: str | None = None
+    appeal_outcome: str | None = None
+    resolution: str | None = None
+    resolved_at: datetime | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["MAX_TEXT_CHARS", "Handled", "Moderator"]
+__all__ = ["MAX_TEXT_CHARS", "PROTECTED_ROLES", "Handled", "Moderator"]
 
 import logging
 from collections.abc import Sequence
@@ -12,12 +12,27 @@ from datetime import timedelta
 from bot.actions import plan_actions
 from bot.decide import decide
 from bot.errors import InputError, PlatformError, RateLimited, UnsupportedAction
-from bot.models import Action, ActionKind, ActionStatus, Member, Message, RuleHit, Verdict
+from bot.models import (
+    Action,
+    ActionKind,
+    ActionStatus,
+    CaseState,
+    Category,
+    Member,
+    MemberStatus,
+    Message,
+    Platform,
+    Role,
+    RuleHit,
+    Verdict,
+    VerdictAction,
+)
 from bot.platform import PlatformPort
 from bot.policy import Policy
 from bot.scoring.base import Batcher
 from bot.scoring.rules import RuleScorer
-from bot.store import Store
+from bot.standing import LadderStep, crossed_step, decayed_points, format_duration
+from bot.store import CaseDraft, Store
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +40,10 @@ log = logging.getLogger(__name__)
 MAX_TEXT_CHARS = 40_000
 #: A rate-limited action is retried this many times before it is reported failed.
 MAX_ATTEMPTS = 5
+
+
+#: Roles whose members are protected persons (replying to them counts as naming them).
+PROTECTED_ROLES = frozenset({Role.MP, Role.COUNCILLOR, Role.STAFF})
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +55,8 @@ class Handled:
     hits: tuple[RuleHit, ...]
     verdict: Verdict
     actions: tuple[Action, ...]
+    case_id: int | None = None
+    ladder: LadderStep | None = None
 
 
 class Moderator:
@@ -74,17 +95,73 @@ class Moderator:
                 log.debug("duplicate %s ignored", message.key)
                 results.append(None)
                 continue
-            member = await self.store.member_for(message.platform, message.author,
-                                                 display_name=message.author_name)
+            member = await self.resolve_member(message.platform, message.author,
+                                               display_name=message.author_name)
+            points = await self.points(member.id)
             hits = tuple(self.rules.hits(message.text))
-            verdict = decide(scores, hits, policy=self.policy, standing=member.standing,
-                             channel=message.channel, channel_name=message.channel_name)
+            verdict = decide(scores, hits, policy=self.policy, standing=member.standing(
+                points=points), channel=message.channel, channel_name=message.channel_name,
+                replies_to_protected=await self._replies_to_protected(message))
             planned = plan_actions(message, verdict, policy=self.policy)
-            recorded = await self.store.record(message, member, verdict, planned)
+            # Strikes are for conduct: a suspended member's harmless post is escalated, not
+            # counted again.
+            conduct = set(verdict.categories) - {Category.SANCTIONED}
+            strike = self.policy.strikes.points.get(verdict.action, 0.0) if conduct else 0.0
+            step = crossed_step(points, points + strike, policy=self.policy.strikes)
+            if step is not None and step.timeout is not None:
+                planned.append(self._timeout(message, step.timeout, step.note))
+            case = None
+            if verdict.action is VerdictAction.ESCALATE or step is not None:
+                ladder = f"; ladder at {points + strike:g} points: {step.note}" if step else ""
+                case = CaseDraft(
+                    kind="escalation" if verdict.action is VerdictAction.ESCALATE
+                    or (step and step.escalate) else "sanction",
+                    summary=f"{verdict.action} under clause {verdict.clause} "
+                            f"({verdict.clause_title}){ladder}",
+                    opened_by="bot", priority=verdict.priority, clause=verdict.clause,
+                    automatic=True,
+                    state=CaseState.OPEN if verdict.action is VerdictAction.ESCALATE
+                    or (step and step.escalate) else CaseState.UPHELD)
+            recorded = await self.store.record(message, member, verdict, planned,
+                                               strike=strike, case=case)
             # None: the same revision came twice in this batch or another delivery won the race.
             results.append(None if recorded is None else
-                           Handled(message, member, hits, verdict, recorded.actions))
+                           Handled(message, member, hits, verdict, recorded.actions,
+                                   recorded.case_id, step))
         return results
+
+    async def resolve_member(self, platform: Platform, account: str, /, *,
+                             display_name: str | None = None) -> Member:
+        """The member behind an account; a suspension whose time is up ends here, audited."""
+        member = await self.store.member_for(platform, account, display_name=display_name)
+        until = member.suspended_until
+        if member.status is MemberStatus.SUSPENDED and until and until <= self.store.clock():
+            await self.store.set_status(member.id, status=MemberStatus.ACTIVE, actor="bot",
+                                        reason="suspension ended")
+            member = await self.store.member_for(platform, account)
+        return member
+
+    async def points(self, member_id: str, /) -> float:
+        """A member's strike points now, after decay."""
+        strikes = await self.store.strikes(member_id)
+        return decayed_points(((s["points"], s["at"]) for s in strikes),
+                              now=self.store.clock(), policy=self.policy.strikes)
+
+    async def _replies_to_protected(self, message: Message) -> bool:
+        if message.reply_to is None:
+            return False
+        parent = await self.store.message_row(message.platform, message.reply_to)
+        if parent is None or parent["member_id"] is None:
+            return False
+        author = await self.store.get_member(parent["member_id"])
+        return author is not None and bool(author.roles & PROTECTED_ROLES)
+
+    def _timeout(self, message: Message, duration: timedelta, reason: str) -> Action:
+        until = self.store.clock() + duration
+        return Action(kind=ActionKind.TIMEOUT, platform=message.platform,
+                      channel=message.channel, user=message.author,
+                      payload={"until": until.isoformat(), "duration": format_duration(duration),
+                               "reason": reason, "policy_version": self.policy.version})
 
     async def run_outbox(self, port: PlatformPort, /, *, limit: int = 100) -> list[Action]:
         """Execute pending outbox rows for the port's platform; write each result back."""
@@ -128,5 +205,7 @@ async def _dispatch(port: PlatformPort, action: Action) -> None:
             await port.escalate(action)
         case ActionKind.TIMEOUT:
             await port.timeout(action)
+        case ActionKind.SUSPEND:
+            await port.suspend(action)
         case ActionKind.POST:
             await port.post(action)

@@ -33,6 +33,10 @@ class PlatformPort(Protocol):
         """Stop the member posting until `action.payload['until']`."""
         ...
 
+    async def suspend(self, action: Action, /) -> None:
+        """Keep a suspended member out of member channels until `action.payload['until']`."""
+        ...
+
     async def post(self, action: Action, /) -> None:
         """Post `action.payload['text']` to `action.channel`."""
         ...

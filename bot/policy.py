@@ -11,6 +11,7 @@ __all__ = [
     "ProtectedPerson",
     "ProtectedPolicy",
     "Rule",
+    "SanctionPolicy",
     "StatusTreatment",
     "Thresholds",
     "load_policy",
@@ -22,6 +23,7 @@ import re
 import tomllib
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
@@ -29,6 +31,7 @@ from typing import Any, TypeVar
 
 from bot.errors import PolicyError, PolicyProblem
 from bot.models import MODEL_CATEGORIES, Category, MemberStatus, Role, VerdictAction
+from bot.standing import LadderStep, StrikePolicy, parse_duration
 
 E = TypeVar("E")
 
@@ -148,6 +151,15 @@ class StatusTreatment:
 
 
 @dataclass(frozen=True, slots=True)
+class SanctionPolicy:
+    """How moderators' sanctions work."""
+
+    two_person_suspension: bool = True
+    max_timeout: timedelta = timedelta(days=28)
+    retention: timedelta = timedelta(days=365)
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """A validated conduct policy."""
 
@@ -161,6 +173,8 @@ class Policy:
     protected: ProtectedPolicy
     doxxing: DoxxingPolicy
     statuses: Mapping[MemberStatus, StatusTreatment]
+    strikes: StrikePolicy = StrikePolicy({}, None, None, ())
+    sanctions: SanctionPolicy = SanctionPolicy()
 
     def override_for(self, *channels: str | None) -> ChannelOverride | None:
         """The first override whose `match` names one of the channel's ids or names."""
@@ -347,7 +361,8 @@ def parse_policy(source: str, /, *, file: str = "<policy>") -> Policy:
                                                line=int(line.group(1)) if line else None)]) from exc
     c = _Checker(file, source)
     top = c.table(data, "", {"version", "name", "description", "clauses", "categories", "rules",
-                             "channels", "protected", "doxxing", "members"},
+                             "channels", "protected", "doxxing", "members", "strikes",
+                             "sanctions"},
                   required={"version", "clauses", "categories"})
     version = top.get("version")
     if not isinstance(version, str | int | float) or isinstance(version, bool) or not str(version):
@@ -500,6 +515,9 @@ def parse_policy(source: str, /, *, file: str = "<policy>") -> Policy:
             status = MemberStatus(status_name)
             statuses[status] = StatusTreatment(status, s_action, s_clause, priority)
 
+    strikes = _strikes(c, top.get("strikes", {}))
+    sanctions = _sanctions(c, top.get("sanctions", {}))
+
     if c.problems:
         raise PolicyError(file, c.problems)
     return Policy(
@@ -516,7 +534,81 @@ def parse_policy(source: str, /, *, file: str = "<policy>") -> Policy:
                               frozenset(d.casefold() for d in allow_domains),
                               frozenset(phone_digits(n) for n in allow_numbers)),
         statuses=MappingProxyType(statuses),
+        strikes=strikes,
+        sanctions=sanctions,
     )
+
+
+def _number(c: _Checker, table: Mapping[str, Any], key: str, path: str, default: float, *,
+            low: float = 0.0) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
+        c.problem(_join(path, key), f"must be a number of at least {low:g}, not {value!r}")
+        return default
+    return float(value)
+
+
+def _duration(c: _Checker, table: Mapping[str, Any], key: str, path: str,
+              default: str | None) -> timedelta | None:
+    value = table.get(key, default)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        c.problem(_join(path, key), f"must be a duration string like \"1h\" or \"30d\", "
+                  f"not {_type(value)}")
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        c.problem(_join(path, key), str(exc))
+        return None
+
+
+def _strikes(c: _Checker, raw: Any) -> StrikePolicy:
+    t = c.table(raw, "strikes", {"warn", "hide", "escalate", "half_life", "expire_after",
+                                 "ladder"})
+    points = {VerdictAction(a): _number(c, t, a, "strikes", d)
+              for a, d in (("warn", 1.0), ("hide", 2.0), ("escalate", 3.0))}
+    half_life = _duration(c, t, "half_life", "strikes", None)
+    expire_after = _duration(c, t, "expire_after", "strikes", None)
+    steps: list[LadderStep] = []
+    raw_ladder = t.get("ladder", [])
+    if not isinstance(raw_ladder, list):
+        c.problem("strikes.ladder", "must be an array of tables ([[strikes.ladder]])")
+        raw_ladder = []
+    for i, raw_step in enumerate(raw_ladder):
+        path = f"strikes.ladder[{i}]"
+        st = c.table(raw_step, path, {"points", "timeout", "escalate", "note"},
+                     required={"points"})
+        escalate = st.get("escalate", False)
+        if not isinstance(escalate, bool):
+            c.problem(_join(path, "escalate"), "must be true or false")
+            escalate = False
+        timeout = _duration(c, st, "timeout", path, None)
+        if timeout is None and not escalate and "timeout" not in st:
+            c.problem(path, "a ladder step must set a timeout, escalate = true, or both")
+        steps.append(LadderStep(_number(c, st, "points", path, 0.0, low=0.1), timeout,
+                                escalate, c.string(st, "note", path, default="")))
+    seen: set[float] = set()
+    for i, step in enumerate(steps):
+        if step.points in seen:
+            c.problem(f"strikes.ladder[{i}].points", f"two ladder steps at {step.points:g} points")
+        seen.add(step.points)
+    return StrikePolicy(points, half_life, expire_after,
+                        tuple(sorted(steps, key=lambda s: s.points, reverse=True)))
+
+
+def _sanctions(c: _Checker, raw: Any) -> SanctionPolicy:
+    t = c.table(raw, "sanctions", {"two_person_suspension", "max_timeout", "retention"})
+    two_person = t.get("two_person_suspension", True)
+    if not isinstance(two_person, bool):
+        c.problem("sanctions.two_person_suspension", "must be true or false")
+        two_person = True
+    max_timeout = _duration(c, t, "max_timeout", "sanctions", "28d") or timedelta(days=28)
+    if max_timeout > timedelta(days=28):
+        c.problem("sanctions.max_timeout", "Discord times members out for at most 28 days")
+    retention = _duration(c, t, "retention", "sanctions", "365d") or timedelta(days=365)
+    return SanctionPolicy(two_person, max_timeout, retention)
 
 
 def _compile_rule(c: _Checker, kind: str | None, patterns: tuple[str, ...], path: str,

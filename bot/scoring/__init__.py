@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["Batcher", "Scorer", "build_scorer"]
+__all__ = ["Batcher", "LazyScorer", "Scorer", "build_scorer"]
 
 import logging
+from collections.abc import Sequence
 
 from bot.config import Settings
 from bot.errors import ModelError
@@ -47,3 +48,37 @@ def build_scorer(settings: Settings, /) -> Scorer:
     log.info("scorer: %s version %s (categories: %s)", scorer.name, scorer.version,
              ", ".join(scorer.categories))
     return scorer
+
+
+class LazyScorer:
+    """Builds the configured scorer on first use: commands that never score skip the load."""
+
+    def __init__(self, settings: Settings, /) -> None:
+        self._settings = settings
+        self._scorer: Scorer | None = None
+
+    @property
+    def loaded(self) -> Scorer:
+        """The real scorer, built now if it was not yet."""
+        if self._scorer is None:
+            self._scorer = build_scorer(self._settings)
+        return self._scorer
+
+    @property
+    def name(self) -> str:
+        """The real scorer's name."""
+        return self.loaded.name
+
+    @property
+    def version(self) -> str:
+        """The real scorer's version."""
+        return self.loaded.version
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """The real scorer's categories."""
+        return self.loaded.categories
+
+    def score_batch(self, texts: Sequence[str], /) -> list[dict[str, float]]:
+        """Score with the real scorer."""
+        return self.loaded.score_batch(texts)

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-__all__ = ["Recorded", "Store", "iso", "utcnow"]
+__all__ = ["CaseDraft", "Recorded", "Store", "iso", "utcnow"]
 
-from bot.store.sqlite import Recorded, Store, iso, utcnow
+from bot.store.sqlite import CaseDraft, Recorded, Store, iso, utcnow

@@ -79,6 +79,87 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX outbox_pending ON outbox(platform, status, not_before);
     """,
+    # 2: standing (status details, strikes), cases with history, the audit log, reviews.
+    """
+    ALTER TABLE members ADD COLUMN status_reason TEXT;
+    ALTER TABLE members ADD COLUMN suspended_from TEXT;
+    ALTER TABLE members ADD COLUMN suspended_until TEXT;
+    ALTER TABLE members ADD COLUMN updated_at TEXT;
+    CREATE TABLE cases (
+        id            INTEGER PRIMARY KEY,
+        member_id     TEXT NOT NULL REFERENCES members(id),
+        kind          TEXT NOT NULL,
+        state         TEXT NOT NULL,
+        priority      INTEGER NOT NULL DEFAULT 0,
+        clause        TEXT,
+        summary       TEXT NOT NULL,
+        automatic     INTEGER NOT NULL DEFAULT 0,
+        opened_by     TEXT NOT NULL,
+        assignee      TEXT,
+        proposal      TEXT,
+        appeal        TEXT,
+        appeal_outcome TEXT,
+        resolution    TEXT,
+        opened_at     TEXT NOT NULL,
+        updated_at    TEXT NOT NULL,
+        resolved_at   TEXT
+    );
+    CREATE INDEX cases_state ON cases(state, priority, opened_at);
+    CREATE INDEX cases_member ON cases(member_id);
+    CREATE TABLE case_messages (
+        case_id     INTEGER NOT NULL REFERENCES cases(id),
+        message_row INTEGER NOT NULL REFERENCES messages(id),
+        verdict_id  INTEGER REFERENCES verdicts(id),
+        PRIMARY KEY (case_id, message_row)
+    );
+    CREATE TABLE case_events (
+        id         INTEGER PRIMARY KEY,
+        case_id    INTEGER NOT NULL REFERENCES cases(id),
+        at         TEXT NOT NULL,
+        actor      TEXT NOT NULL,
+        event      TEXT NOT NULL,
+        from_state TEXT,
+        to_state   TEXT,
+        detail     TEXT
+    );
+    CREATE INDEX case_events_case ON case_events(case_id, id);
+    CREATE TABLE strikes (
+        id          INTEGER PRIMARY KEY,
+        member_id   TEXT NOT NULL REFERENCES members(id),
+        case_id     INTEGER REFERENCES cases(id),
+        verdict_id  INTEGER REFERENCES verdicts(id),
+        points      REAL NOT NULL,
+        reason      TEXT NOT NULL,
+        at          TEXT NOT NULL,
+        pardoned_at TEXT,
+        pardon_reason TEXT
+    );
+    CREATE INDEX strikes_member ON strikes(member_id, at);
+    CREATE TABLE audit_log (
+        id             INTEGER PRIMARY KEY,
+        at             TEXT NOT NULL,
+        actor          TEXT NOT NULL,
+        action         TEXT NOT NULL,
+        member_id      TEXT,
+        case_id        INTEGER,
+        reason         TEXT,
+        policy_version TEXT,
+        model_version  TEXT,
+        detail         TEXT
+    );
+    CREATE INDEX audit_member ON audit_log(member_id, at);
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TABLE reviews (
+        id          INTEGER PRIMARY KEY,
+        verdict_id  INTEGER NOT NULL REFERENCES verdicts(id),
+        case_id     INTEGER NOT NULL REFERENCES cases(id),
+        outcome     TEXT NOT NULL,
+        moderator   TEXT NOT NULL,
+        categories  TEXT NOT NULL,
+        at          TEXT NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["Recorded", "Store", "iso", "utcnow"]
+__all__ = ["CaseDraft", "Recorded", "Store", "iso", "utcnow"]
 
 import asyncio
 import json
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -23,6 +23,8 @@ from bot.models import (
     Action,
     ActionKind,
     ActionStatus,
+    Case,
+    CaseState,
     Member,
     MemberStatus,
     Message,
@@ -47,10 +49,25 @@ def iso(moment: datetime, /) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    """What `Store.record` wrote: the verdict row and the outbox rows, or nothing (duplicate)."""
+    """What `Store.record` wrote: the verdict row, the outbox rows and the case, if any."""
 
     verdict_id: int
     actions: tuple[Action, ...]
+    case_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseDraft:
+    """A case to open in the same transaction as whatever caused it."""
+
+    kind: str
+    summary: str
+    opened_by: str
+    priority: int = 0
+    clause: str | None = None
+    automatic: bool = False
+    state: CaseState = CaseState.OPEN
+    proposal: Mapping[str, Any] | None = None
 
 
 class Store:
@@ -171,7 +188,9 @@ class Store:
             roles=frozenset(Role(r) for r in row["roles"].split(",") if r),
             accounts=tuple(Account(Platform(a[0]), a[1]) for a in accounts),
             membership_number=row["membership_number"],
-            points=float(row["points"]),
+            status_reason=row["status_reason"],
+            suspended_from=_dt(row["suspended_from"]),
+            suspended_until=_dt(row["suspended_until"]),
         )
 
     async def set_member(self, member_id: str, /, *, status: MemberStatus | None = None,
@@ -194,10 +213,12 @@ class Store:
             return await cur.fetchone() is not None
 
     async def record(self, message: Message, member: Member, verdict: Verdict,
-                     actions: Sequence[Action], /) -> Recorded | None:
-        """Write the message (evidence), its verdict and outbox rows in one transaction.
+                     actions: Sequence[Action], /, *, strike: float = 0.0,
+                     case: CaseDraft | None = None) -> Recorded | None:
+        """Write the message (evidence), verdict, case, strike, outbox rows and audit entry.
 
-        Returns None, writing nothing, when the message was already recorded.
+        All in one transaction; returns None, writing nothing, when the message was already
+        recorded. Escalation rows carry the case number assigned here.
         """
         now = iso(self.clock())
         async with self.transaction() as db:
@@ -222,17 +243,45 @@ class Store:
                  verdict.model, verdict.model_version, verdict.policy_version,
                  json.dumps(list(verdict.reasons)), verdict.priority, now))
             verdict_id = cur.lastrowid
-            if verdict_id is None:  # pragma: no cover - sqlite always sets it after INSERT
-                raise StoreError("verdict insert returned no row id")
-            written = []
-            for action in actions:
-                cur = await db.execute(
-                    "INSERT INTO outbox (verdict_id, kind, platform, channel, message_id, user_id,"
-                    " payload, status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (verdict_id, action.kind, action.platform, action.channel, action.message_id,
-                     action.user, json.dumps(dict(action.payload)), action.status, now, now))
-                written.append(replace(action, id=cur.lastrowid))
-        return Recorded(verdict_id, tuple(written))
+            if verdict_id is None or message_row is None:  # pragma: no cover - sqlite sets it
+                raise StoreError("insert returned no row id")
+            case_id = None
+            if case is not None:
+                case_id = await self._open_case(db, member.id, case, now)
+                await db.execute("INSERT INTO case_messages (case_id, message_row, verdict_id) "
+                                 "VALUES (?,?,?)", (case_id, message_row, verdict_id))
+            if strike:
+                await db.execute(
+                    "INSERT INTO strikes (member_id, case_id, verdict_id, points, reason, at) "
+                    "VALUES (?,?,?,?,?,?)", (member.id, case_id, verdict_id, strike,
+                                             f"{verdict.action} under clause {verdict.clause}",
+                                             now))
+            written = await self._outbox(db, actions, now, verdict_id=verdict_id,
+                                         case_id=case_id)
+            await self._audit(db, now, actor="bot", action=f"verdict:{verdict.action}",
+                              member_id=member.id, case_id=case_id,
+                              reason="; ".join(verdict.reasons) or None,
+                              policy_version=verdict.policy_version,
+                              model_version=f"{verdict.model} {verdict.model_version}",
+                              detail={"message": f"{message.platform}:{message.id}",
+                                      "revision": message.revision, "strike": strike,
+                                      "rule_ids": list(verdict.rule_ids)})
+        return Recorded(verdict_id, tuple(written), case_id)
+
+    async def _outbox(self, db: aiosqlite.Connection, actions: Sequence[Action], now: str, *,
+                      verdict_id: int | None, case_id: int | None) -> list[Action]:
+        written = []
+        for action in actions:
+            payload = dict(action.payload)
+            if case_id is not None:
+                payload["case"] = case_id
+            cur = await db.execute(
+                "INSERT INTO outbox (verdict_id, kind, platform, channel, message_id, user_id,"
+                " payload, status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (verdict_id, action.kind, action.platform, action.channel, action.message_id,
+                 action.user, json.dumps(payload), action.status, now, now))
+            written.append(replace(action, id=cur.lastrowid, payload=payload))
+        return written
 
     async def summary(self) -> dict[str, dict[str, int]]:
         """Counts of verdicts per action and per category, over the whole database."""
@@ -292,8 +341,372 @@ class Store:
                  action_id))
 
 
+    # -- members, standing -------------------------------------------------------------------
+
+    async def get_member(self, member_id: str, /) -> Member | None:
+        """A member by internal id."""
+        async with self._db.execute("SELECT * FROM members WHERE id=?", (member_id,)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else await self._member(row)
+
+    async def find_members(self, ref: str, /) -> list[Member]:
+        """Members matching an internal id, membership number, PLATFORM:ACCOUNT or a name."""
+        ref = ref.strip()
+        queries: list[tuple[str, tuple[str, ...]]] = [
+            ("SELECT * FROM members WHERE id=?", (ref,)),
+            ("SELECT * FROM members WHERE membership_number=?", (ref.upper(),)),
+        ]
+        platform, _, account = ref.partition(":")
+        if account and platform in {p.value for p in Platform}:
+            queries.append(("SELECT m.* FROM accounts a JOIN members m ON m.id=a.member_id "
+                            "WHERE a.platform=? AND a.account_id=?", (platform, account)))
+        queries.append(("SELECT * FROM members WHERE display_name=? COLLATE NOCASE "
+                        "ORDER BY id", (ref,)))
+        for sql, params in queries:
+            async with self._db.execute(sql, params) as cur:
+                rows = await cur.fetchall()
+            if rows:
+                return [await self._member(r) for r in rows]
+        return []
+
+    async def strikes(self, member_id: str, /, *, include_pardoned: bool = False
+                      ) -> list[dict[str, Any]]:
+        """A member's strikes, oldest first."""
+        sql = "SELECT * FROM strikes WHERE member_id=?"
+        if not include_pardoned:
+            sql += " AND pardoned_at IS NULL"
+        async with self._db.execute(sql + " ORDER BY at, id", (member_id,)) as cur:
+            rows = [dict(r) for r in await cur.fetchall()]
+        for row in rows:
+            row["at"] = _dt(row["at"])
+        return rows
+
+    async def set_status(self, member_id: str, /, *, status: MemberStatus, actor: str,
+                         reason: str | None, since: datetime | None = None,
+                         until: datetime | None = None, case_id: int | None = None) -> None:
+        """Change a member's status (suspension dates only for suspended), with an audit entry."""
+        now = iso(self.clock())
+        suspended = status is MemberStatus.SUSPENDED
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE members SET status=?, status_reason=?, suspended_from=?, "
+                "suspended_until=?, updated_at=? WHERE id=?",
+                (status, reason, iso(since) if suspended and since else None,
+                 iso(until) if suspended and until else None, now, member_id))
+            await self._audit(db, now, actor=actor, action=f"status:{status}",
+                              member_id=member_id, case_id=case_id, reason=reason,
+                              detail={"until": iso(until) if until else None})
+
+    async def set_roles(self, member_id: str, /, roles: Iterable[Role], *, actor: str) -> None:
+        """Replace a member's roles, with an audit entry."""
+        now = iso(self.clock())
+        joined = ",".join(sorted(roles))
+        async with self.transaction() as db:
+            await db.execute("UPDATE members SET roles=?, updated_at=? WHERE id=?",
+                             (joined, now, member_id))
+            await self._audit(db, now, actor=actor, action="roles", member_id=member_id,
+                              detail={"roles": joined})
+
+    async def link_account(self, member_id: str, platform: Platform, account_id: str, /, *,
+                           actor: str) -> str | None:
+        """Link an account to a member; an account that was a member of its own is merged in.
+
+        Returns the id of the member merged away (history moves with it), or None. Raises
+        StoreError when the account belongs to another registered member.
+        """
+        now = iso(self.clock())
+        async with self.transaction() as db:
+            async with db.execute("SELECT member_id FROM accounts WHERE platform=? AND "
+                                  "account_id=?", (platform, account_id)) as cur:
+                row = await cur.fetchone()
+            merged: str | None = None
+            if row is None:
+                await db.execute("INSERT INTO accounts (platform, account_id, member_id) "
+                                 "VALUES (?,?,?)", (platform, account_id, member_id))
+            elif row[0] == member_id:
+                return None
+            else:
+                other = row[0]
+                async with db.execute(
+                    "SELECT membership_number, (SELECT COUNT(*) FROM accounts WHERE "
+                    "member_id=?) FROM members WHERE id=?", (other, other)) as cur:
+                    number, n_accounts = await cur.fetchone() or (None, 0)
+                if number is not None or n_accounts > 1:
+                    raise StoreError(f"{platform}:{account_id} is already linked to another "
+                                     f"member ({other}); unlink it there first")
+                for table in ("accounts", "messages", "strikes", "cases"):
+                    await db.execute(f"UPDATE {table} SET member_id=? WHERE member_id=?",
+                                     (member_id, other))
+                await db.execute("DELETE FROM members WHERE id=?", (other,))
+                merged = other
+            await self._audit(db, now, actor=actor, action="link", member_id=member_id,
+                              detail={"account": f"{platform}:{account_id}",
+                                      "merged_member": merged})
+        return merged
+
+    async def import_member(self, *, membership_number: str, name: str, status: MemberStatus,
+                            roles: Iterable[Role], reason: str | None,
+                            suspended_from: datetime | None, suspended_until: datetime | None,
+                            accounts: Sequence[tuple[Platform, str]], actor: str) -> list[str]:
+        """Create or update one register row in one transaction; returns what changed.
+
+        Accounts already linked to another registered member are refused (StoreError) and the
+        whole row is left unimported.
+        """
+        now = iso(self.clock())
+        changes: list[str] = []
+        joined = ",".join(sorted(roles))
+        async with self.transaction() as db:
+            async with db.execute("SELECT * FROM members WHERE membership_number=?",
+                                  (membership_number,)) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                member_id = f"m-{uuid.uuid4().hex[:12]}"
+                await db.execute(
+                    "INSERT INTO members (id, display_name, membership_number, created_at) "
+                    "VALUES (?,?,?,?)", (member_id, name, membership_number, now))
+                changes.append("new")
+                old: dict[str, Any] = {"status": "active", "roles": "", "display_name": name,
+                                       "suspended_until": None, "status_reason": None}
+            else:
+                member_id = row["id"]
+                old = dict(row)
+            wanted = {"display_name": name, "status": status.value, "roles": joined,
+                      "status_reason": reason,
+                      "suspended_from": iso(suspended_from) if suspended_from else None,
+                      "suspended_until": iso(suspended_until) if suspended_until else None}
+            differs = [k for k, v in wanted.items() if old.get(k) != v]
+            if differs:
+                await db.execute(
+                    "UPDATE members SET display_name=?, status=?, roles=?, status_reason=?, "
+                    "suspended_from=?, suspended_until=?, updated_at=? WHERE id=?",
+                    (*wanted.values(), now, member_id))
+                if row is not None:
+                    changes.append("updated")
+                if old.get("status") != status.value and row is not None:
+                    changes.append(f"status {old.get('status')} -> {status.value}")
+            for platform, account_id in accounts:
+                async with db.execute("SELECT a.member_id, m.membership_number FROM accounts a "
+                                      "JOIN members m ON m.id=a.member_id WHERE a.platform=? "
+                                      "AND a.account_id=?", (platform, account_id)) as cur:
+                    linked = await cur.fetchone()
+                if linked is None:
+                    await db.execute("INSERT INTO accounts (platform, account_id, member_id) "
+                                     "VALUES (?,?,?)", (platform, account_id, member_id))
+                    changes.append(f"linked {platform}:{account_id}")
+                elif linked[0] != member_id:
+                    if linked[1] is not None:
+                        raise StoreError(f"{platform}:{account_id} is linked to member "
+                                         f"{linked[1]}")
+                    for table in ("accounts", "messages", "strikes", "cases"):
+                        await db.execute(f"UPDATE {table} SET member_id=? WHERE member_id=?",
+                                         (member_id, linked[0]))
+                    await db.execute("DELETE FROM members WHERE id=?", (linked[0],))
+                    changes.append(f"linked {platform}:{account_id} (merged its history)")
+            if changes:
+                await self._audit(db, now, actor=actor, action="register-import",
+                                  member_id=member_id, reason=reason,
+                                  detail={"changes": changes})
+        return changes
+
+    # -- cases --------------------------------------------------------------------------------
+
+    async def _open_case(self, db: aiosqlite.Connection, member_id: str, draft: CaseDraft,
+                         now: str) -> int:
+        cur = await db.execute(
+            "INSERT INTO cases (member_id, kind, state, priority, clause, summary, automatic, "
+            "opened_by, proposal, opened_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (member_id, draft.kind, draft.state, draft.priority, draft.clause, draft.summary,
+             int(draft.automatic), draft.opened_by,
+             json.dumps(dict(draft.proposal)) if draft.proposal else None, now, now))
+        case_id = cur.lastrowid
+        if case_id is None:  # pragma: no cover
+            raise StoreError("case insert returned no row id")
+        await db.execute("INSERT INTO case_events (case_id, at, actor, event, to_state, detail) "
+                         "VALUES (?,?,?,?,?,?)", (case_id, now, draft.opened_by, "opened",
+                                                  draft.state, draft.summary))
+        return case_id
+
+    async def sanction(self, member_id: str, /, *, draft: CaseDraft, actions: Sequence[Action],
+                       strike: float = 0.0, reason: str, audit_action: str,
+                       message_rows: Sequence[int] = ()) -> tuple[int, list[Action]]:
+        """Open a case for a moderator's sanction with its strike, outbox rows and audit entry."""
+        now = iso(self.clock())
+        async with self.transaction() as db:
+            case_id = await self._open_case(db, member_id, draft, now)
+            for row in message_rows:
+                await db.execute("INSERT OR IGNORE INTO case_messages (case_id, message_row) "
+                                 "VALUES (?,?)", (case_id, row))
+            if strike:
+                await db.execute("INSERT INTO strikes (member_id, case_id, points, reason, at) "
+                                 "VALUES (?,?,?,?,?)", (member_id, case_id, strike, reason, now))
+            written = await self._outbox(db, actions, now, verdict_id=None, case_id=case_id)
+            await self._audit(db, now, actor=draft.opened_by, action=audit_action,
+                              member_id=member_id, case_id=case_id, reason=reason,
+                              detail={"strike": strike, "kind": draft.kind})
+        return case_id, written
+
+    async def enqueue(self, actions: Sequence[Action], /, *, case_id: int | None) -> list[Action]:
+        """Add outbox rows (for a case, when given) in one transaction."""
+        async with self.transaction() as db:
+            return await self._outbox(db, actions, iso(self.clock()), verdict_id=None,
+                                      case_id=case_id)
+
+    async def get_case(self, case_id: int, /) -> Case | None:
+        """One case."""
+        async with self._db.execute("SELECT * FROM cases WHERE id=?", (case_id,)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else _case(row)
+
+    async def case_ids(self, *, prefix: str = "", limit: int = 25) -> list[int]:
+        """Case numbers starting with `prefix`, newest first (for autocomplete)."""
+        async with self._db.execute(
+            "SELECT id FROM cases WHERE CAST(id AS TEXT) LIKE ? ORDER BY id DESC LIMIT ?",
+            (f"{prefix}%", limit)) as cur:
+            return [r[0] for r in await cur.fetchall()]
+
+    async def member_cases(self, member_id: str, /) -> list[Case]:
+        """A member's cases, newest first."""
+        async with self._db.execute("SELECT * FROM cases WHERE member_id=? ORDER BY id DESC",
+                                    (member_id,)) as cur:
+            return [_case(r) for r in await cur.fetchall()]
+
+    async def case_events(self, case_id: int, /) -> list[dict[str, Any]]:
+        """A case's history, oldest first."""
+        async with self._db.execute("SELECT * FROM case_events WHERE case_id=? ORDER BY id",
+                                    (case_id,)) as cur:
+            return [dict(r) for r in await cur.fetchall()]
+
+    async def case_evidence(self, case_id: int, /) -> list[dict[str, Any]]:
+        """The messages of a case with their verdicts (text kept until retention erases it)."""
+        async with self._db.execute(
+            "SELECT m.platform, m.message_id, m.revision, m.channel, m.channel_name, m.text, "
+            "m.sent_at, v.id AS verdict_id, v.action, v.categories, v.clause, v.automatic "
+            "FROM case_messages cm JOIN messages m ON m.id=cm.message_row "
+            "LEFT JOIN (SELECT *, 1 AS automatic FROM verdicts) v ON v.message_row=m.id "
+            "WHERE cm.case_id=? ORDER BY m.sent_at", (case_id,)) as cur:
+            return [dict(r) for r in await cur.fetchall()]
+
+    async def queue(self, *, limit: int = 50) -> list[Case]:
+        """Cases waiting for a moderator: highest priority first, then oldest."""
+        async with self._db.execute(
+            "SELECT * FROM cases WHERE state IN ('open', 'assigned', 'appealed') "
+            "ORDER BY priority DESC, opened_at, id LIMIT ?", (limit,)) as cur:
+            return [_case(r) for r in await cur.fetchall()]
+
+    async def update_case(self, case_id: int, /, *, actor: str, event: str,
+                          state: CaseState | None = None, detail: str | None = None,
+                          assignee: str | None = None, resolution: str | None = None,
+                          appeal: str | None = None, appeal_outcome: str | None = None,
+                          review: str | None = None, pardon: str | None = None,
+                          audit_action: str | None = None) -> Case:
+        """Change a case and write its history event and audit entry in one transaction.
+
+        `review` ('upheld' or 'dismissed') records moderators' view of the automatic verdicts
+        in the case, for calibration; `pardon` removes the case's strikes with that reason.
+        """
+        now = iso(self.clock())
+        async with self.transaction() as db:
+            async with db.execute("SELECT * FROM cases WHERE id=?", (case_id,)) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                raise StoreError(f"there is no case {case_id}")
+            before = _case(row)
+            sets = {"updated_at": now}
+            if state is not None:
+                sets["state"] = state
+                if not state.active:
+                    sets["resolved_at"] = now
+            for key, value in (("assignee", assignee), ("resolution", resolution),
+                               ("appeal", appeal), ("appeal_outcome", appeal_outcome)):
+                if value is not None:
+                    sets[key] = value
+            await db.execute(f"UPDATE cases SET {', '.join(f'{k}=?' for k in sets)} WHERE id=?",
+                             (*sets.values(), case_id))
+            await db.execute(
+                "INSERT INTO case_events (case_id, at, actor, event, from_state, to_state, "
+                "detail) VALUES (?,?,?,?,?,?,?)",
+                (case_id, now, actor, event, before.state, state or before.state, detail))
+            if review is not None:
+                async with db.execute(
+                    "SELECT v.id, v.categories FROM case_messages cm JOIN verdicts v "
+                    "ON v.id=cm.verdict_id WHERE cm.case_id=?", (case_id,)) as cur:
+                    for verdict_id, categories in await cur.fetchall():
+                        await db.execute(
+                            "INSERT INTO reviews (verdict_id, case_id, outcome, moderator, "
+                            "categories, at) VALUES (?,?,?,?,?,?)",
+                            (verdict_id, case_id, review, actor, categories, now))
+            if pardon is not None:
+                await db.execute("UPDATE strikes SET pardoned_at=?, pardon_reason=? "
+                                 "WHERE case_id=? AND pardoned_at IS NULL",
+                                 (now, pardon, case_id))
+            await self._audit(db, now, actor=actor, action=audit_action or f"case:{event}",
+                              member_id=before.member_id, case_id=case_id, reason=detail,
+                              detail={"from": before.state, "to": state or before.state})
+            async with db.execute("SELECT * FROM cases WHERE id=?", (case_id,)) as cur:
+                after = await cur.fetchone()
+        assert after is not None
+        return _case(after)
+
+    async def reviews(self) -> list[dict[str, Any]]:
+        """Moderators' reviews of automatic verdicts (upheld or dismissed), oldest first."""
+        async with self._db.execute("SELECT * FROM reviews ORDER BY id") as cur:
+            return [dict(r) for r in await cur.fetchall()]
+
+    # -- audit ----------------------------------------------------------------------------------
+
+    async def _audit(self, db: aiosqlite.Connection, now: str, *, actor: str, action: str,
+                     member_id: str | None = None, case_id: int | None = None,
+                     reason: str | None = None, policy_version: str | None = None,
+                     model_version: str | None = None,
+                     detail: Mapping[str, Any] | None = None) -> None:
+        await db.execute(
+            "INSERT INTO audit_log (at, actor, action, member_id, case_id, reason, "
+            "policy_version, model_version, detail) VALUES (?,?,?,?,?,?,?,?,?)",
+            (now, actor, action, member_id, case_id, reason, policy_version, model_version,
+             json.dumps(dict(detail)) if detail else None))
+
+    async def audit(self, *, actor: str, action: str, member_id: str | None = None,
+                    case_id: int | None = None, reason: str | None = None,
+                    policy_version: str | None = None,
+                    detail: Mapping[str, Any] | None = None) -> None:
+        """Append one entry to the audit log (it is never updated)."""
+        async with self.transaction() as db:
+            await self._audit(db, iso(self.clock()), actor=actor, action=action,
+                              member_id=member_id, case_id=case_id, reason=reason,
+                              policy_version=policy_version, detail=detail)
+
+    async def audit_entries(self, *, member_id: str | None = None, action: str | None = None,
+                            limit: int = 100) -> list[dict[str, Any]]:
+        """Audit entries, newest first."""
+        sql, params = "SELECT * FROM audit_log WHERE 1=1", []  # type: tuple[str, list[Any]]
+        if member_id is not None:
+            sql, params = sql + " AND member_id=?", [*params, member_id]
+        if action is not None:
+            sql, params = sql + " AND action LIKE ?", [*params, f"{action}%"]
+        async with self._db.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit)) as cur:
+            return [dict(r) for r in await cur.fetchall()]
+
+    async def message_row(self, platform: Platform, message_id: str, /) -> dict[str, Any] | None:
+        """The latest stored revision of a message."""
+        async with self._db.execute(
+            "SELECT * FROM messages WHERE platform=? AND message_id=? ORDER BY revision DESC "
+            "LIMIT 1", (platform, message_id)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else dict(row)
+
+
 def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
+    """Split a migration into statements; a trigger's body keeps its inner semicolons."""
+    statements: list[str] = []
+    buffer = ""
+    for piece in script.split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip(" \n;"):
+                statements.append(buffer.strip())
+            buffer = ""
+    return statements
 
 
 def _action(row: sqlite3.Row) -> Action:
@@ -308,4 +721,30 @@ def _action(row: sqlite3.Row) -> Action:
         status=ActionStatus(row["status"]),
         attempts=row["attempts"],
         error=row["error"],
+    )
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _case(row: sqlite3.Row) -> Case:
+    return Case(
+        id=row["id"],
+        member_id=row["member_id"],
+        kind=row["kind"],
+        state=CaseState(row["state"]),
+        priority=row["priority"],
+        clause=row["clause"],
+        summary=row["summary"],
+        automatic=bool(row["automatic"]),
+        opened_by=row["opened_by"],
+        opened_at=datetime.fromisoformat(row["opened_at"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+        assignee=row["assignee"],
+        proposal=json.loads(row["proposal"]) if row["proposal"] else None,
+        appeal=row["appeal"],
+        appeal_outcome=row["appeal_outcome"],
+        resolution=row["resolution"],
+        resolved_at=_dt(row["resolved_at"]),
     )

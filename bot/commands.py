@@ -1,0 +1,527 @@
+"""The moderator command set: platform-neutral commands, permission checks, neutral Replies."""
+
+from __future__ import annotations
+
+__all__ = ["COMMANDS", "Button", "Commands", "Refusal", "Reply", "render_text"]
+
+import shlex
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.decide import decide
+from bot.errors import ConductError, StoreError
+from bot.models import (
+    Account,
+    Action,
+    ActionKind,
+    Case,
+    CaseState,
+    Member,
+    MemberStatus,
+    Platform,
+    Role,
+    VerdictAction,
+)
+from bot.moderator import Moderator
+from bot.standing import format_duration, parse_duration
+from bot.store import CaseDraft, Store
+
+
+class Refusal(ConductError):
+    """A command that cannot be carried out; nothing was changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    """An action a reply offers; `command` is run as if typed by whoever presses it."""
+
+    label: str
+    command: str
+    style: str = "secondary"  # primary, danger, secondary
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What a command answers, for an adapter to render (embed, Block Kit, console text)."""
+
+    title: str
+    text: str = ""
+    fields: tuple[tuple[str, str], ...] = ()
+    buttons: tuple[Button, ...] = ()
+    ok: bool = True
+
+
+Handler = Callable[["Commands", Member, list[str]], Awaitable[Reply]]
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """One command: its handler, usage line and who may run it."""
+
+    handler: Handler
+    usage: str
+    summary: str
+    moderators_only: bool = True
+    min_args: int = 0
+
+
+COMMANDS: dict[str, Spec] = {}
+
+
+def command(name: str, usage: str, summary: str, *, moderators_only: bool = True,
+            min_args: int = 0) -> Callable[[Handler], Handler]:
+    """Register a handler under `name`."""
+    def register(handler: Handler) -> Handler:
+        COMMANDS[name] = Spec(handler, usage, summary, moderators_only, min_args)
+        return handler
+    return register
+
+
+@dataclass(slots=True)
+class Commands:
+    """Runs commands for an account against the core."""
+
+    moderator: Moderator
+
+    @property
+    def store(self) -> Store:
+        """The moderator's store."""
+        return self.moderator.store
+
+    async def run(self, account: Account, words: str | Sequence[str], /) -> Reply:
+        """Parse and run one command as `account`; every outcome is a Reply, never an exception."""
+        try:
+            tokens = shlex.split(words) if isinstance(words, str) else list(words)
+        except ValueError as exc:
+            return Reply("Cannot read that command", f"{exc} (check your quotation marks)",
+                         ok=False)
+        if not tokens:
+            tokens = ["help"]
+        name, args = tokens[0].casefold(), tokens[1:]
+        actor = await self.moderator.resolve_member(account.platform, account.id)
+        spec = COMMANDS.get(name)
+        if spec is None:
+            return Reply("Unknown command", f"There is no command {name!r}. Try `help`.",
+                         ok=False)
+        if spec.moderators_only and Role.MODERATOR not in actor.roles:
+            await self.store.audit(actor=_who(actor), action=f"refused:{name}",
+                                   member_id=actor.id, reason="not a moderator",
+                                   detail={"account": f"{account.platform}:{account.id}",
+                                           "args": args[:3]})
+            return Reply("Not allowed", f"Only moderators can use `{name}`.", ok=False)
+        if len(args) < spec.min_args:
+            return Reply("Missing arguments", f"Usage: `{spec.usage}`", ok=False)
+        try:
+            return await spec.handler(self, actor, args)
+        except (Refusal, StoreError) as exc:
+            return Reply("Refused", str(exc), ok=False)
+
+    async def run_as_system(self, name: str, /, *args: str) -> Reply:
+        """Run a command as the operator at the console (who holds the database itself)."""
+        system = Member(id="system", display_name="operator",
+                        roles=frozenset({Role.MODERATOR}))
+        try:
+            return await COMMANDS[name].handler(self, system, list(args))
+        except (Refusal, StoreError) as exc:
+            return Reply("Refused", str(exc), ok=False)
+
+    # -- lookups -----------------------------------------------------------------------------
+
+    async def member(self, ref: str) -> Member:
+        """Exactly one member for a reference, or a Refusal saying why not."""
+        found = await self.store.find_members(ref)
+        if not found:
+            raise Refusal(f"No member matches {ref!r} (use a name, membership number, member id "
+                          "or PLATFORM:ACCOUNT such as discord:1234)")
+        if len(found) > 1:
+            raise Refusal(f"{len(found)} members are called {ref!r}: use a membership number "
+                          f"or id ({', '.join(m.id for m in found)})")
+        member: Member = found[0]
+        return member
+
+    async def case(self, ref: str) -> Case:
+        """The case numbered `ref`, or a Refusal."""
+        number = ref.lstrip("#")
+        if not number.isdigit():
+            raise Refusal(f"{ref!r} is not a case number")
+        case: Case | None = await self.store.get_case(int(number))
+        if case is None:
+            raise Refusal(f"There is no case {number}")
+        return case
+
+    def accounts_actions(self, member: Member, kind: ActionKind,
+                         payload: dict[str, object]) -> list[Action]:
+        """One outbox row per linked account (each platform does its own part)."""
+        if not member.accounts:
+            raise Refusal(f"{member.label} has no linked platform account to act on")
+        return [Action(kind=kind, platform=a.platform, user=a.id, payload=payload)
+                for a in member.accounts]
+
+
+def _who(member: Member) -> str:
+    return f"{member.display_name} ({member.id})"
+
+
+def _reason(args: Sequence[str], what: str) -> str:
+    reason = " ".join(args).strip()
+    if not reason:
+        raise Refusal(f"Give a reason for the {what}: it is recorded and shown to the member")
+    return reason
+
+
+def _age(moment: datetime, now: datetime) -> str:
+    seconds = int((now - moment).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return "just now"
+
+
+def _case_line(case: Case, now: datetime) -> str:
+    who = f", {case.assignee}" if case.assignee else ""
+    return (f"#{case.id} [p{case.priority}] {case.kind} {case.state}{who}, "
+            f"{_age(case.opened_at, now)} old: {case.summary}")
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+@command("help", "help", "list the commands you can use", moderators_only=False)
+async def _help(self: Commands, actor: Member, args: list[str]) -> Reply:
+    moderator = Role.MODERATOR in actor.roles
+    lines = [f"`{s.usage}`: {s.summary}" for s in COMMANDS.values()
+             if moderator or not s.moderators_only]
+    return Reply("conductbot commands", "\n".join(lines))
+
+
+@command("check", "check TEXT", "score a text and show what the bot would do", min_args=1)
+async def _check(self: Commands, actor: Member, args: list[str]) -> Reply:
+    text = " ".join(args)
+    m = self.moderator
+    scores = await m.scorer.score(text)
+    hits = m.rules.hits(text)
+    verdict = decide(scores, hits, policy=m.policy, standing=actor.standing(),
+                     channel="general")
+    top = sorted(verdict.scores.items(), key=lambda kv: -kv[1])[:4]
+    return Reply(
+        f"Would {verdict.action}",
+        "; ".join(verdict.reasons) or "Nothing in the policy applies.",
+        fields=(("clause", f"{verdict.clause} {verdict.clause_title}" if verdict.clause else "-"),
+                ("categories", ", ".join(verdict.categories) or "-"),
+                ("rules", ", ".join(h.rule_id for h in hits) or "-"),
+                ("scores", ", ".join(f"{k} {v:.2f}" for k, v in top)),
+                ("model", f"{verdict.model} {verdict.model_version}, policy "
+                          f"{verdict.policy_version}")))
+
+
+@command("history", "history MEMBER", "a member's status, strike points and cases", min_args=1)
+async def _history(self: Commands, actor: Member, args: list[str]) -> Reply:
+    member = await self.member(" ".join(args))
+    now = self.store.clock()
+    points = await self.moderator.points(member.id)
+    strikes = await self.store.strikes(member.id, include_pardoned=True)
+    cases = await self.store.member_cases(member.id)
+    status = str(member.status)
+    if member.status is MemberStatus.SUSPENDED:
+        until = member.suspended_until.date().isoformat() if member.suspended_until else \
+            "indefinitely"
+        status += f" until {until}"
+    if member.status_reason:
+        status += f" ({member.status_reason})"
+    pardoned = sum(1 for s in strikes if s["pardoned_at"])
+    return Reply(
+        member.label,
+        "\n".join(_case_line(c, now) for c in cases[:10]) or "No cases.",
+        fields=(("status", status),
+                ("roles", ", ".join(sorted(member.roles)) or "-"),
+                ("points now", f"{points:g}"),
+                ("strikes", f"{len(strikes) - pardoned} ({pardoned} pardoned)"),
+                ("accounts", ", ".join(f"{a.platform}:{a.id}" for a in member.accounts) or "-")))
+
+
+@command("case", "case N", "a case: evidence, state and history", min_args=1)
+async def _case(self: Commands, actor: Member, args: list[str]) -> Reply:
+    case = await self.case(args[0])
+    member = await self.store.get_member(case.member_id)
+    evidence = await self.store.case_evidence(case.id)
+    events = await self.store.case_events(case.id)
+    lines = [f"> {(e['text'] or '[text erased under the retention policy]')[:300]}  "
+             f"({e['platform']}:{e['message_id']} in #{e['channel_name'] or e['channel']}, "
+             f"{e['action'] or 'moderator'})" for e in evidence]
+    lines += [f"{e['at'][:16]} {e['actor']}: {e['event']}"
+              + (f" ({e['from_state']} -> {e['to_state']})" if e["from_state"] != e["to_state"]
+                 and e["from_state"] else "") + (f": {e['detail']}" if e["detail"] else "")
+              for e in events]
+    fields = [("member", member.label if member else case.member_id), ("state", case.state),
+              ("kind", case.kind), ("priority", str(case.priority)),
+              ("clause", case.clause or "-"), ("assignee", case.assignee or "-")]
+    if case.proposal:
+        fields.append(("proposal", f"suspend {case.proposal.get('duration')} proposed by "
+                                   f"{case.proposal.get('proposer_name')}"))
+    if case.appeal:
+        fields.append(("appeal", case.appeal + (f" -> {case.appeal_outcome}"
+                                                if case.appeal_outcome else "")))
+    if case.resolution:
+        fields.append(("resolution", case.resolution))
+    buttons: tuple[Button, ...] = ()
+    if case.state.active:
+        buttons = (Button("Uphold", f"resolve {case.id} uphold", "primary"),
+                   Button("Dismiss", f"resolve {case.id} dismiss", "danger"),
+                   Button("Assign to me", f"assign {case.id}"))
+        if case.proposal:
+            buttons = (Button("Confirm suspension", f"confirm {case.id}", "danger"),
+                       Button("Reject", f"resolve {case.id} dismiss"))
+    return Reply(f"Case {case.id}: {case.summary}", "\n".join(lines), tuple(fields), buttons)
+
+
+@command("warn", "warn MEMBER REASON", "warn a member privately (adds strike points)",
+         min_args=2)
+async def _warn(self: Commands, actor: Member, args: list[str]) -> Reply:
+    member = await self.member(args[0])
+    reason = _reason(args[1:], "warning")
+    text = f"A moderator has warned you: {reason}. Please read the code of conduct " \
+           f"(policy {self.moderator.policy.version}). You can appeal this warning."
+    actions = self.accounts_actions(member, ActionKind.NOTIFY, {"text": text, "reason": reason})
+    points = self.moderator.policy.strikes.points.get(VerdictAction.WARN, 0.0)
+    case_id, _ = await self.store.sanction(
+        member.id, draft=CaseDraft("warning", f"warned: {reason}", _who(actor),
+                                   state=CaseState.UPHELD),
+        actions=actions, strike=points, reason=reason, audit_action="warn")
+    return Reply(f"Warned {member.display_name}", f"Case {case_id}; {points:g} strike point(s).")
+
+
+@command("hide", "hide PLATFORM:MESSAGE_ID", "delete a message (adds strike points)",
+         min_args=1)
+async def _hide(self: Commands, actor: Member, args: list[str]) -> Reply:
+    platform_name, _, message_id = args[0].partition(":")
+    try:
+        platform = Platform(platform_name)
+    except ValueError:
+        raise Refusal(f"{args[0]!r}: name the message as PLATFORM:MESSAGE_ID, e.g. "
+                      "discord:1234") from None
+    row = await self.store.message_row(platform, message_id)
+    if row is None:
+        raise Refusal(f"No message {args[0]} is on record")
+    reason = " ".join(args[1:]).strip() or "hidden by a moderator"
+    member = await self.store.get_member(row["member_id"])
+    assert member is not None
+    delete = Action(kind=ActionKind.DELETE, platform=platform, channel=row["channel"],
+                    message_id=message_id, user=row["author"], payload={"reason": reason})
+    points = self.moderator.policy.strikes.points.get(VerdictAction.HIDE, 0.0)
+    case_id, _ = await self.store.sanction(
+        member.id, draft=CaseDraft("hide", f"message hidden: {reason}", _who(actor),
+                                   state=CaseState.UPHELD),
+        actions=[delete], strike=points, reason=reason, audit_action="hide",
+        message_rows=[row["id"]])
+    return Reply(f"Hiding {args[0]}", f"Case {case_id}; {member.display_name} gets "
+                                      f"{points:g} strike point(s).")
+
+
+@command("timeout", "timeout MEMBER DURATION REASON", "stop a member posting for a while",
+         min_args=3)
+async def _timeout(self: Commands, actor: Member, args: list[str]) -> Reply:
+    member = await self.member(args[0])
+    duration = _duration(args[1])
+    limit = self.moderator.policy.sanctions.max_timeout
+    if duration is None or duration > limit:
+        raise Refusal(f"A timeout lasts at most {format_duration(limit)}; use suspend for "
+                      "longer")
+    reason = _reason(args[2:], "timeout")
+    until = self.store.clock() + duration
+    actions = self.accounts_actions(member, ActionKind.TIMEOUT, {
+        "until": until.isoformat(), "duration": format_duration(duration), "reason": reason})
+    case_id, _ = await self.store.sanction(
+        member.id, draft=CaseDraft("timeout", f"timeout {format_duration(duration)}: {reason}",
+                                   _who(actor), state=CaseState.UPHELD),
+        actions=actions, reason=reason, audit_action="timeout")
+    return Reply(f"Timed out {member.display_name} for {format_duration(duration)}",
+                 f"Case {case_id}; until {until:%Y-%m-%d %H:%M} UTC.")
+
+
+def _duration(text: str, *, indefinite: bool = False) -> timedelta | None:
+    try:
+        return parse_duration(text, allow_indefinite=indefinite)
+    except ValueError as exc:
+        raise Refusal(str(exc)) from None
+
+
+@command("suspend", "suspend MEMBER DURATION|indefinite REASON",
+         "propose (or, without two-person sign-off, impose) a suspension", min_args=3)
+async def _suspend(self: Commands, actor: Member, args: list[str]) -> Reply:
+    member = await self.member(args[0])
+    duration = _duration(args[1], indefinite=True)
+    reason = _reason(args[2:], "suspension")
+    if member.status is MemberStatus.SUSPENDED:
+        raise Refusal(f"{member.label} is already suspended")
+    proposal = {"duration": format_duration(duration), "reason": reason,
+                "proposer": actor.id, "proposer_name": actor.display_name}
+    two_person = self.moderator.policy.sanctions.two_person_suspension
+    case_id, _ = await self.store.sanction(
+        member.id, draft=CaseDraft("suspension", f"suspension {format_duration(duration)} "
+                                   f"proposed: {reason}", _who(actor), priority=2,
+                                   state=CaseState.OPEN, proposal=proposal),
+        actions=[], reason=reason, audit_action="suspend:proposed")
+    if two_person:
+        return Reply(f"Suspension of {member.display_name} proposed (case {case_id})",
+                     "Another moderator must confirm it before it takes effect.",
+                     buttons=(Button("Confirm suspension", f"confirm {case_id}", "danger"),))
+    return await _apply_suspension(self, actor, await self.case(str(case_id)))
+
+
+@command("confirm", "confirm N", "confirm another moderator's proposed suspension", min_args=1)
+async def _confirm(self: Commands, actor: Member, args: list[str]) -> Reply:
+    case = await self.case(args[0])
+    if not case.proposal or not case.state.active:
+        raise Refusal(f"Case {case.id} is not a suspension awaiting confirmation")
+    if case.proposal.get("proposer") == actor.id:
+        raise Refusal("You proposed this suspension: a second moderator must confirm it")
+    return await _apply_suspension(self, actor, case)
+
+
+async def _apply_suspension(self: Commands, actor: Member, case: Case) -> Reply:
+    assert case.proposal is not None
+    member = await self.store.get_member(case.member_id)
+    assert member is not None
+    duration = parse_duration(str(case.proposal["duration"]), allow_indefinite=True)
+    now = self.store.clock()
+    until = now + duration if duration else None
+    reason = str(case.proposal["reason"])
+    await self.store.set_status(member.id, status=MemberStatus.SUSPENDED, actor=_who(actor),
+                                reason=reason, since=now, until=until, case_id=case.id)
+    actions = [Action(kind=ActionKind.SUSPEND, platform=a.platform, user=a.id,
+                      payload={"until": until.isoformat() if until else None,
+                               "reason": reason, "case": case.id}) for a in member.accounts]
+    await self.store.enqueue(actions, case_id=case.id)
+    await self.store.update_case(case.id, actor=_who(actor), event="confirmed",
+                                 state=CaseState.UPHELD, detail=reason,
+                                 resolution=f"suspended {format_duration(duration)}",
+                                 audit_action="suspend:confirmed")
+    when = f"until {until:%Y-%m-%d}" if until else "indefinitely"
+    return Reply(f"{member.display_name} is suspended {when}", f"Case {case.id}.")
+
+
+@command("reinstate", "reinstate MEMBER REASON", "end a suspension or expulsion", min_args=2)
+async def _reinstate(self: Commands, actor: Member, args: list[str]) -> Reply:
+    member = await self.member(args[0])
+    reason = _reason(args[1:], "reinstatement")
+    if member.status not in (MemberStatus.SUSPENDED, MemberStatus.EXPELLED):
+        raise Refusal(f"{member.label} is {member.status}, not suspended or expelled")
+    await self.store.set_status(member.id, status=MemberStatus.ACTIVE, actor=_who(actor),
+                                reason=reason)
+    return Reply(f"{member.display_name} is reinstated", reason)
+
+
+@command("pardon", "pardon N REASON", "remove the strike points of a case", min_args=2)
+async def _pardon(self: Commands, actor: Member, args: list[str]) -> Reply:
+    case = await self.case(args[0])
+    reason = _reason(args[1:], "pardon")
+    await self.store.update_case(case.id, actor=_who(actor), event="pardoned", detail=reason,
+                                 pardon=reason, audit_action="pardon")
+    return Reply(f"Case {case.id} pardoned", "Its strike points no longer count.")
+
+
+@command("note", "note N TEXT", "add a note to a case's history", min_args=2)
+async def _note(self: Commands, actor: Member, args: list[str]) -> Reply:
+    case = await self.case(args[0])
+    await self.store.update_case(case.id, actor=_who(actor), event="note",
+                                 detail=" ".join(args[1:]))
+    return Reply(f"Note added to case {case.id}")
+
+
+@command("queue", "queue", "open escalations, highest priority and oldest first")
+async def _queue(self: Commands, actor: Member, args: list[str]) -> Reply:
+    cases = await self.store.queue()
+    now = self.store.clock()
+    return Reply(f"{len(cases)} case(s) waiting",
+                 "\n".join(_case_line(c, now) for c in cases) or "Nothing waiting.",
+                 buttons=tuple(Button(f"Case {c.id}", f"case {c.id}") for c in cases[:5]))
+
+
+@command("assign", "assign N [MODERATOR]", "take a case, or give it to a moderator", min_args=1)
+async def _assign(self: Commands, actor: Member, args: list[str]) -> Reply:
+    case = await self.case(args[0])
+    if not case.state.active:
+        raise Refusal(f"Case {case.id} is {case.state}: there is nothing to assign")
+    assignee = await self.member(" ".join(args[1:])) if args[1:] else actor
+    if Role.MODERATOR not in assignee.roles:
+        raise Refusal(f"{assignee.label} is not a moderator")
+    state = CaseState.ASSIGNED if case.state is CaseState.OPEN else case.state
+    await self.store.update_case(case.id, actor=_who(actor), event="assigned", state=state,
+                                 assignee=_who(assignee), detail=_who(assignee))
+    return Reply(f"Case {case.id} assigned to {assignee.display_name}")
+
+
+@command("resolve", "resolve N uphold|dismiss REASON", "decide a case", min_args=3)
+async def _resolve(self: Commands, actor: Member, args: list[str]) -> Reply:
+    case = await self.case(args[0])
+    outcome = args[1].casefold()
+    if outcome not in ("uphold", "dismiss"):
+        raise Refusal(f"{args[1]!r}: say uphold or dismiss")
+    reason = _reason(args[2:], "decision")
+    if not case.state.active:
+        raise Refusal(f"Case {case.id} is already {case.state}")
+    if case.proposal and outcome == "uphold":
+        raise Refusal(f"Case {case.id} is a proposed suspension: use `confirm {case.id}`")
+    upheld = outcome == "uphold"
+    state = CaseState.UPHELD if upheld else CaseState.DISMISSED
+    appeal_outcome = None
+    if case.state is CaseState.APPEALED:
+        appeal_outcome = f"appeal rejected: {reason}" if upheld else f"appeal granted: {reason}"
+    await self.store.update_case(
+        case.id, actor=_who(actor), event="upheld" if upheld else "dismissed", state=state,
+        detail=reason, resolution=reason, appeal_outcome=appeal_outcome,
+        review=("upheld" if upheld else "dismissed") if case.automatic else None,
+        pardon=None if upheld else f"dismissed: {reason}", audit_action=f"resolve:{outcome}")
+    note = " Recorded as an overturn of the automatic verdict." if case.automatic and \
+        not upheld else ""
+    return Reply(f"Case {case.id} {state}", reason + note)
+
+
+@command("link", "link MEMBER PLATFORM ID", "link a platform account to a member", min_args=3)
+async def _link(self: Commands, actor: Member, args: list[str]) -> Reply:
+    member = await self.member(args[0])
+    try:
+        platform = Platform(args[1].casefold())
+    except ValueError:
+        raise Refusal(f"{args[1]!r} is not a platform (discord, slack, console)") from None
+    merged = await self.store.link_account(member.id, platform, args[2], actor=_who(actor))
+    extra = f" Its earlier record ({merged}) was merged in." if merged else ""
+    return Reply(f"Linked {platform}:{args[2]} to {member.display_name}", extra.strip())
+
+
+@command("policy", "policy", "the policy's version and clauses")
+async def _policy(self: Commands, actor: Member, args: list[str]) -> Reply:
+    policy = self.moderator.policy
+    return Reply(f"{policy.name or 'Policy'} {policy.version}",
+                 "\n".join(f"{c.id} {c.title}" for c in policy.clauses.values()))
+
+
+@command("appeal", "appeal N STATEMENT", "appeal a decision about you (once per case)",
+         moderators_only=False, min_args=2)
+async def _appeal(self: Commands, actor: Member, args: list[str]) -> Reply:
+    case = await self.case(args[0])
+    if case.member_id != actor.id:
+        raise Refusal(f"Case {case.id} is not about you: only its member can appeal it")
+    if case.appeal is not None:
+        raise Refusal(f"Case {case.id} has already been appealed")
+    if case.state is CaseState.DISMISSED:
+        raise Refusal(f"Case {case.id} was dismissed: there is nothing to appeal")
+    statement = " ".join(args[1:]).strip()
+    await self.store.update_case(case.id, actor=_who(actor), event="appealed",
+                                 state=CaseState.APPEALED, appeal=statement, detail=statement,
+                                 audit_action="appeal")
+    return Reply(f"Your appeal of case {case.id} is with the moderators",
+                 "You will hear the outcome; the case records it.")
+
+
+def render_text(reply: Reply, /) -> str:
+    """A Reply as plain text for the console."""
+    mark = "" if reply.ok else "✗ "
+    lines = [f"{mark}{reply.title}"]
+    lines += [f"  {name}: {value}" for name, value in reply.fields]
+    if reply.text:
+        lines += ["", reply.text]
+    if reply.buttons:
+        lines += ["", "  ".join(f"[{b.label}: {b.command}]" for b in reply.buttons)]
+    return "\n".join(lines)
