@@ -340,7 +340,8 @@ async def _replay_chunk(moderator: Any, chunk: list[Any], args: argparse.Namespa
                                                   else "") + "[/dim]"
         rev = f"r{message.revision}" if message.revision else "  "
         out.print(f"{escape(message.id):<8}{rev} [{style}]{v.action:<8}[/{style}] "
-                  f"#{escape(message.channel):<18} {escape(message.author):<14} "
+                  f"#{escape(message.channel):<18} "
+                  f"{escape(message.author_name or message.author):<14} "
                   f"{escape(excerpt)}{why}")
 
 
@@ -399,8 +400,8 @@ def dataclass_json(obj: Any) -> Any:
 
 async def _members(args: argparse.Namespace, settings: Settings) -> int:
     from bot.commands import Commands, render_text
-    from bot.moderator import Moderator
     from bot.members import import_register
+    from bot.moderator import Moderator
     from bot.register import read_register
     from bot.scoring import Batcher, LazyScorer
     from bot.store import Store

@@ -178,10 +178,11 @@ def _age(moment: datetime, now: datetime) -> str:
     return "just now"
 
 
-def _case_line(case: Case, now: datetime) -> str:
-    who = f", {case.assignee}" if case.assignee else ""
+def _case_line(case: Case, now: datetime, member: Member | None = None) -> str:
+    who = f", assigned to {case.assignee}" if case.assignee else ""
+    about = f" {member.display_name}:" if member else ""
     return (f"#{case.id} [p{case.priority}] {case.kind} {case.state}{who}, "
-            f"{_age(case.opened_at, now)} old: {case.summary}")
+            f"{_age(case.opened_at, now)} old,{about} {case.summary}")
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -433,8 +434,10 @@ async def _note(self: Commands, actor: Member, args: list[str]) -> Reply:
 async def _queue(self: Commands, actor: Member, args: list[str]) -> Reply:
     cases = await self.store.queue()
     now = self.store.clock()
+    members = {c.member_id: await self.store.get_member(c.member_id) for c in cases}
     return Reply(f"{len(cases)} case(s) waiting",
-                 "\n".join(_case_line(c, now) for c in cases) or "Nothing waiting.",
+                 "\n".join(_case_line(c, now, members[c.member_id]) for c in cases)
+                 or "Nothing waiting.",
                  buttons=tuple(Button(f"Case {c.id}", f"case {c.id}") for c in cases[:5]))
 
 

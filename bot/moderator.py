@@ -6,7 +6,7 @@ __all__ = ["MAX_TEXT_CHARS", "PROTECTED_ROLES", "Handled", "Moderator"]
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from bot.actions import plan_actions
@@ -98,10 +98,14 @@ class Moderator:
             member = await self.resolve_member(message.platform, message.author,
                                                display_name=message.author_name)
             points = await self.points(member.id)
+            standing = member.standing(points=points)
+            if member.suspended_from and message.sent_at < member.suspended_from:
+                # Written before the suspension began (a late delivery or a replay).
+                standing = replace(standing, status=MemberStatus.ACTIVE)
             hits = tuple(self.rules.hits(message.text))
-            verdict = decide(scores, hits, policy=self.policy, standing=member.standing(
-                points=points), channel=message.channel, channel_name=message.channel_name,
-                replies_to_protected=await self._replies_to_protected(message))
+            verdict = decide(scores, hits, policy=self.policy, standing=standing,
+                             channel=message.channel, channel_name=message.channel_name,
+                             replies_to_protected=await self._replies_to_protected(message))
             planned = plan_actions(message, verdict, policy=self.policy)
             # Strikes are for conduct: a suspended member's harmless post is escalated, not
             # counted again.

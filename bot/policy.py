@@ -173,8 +173,8 @@ class Policy:
     protected: ProtectedPolicy
     doxxing: DoxxingPolicy
     statuses: Mapping[MemberStatus, StatusTreatment]
-    strikes: StrikePolicy = StrikePolicy({}, None, None, ())
-    sanctions: SanctionPolicy = SanctionPolicy()
+    strikes: StrikePolicy = field(default_factory=lambda: StrikePolicy({}, None, None, ()))
+    sanctions: SanctionPolicy = field(default_factory=SanctionPolicy)
 
     def override_for(self, *channels: str | None) -> ChannelOverride | None:
         """The first override whose `match` names one of the channel's ids or names."""

@@ -18,9 +18,20 @@ log = logging.getLogger(__name__)
 class Scorer(Protocol):
     """Scores a batch of texts; synchronous and CPU-bound, so callers run it off the loop."""
 
-    name: str
-    version: str
-    categories: tuple[str, ...]
+    @property
+    def name(self) -> str:
+        """The model's name, recorded with every verdict."""
+        ...
+
+    @property
+    def version(self) -> str:
+        """The model's version, recorded with every verdict."""
+        ...
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """The categories it scores."""
+        ...
 
     def score_batch(self, texts: Sequence[str], /) -> list[dict[str, float]]:
         """Per-category scores in [0, 1] for each text, in the order given."""

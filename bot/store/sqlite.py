@@ -152,6 +152,8 @@ class Store:
         """The member behind a platform account; an unknown account becomes a member of its own."""
         member = await self._member_by_account(platform, account_id)
         if member is not None:
+            if display_name:
+                await self._remember_handle(platform, account_id, display_name)
             return member
         async with self.transaction() as db:
             async with db.execute("SELECT member_id FROM accounts WHERE platform=? AND "
@@ -169,6 +171,16 @@ class Store:
         if member is None:  # pragma: no cover - the row was written just above
             raise StoreError(f"account {platform}:{account_id} vanished after insert")
         return member
+
+    async def _remember_handle(self, platform: Platform, account_id: str, name: str) -> None:
+        # Moderators look members up by the handle they see on the platform.
+        async with self._db.execute("SELECT display_name FROM accounts WHERE platform=? AND "
+                                    "account_id=?", (platform, account_id)) as cur:
+            row = await cur.fetchone()
+        if row is not None and row[0] != name:
+            async with self.transaction() as db:
+                await db.execute("UPDATE accounts SET display_name=? WHERE platform=? AND "
+                                 "account_id=?", (name, platform, account_id))
 
     async def _member_by_account(self, platform: Platform, account_id: str) -> Member | None:
         async with self._db.execute(
@@ -362,6 +374,8 @@ class Store:
                             "WHERE a.platform=? AND a.account_id=?", (platform, account)))
         queries.append(("SELECT * FROM members WHERE display_name=? COLLATE NOCASE "
                         "ORDER BY id", (ref,)))
+        queries.append(("SELECT DISTINCT m.* FROM accounts a JOIN members m ON m.id=a.member_id "
+                        "WHERE a.display_name=? COLLATE NOCASE ORDER BY m.id", (ref.lstrip("@"),)))
         for sql, params in queries:
             async with self._db.execute(sql, params) as cur:
                 rows = await cur.fetchall()
