@@ -457,10 +457,10 @@ async def _assign(self: Commands, actor: Member, args: list[str]) -> Reply:
 
 @command("resolve", "resolve N uphold|dismiss REASON", "decide a case", min_args=3)
 async def _resolve(self: Commands, actor: Member, args: list[str]) -> Reply:
-    case = await self.case(args[0])
     outcome = args[1].casefold()
     if outcome not in ("uphold", "dismiss"):
         raise Refusal(f"{args[1]!r}: say uphold or dismiss")
+    case = await self.case(args[0])
     reason = _reason(args[2:], "decision")
     if not case.state.active:
         raise Refusal(f"Case {case.id} is already {case.state}")

@@ -1,0 +1,326 @@
+"""Members, standing, cases, appeals and the command set, through Moderator and Commands.
+
+A real temporary SQLite store, the stable test policy (ladder 3 / 6 / 10 points, half-life
+10 days, two-person sign-off) and a controllable clock.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.commands import Commands, Reply
+from bot.models import Account, ActionKind, CaseState, MemberStatus, Message, Platform, Role
+from bot.moderator import Moderator
+from bot.policy import Policy
+from bot.scoring import Batcher
+from bot.store import Store
+from tests.conftest import KeywordScorer
+
+START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+KAREN = Account(Platform.CONSOLE, "karen")
+OMAR = Account(Platform.SLACK, "UOMAR0001")
+MEMBER = Account(Platform.DISCORD, "100000000000000001")
+
+
+@dataclass
+class Clock:
+    now: datetime = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class World:
+    moderator: Moderator
+    commands: Commands
+    clock: Clock
+    n: int = 0
+
+    @property
+    def store(self) -> Store:
+        return self.moderator.store
+
+    async def post(self, text: str, *, account: Account = MEMBER, reply_to: str | None = None,
+                   channel: str = "general"):  # type: ignore[no-untyped-def]
+        self.n += 1
+        message = Message(account.platform, f"msg{self.n}", channel, account.id, text,
+                          self.clock(), channel_name=channel, reply_to=reply_to)
+        handled = await self.moderator.handle(message)
+        assert handled is not None
+        return handled
+
+    async def run(self, account: Account, words: str) -> Reply:
+        return await self.commands.run(account, words)
+
+
+@pytest.fixture
+async def world(tmp_path: Path, test_policy: Policy) -> AsyncIterator[World]:
+    clock = Clock()
+    async with Store.open(tmp_path / "db.sqlite3", clock=clock) as store, \
+            Batcher(KeywordScorer()) as batcher:
+        moderator = Moderator(store=store, policy=test_policy, scorer=batcher)
+        for number, name, account in (("M0001", "Karen Lomax", KAREN),
+                                      ("M0002", "Omar Haddad", OMAR)):
+            await store.import_member(membership_number=number, name=name,
+                                      status=MemberStatus.ACTIVE, roles={Role.MODERATOR},
+                                      reason=None, suspended_from=None, suspended_until=None,
+                                      accounts=[(account.platform, account.id)], actor="test")
+        yield World(moderator, Commands(moderator), clock)
+
+
+async def audit_count(store: Store) -> int:
+    return len(await store.audit_entries(limit=10_000))
+
+
+# -- strikes and the ladder ---------------------------------------------------------------------
+
+
+async def test_repeat_offences_climb_the_ladder_and_decay(world: World) -> None:
+    first = await world.post("you idiot")
+    second = await world.post("you idiot again")
+    assert first.ladder is None and second.ladder is None
+    third = await world.post("still an idiot")
+    assert third.ladder is not None and third.ladder.note == "cooling-off"
+    timeout = [a for a in third.actions if a.kind is ActionKind.TIMEOUT]
+    assert len(timeout) == 1 and timeout[0].payload["duration"] == "1h"
+    assert third.case_id is not None  # a sanction opens a case
+    case = await world.store.get_case(third.case_id)
+    assert case is not None and case.kind == "sanction" and case.state is CaseState.UPHELD
+
+    # a month later the points have decayed (3 -> 3/8): one more warning is no new step
+    world.clock.now += timedelta(days=30)
+    assert await world.moderator.points(first.member.id) == pytest.approx(0.375)
+    later = await world.post("idiot")
+    assert later.ladder is None
+
+    # escalations pile up: 1.375 + 3 + 3 crosses 6 -> one-day timeout and a review case
+    await world.post("immigrants are vermin")
+    review = await world.post("vermin, all of them")
+    assert review.ladder is not None and review.ladder.note == "review"
+    assert any(a.payload.get("duration") == "1d" for a in review.actions)
+    reviewed = await world.store.get_case(review.case_id)  # type: ignore[arg-type]
+    assert reviewed is not None and reviewed.state is CaseState.OPEN
+
+
+async def test_escalation_opens_a_case_that_keeps_its_evidence(world: World) -> None:
+    handled = await world.post("immigrants are vermin")
+    assert handled.case_id is not None
+    escalate = [a for a in handled.actions if a.kind is ActionKind.ESCALATE][0]
+    assert escalate.payload["case"] == handled.case_id  # the moderators' post names the case
+    reply = await world.run(KAREN, f"case {handled.case_id}")
+    assert reply.ok and "> immigrants are vermin" in reply.text
+    assert ("state", "open") in reply.fields
+    assert {b.label for b in reply.buttons} >= {"Uphold", "Dismiss"}
+
+
+# -- suspended members -------------------------------------------------------------------------
+
+
+async def test_suspended_member_is_escalated_and_priority_when_targeting_protected(
+        world: World) -> None:
+    member = await world.store.member_for(MEMBER.platform, MEMBER.id)
+    await world.store.set_status(member.id, status=MemberStatus.SUSPENDED, actor="test",
+                                 reason="abuse", since=START - timedelta(days=1),
+                                 until=START + timedelta(days=30))
+    quiet = await world.post("Lovely weather for leafleting")
+    assert quiet.verdict.action == "escalate" and quiet.verdict.priority == 2
+    assert quiet.verdict.clause == "2.1"
+    targeting = await world.post("Rachel Adler should resign")
+    assert targeting.verdict.action == "escalate" and targeting.verdict.priority == 9
+    queue = await world.run(KAREN, "queue")
+    assert queue.text.splitlines()[0].startswith(f"#{targeting.case_id} [p9]")
+
+
+async def test_a_reply_to_a_representative_counts_as_naming_them(world: World) -> None:
+    mp = Account(Platform.DISCORD, "100000000000000099")
+    await world.store.import_member(membership_number="M0099", name="Rachel Adler",
+                                    status=MemberStatus.ACTIVE, roles={Role.MP}, reason=None,
+                                    suspended_from=None, suspended_until=None,
+                                    accounts=[(mp.platform, mp.id)], actor="test")
+    statement = await world.post("Our housing plan, published today", account=mp)
+    rude = await world.post("what an idiot", reply_to=statement.message.id)
+    assert rude.verdict.action == "escalate" and rude.verdict.clause == "1.4"
+
+
+async def test_a_suspension_ends_by_itself(world: World) -> None:
+    member = await world.store.member_for(MEMBER.platform, MEMBER.id)
+    await world.store.set_status(member.id, status=MemberStatus.SUSPENDED, actor="test",
+                                 reason="abuse", since=START, until=START + timedelta(days=7))
+    world.clock.now += timedelta(days=8)
+    handled = await world.post("Back and behaving")
+    assert handled.member.status is MemberStatus.ACTIVE
+    assert handled.verdict.action == "allow"
+    ended = await world.store.audit_entries(member_id=member.id, action="status:active")
+    assert ended and ended[0]["actor"] == "bot" and ended[0]["reason"] == "suspension ended"
+
+
+# -- identity ----------------------------------------------------------------------------------
+
+
+async def test_a_member_linked_on_two_platforms_has_one_record(world: World) -> None:
+    slack = Account(Platform.SLACK, "UMEMBER001")
+    on_discord = await world.post("you idiot")
+    on_slack = await world.post("you idiot", account=slack)
+    assert on_discord.member.id != on_slack.member.id  # not linked yet: two records
+    reply = await world.run(KAREN, f"link discord:{MEMBER.id} slack {slack.id}")
+    assert reply.ok and "merged" in reply.text
+    after = await world.post("idiot, thrice", account=slack)
+    assert after.member.id == on_discord.member.id
+    assert after.ladder is not None  # 1 + 1 + 1: the strikes of both platforms add up
+    history = await world.run(KAREN, f"history discord:{MEMBER.id}")
+    assert ("strikes", "3 (0 pardoned)") in history.fields
+
+
+async def test_linking_an_account_of_another_registered_member_is_refused(world: World) -> None:
+    before = await audit_count(world.store)
+    reply = await world.run(KAREN, f"link M0002 console {KAREN.id}")
+    assert not reply.ok and "already linked to another member" in reply.text
+    assert await audit_count(world.store) == before
+    karen = (await world.store.find_members("M0001"))[0]
+    assert KAREN in karen.accounts
+
+
+# -- two-person sign-off --------------------------------------------------------------------
+
+
+async def test_suspension_needs_a_second_moderator(world: World) -> None:
+    await world.post("hello")  # the member exists
+    proposed = await world.run(KAREN, f"suspend discord:{MEMBER.id} 14d repeated abuse")
+    assert proposed.ok and "must confirm" in proposed.text
+    case_id = int(proposed.title.split("case ")[1].rstrip(")"))
+    member = (await world.store.find_members(f"discord:{MEMBER.id}"))[0]
+    assert member.status is MemberStatus.ACTIVE  # not yet
+
+    own = await world.run(KAREN, f"confirm {case_id}")
+    assert not own.ok and "second moderator" in own.text
+    confirmed = await world.run(OMAR, f"confirm {case_id}")
+    assert confirmed.ok
+    member = (await world.store.find_members(f"discord:{MEMBER.id}"))[0]
+    assert member.status is MemberStatus.SUSPENDED
+    assert member.suspended_until == START + timedelta(days=14)
+    suspend = [a for a in await world.store.actions() if a.kind is ActionKind.SUSPEND]
+    assert [(a.platform, a.user) for a in suspend] == [(MEMBER.platform, MEMBER.id)]
+    case = await world.store.get_case(case_id)
+    assert case is not None and case.state is CaseState.UPHELD
+    events = [e["event"] for e in await world.store.case_events(case_id)]
+    assert events == ["opened", "confirmed"]
+    again = await world.run(OMAR, f"confirm {case_id}")
+    assert not again.ok
+
+
+# -- appeals -----------------------------------------------------------------------------------
+
+
+async def test_a_member_appeals_once_and_sees_the_outcome(world: World) -> None:
+    handled = await world.post("immigrants are vermin")
+    case_id = handled.case_id
+    other = await world.run(Account(Platform.DISCORD, "100000000000000002"),
+                            f"appeal {case_id} not me")
+    assert not other.ok and "not about you" in other.text
+    appeal = await world.run(MEMBER, f"appeal {case_id} I was quoting a leaflet to condemn it")
+    assert appeal.ok
+    twice = await world.run(MEMBER, f"appeal {case_id} again")
+    assert not twice.ok and "already been appealed" in twice.text
+    queue = await world.run(KAREN, "queue")
+    assert f"#{case_id}" in queue.text and "appealed" in queue.text
+    granted = await world.run(OMAR, f"resolve {case_id} dismiss quoted to condemn it")
+    assert granted.ok and "overturn" in granted.text
+    case = await world.store.get_case(case_id)  # type: ignore[arg-type]
+    assert case is not None and case.state is CaseState.DISMISSED
+    assert case.appeal_outcome == "appeal granted: quoted to condemn it"
+    assert await world.moderator.points(handled.member.id) == 0  # strikes pardoned
+    reviews = await world.store.reviews()
+    assert [(r["outcome"], r["case_id"]) for r in reviews] == [("dismissed", case_id)]
+
+
+# -- the rest of the command set ---------------------------------------------------------------
+
+
+async def test_moderator_commands(world: World) -> None:
+    await world.post("hello")
+    ref = f"discord:{MEMBER.id}"
+    warned = await world.run(KAREN, f"warn {ref} please keep it civil")
+    assert warned.ok and "1 strike point" in warned.text
+    notify = [a for a in await world.store.actions() if a.kind is ActionKind.NOTIFY]
+    assert "please keep it civil" in notify[-1].payload["text"]
+    timed = await world.run(KAREN, f"timeout {ref} 2h spamming the channel")
+    assert timed.ok and "2h" in timed.title
+    hidden = await world.run(KAREN, "hide discord:msg1 off topic")
+    assert hidden.ok
+    assert any(a.kind is ActionKind.DELETE and a.message_id == "msg1"
+               for a in await world.store.actions())
+    case_id = int(warned.text.split()[1].rstrip(";"))
+    assert (await world.run(KAREN, f"note {case_id} spoke to them by phone")).ok
+    assert (await world.run(KAREN, f"assign {case_id} M0002")).ok is False  # upheld already
+    assert (await world.run(KAREN, f"pardon {case_id} first offence")).ok
+    history = await world.run(KAREN, f"history {ref}")
+    assert ("points now", "2") in history.fields  # the hide's 2 points; the warning pardoned
+    check = await world.run(KAREN, "check immigrants are vermin")
+    assert check.title == "Would escalate"
+    policy = await world.run(KAREN, "policy")
+    assert "1.2 No discrimination or hate" in policy.text
+    helped = await world.run(MEMBER, "help")
+    assert "appeal" in helped.text and "suspend" not in helped.text
+
+
+async def test_assign_and_resolve(world: World) -> None:
+    handled = await world.post("immigrants are vermin")
+    n = handled.case_id
+    assert (await world.run(KAREN, f"assign {n}")).ok
+    case = await world.store.get_case(n)  # type: ignore[arg-type]
+    assert case is not None and case.state is CaseState.ASSIGNED
+    assert case.assignee is not None and "Karen Lomax" in case.assignee
+    assert (await world.run(OMAR, f"resolve {n} uphold clear hate speech")).ok
+    closed = await world.run(KAREN, f"resolve {n} dismiss changed my mind")
+    assert not closed.ok and "already upheld" in closed.text
+    assert [r["outcome"] for r in await world.store.reviews()] == ["upheld"]
+
+
+@pytest.mark.parametrize(
+    ("words", "refusal"),
+    [
+        ("history nobody-at-all", "No member matches"),
+        ("case 999", "There is no case 999"),
+        ("case abc", "is not a case number"),
+        ("timeout M0002 soon being rude", "is not a duration"),
+        ("timeout M0002 60d being rude", "at most 4w"),
+        ("suspend M0002 forever-ish abuse", "is not a duration"),
+        ("resolve 1 maybe because", "say uphold or dismiss"),
+        ("warn M0002", "Usage: `warn MEMBER REASON`"),
+        ("link M0002 teams X1", "is not a platform"),
+        ("frobnicate", "There is no command"),
+        ("check 'unbalanced", "check your quotation marks"),
+    ],
+)
+async def test_bad_input_is_refused_and_changes_nothing(world: World, words: str,
+                                                        refusal: str) -> None:
+    before = await audit_count(world.store)
+    reply = await world.run(KAREN, words)
+    assert not reply.ok
+    assert refusal in reply.text
+    assert await audit_count(world.store) == before
+    assert await world.store.queue() == []
+
+
+async def test_non_moderators_are_refused_and_the_refusal_is_audited(world: World) -> None:
+    reply = await world.run(MEMBER, "queue")
+    assert not reply.ok and reply.text == "Only moderators can use `queue`."
+    refused = await world.store.audit_entries(action="refused:queue")
+    assert len(refused) == 1 and refused[0]["reason"] == "not a moderator"
+
+
+async def test_the_audit_log_is_append_only(world: World) -> None:
+    await world.post("immigrants are vermin")
+    entry = (await world.store.audit_entries())[0]
+    assert entry["actor"] == "bot" and entry["action"] == "verdict:escalate"
+    assert entry["policy_version"] == "test-1" and "keyword-test" in entry["model_version"]
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        async with world.store.transaction() as db:
+            await db.execute("UPDATE audit_log SET actor='someone else'")
