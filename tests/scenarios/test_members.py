@@ -112,7 +112,7 @@ async def test_repeat_offences_climb_the_ladder_and_decay(world: World) -> None:
 async def test_escalation_opens_a_case_that_keeps_its_evidence(world: World) -> None:
     handled = await world.post("immigrants are vermin")
     assert handled.case_id is not None
-    escalate = [a for a in handled.actions if a.kind is ActionKind.ESCALATE][0]
+    escalate = next(a for a in handled.actions if a.kind is ActionKind.ESCALATE)
     assert escalate.payload["case"] == handled.case_id  # the moderators' post names the case
     reply = await world.run(KAREN, f"case {handled.case_id}")
     assert reply.ok and "> immigrants are vermin" in reply.text
