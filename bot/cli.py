@@ -85,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--db", type=Path)
     show.add_argument("--json", action="store_true")
 
+    ret = sub.add_parser("retention", help="erase evidence and audit entries past the policy's "
+                         "retention periods")
+    ret.add_argument("--db", type=Path)
+    ret.add_argument("--dry-run", action="store_true", help="count, change nothing")
+
     e = sub.add_parser("eval", help="precision/recall/F1 per source on labelled data")
     e.add_argument("--data", type=Path, default=Path("../shared/data/dev/conduct_dev.csv"))
     e.add_argument("--split", choices=("heldout", "all"), default="heldout",
@@ -122,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_mod(args, settings))
         if args.command == "members":
             return asyncio.run(_members(args, settings))
+        if args.command == "retention":
+            return asyncio.run(_retention(args, settings))
         if args.command == "score":
             return _score(args, settings)
         if args.command == "eval":
@@ -425,4 +432,23 @@ async def _members(args: argparse.Namespace, settings: Settings) -> int:
             reply = await commands.run_as_system("history", member.id)
     print(json.dumps(dataclass_json(reply), ensure_ascii=False, indent=2) if args.json
           else render_text(reply))
+    return 0
+
+
+async def _retention(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.standing import format_duration
+    from bot.store import Store
+
+    policy = load_policy(settings.policy)
+    sanctions = policy.sanctions
+    async with Store.open(settings.db) as store:
+        store.policy_version = policy.version
+        counts = await store.apply_retention(evidence=sanctions.retention,
+                                             audit=sanctions.audit_retention,
+                                             dry_run=args.dry_run)
+    verb = "would erase" if args.dry_run else "erased"
+    print(f"{verb} the text of {counts['texts_erased']} message(s) older than "
+          f"{format_duration(sanctions.retention)} and {counts['audit_deleted']} audit "
+          f"entr{'y' if counts['audit_deleted'] == 1 else 'ies'} older than "
+          f"{format_duration(sanctions.audit_retention)}")
     return 0

@@ -64,6 +64,7 @@ class Moderator:
 
     def __init__(self, *, store: Store, policy: Policy, scorer: Batcher) -> None:
         self.store = store
+        store.policy_version = policy.version
         self.policy = policy
         self.scorer = scorer
         self.rules = RuleScorer(policy)

@@ -157,6 +157,7 @@ class SanctionPolicy:
     two_person_suspension: bool = True
     max_timeout: timedelta = timedelta(days=28)
     retention: timedelta = timedelta(days=365)
+    audit_retention: timedelta = timedelta(days=6 * 365)
 
 
 @dataclass(frozen=True, slots=True)
@@ -599,7 +600,8 @@ def _strikes(c: _Checker, raw: Any) -> StrikePolicy:
 
 
 def _sanctions(c: _Checker, raw: Any) -> SanctionPolicy:
-    t = c.table(raw, "sanctions", {"two_person_suspension", "max_timeout", "retention"})
+    t = c.table(raw, "sanctions", {"two_person_suspension", "max_timeout", "retention",
+                                   "audit_retention"})
     two_person = t.get("two_person_suspension", True)
     if not isinstance(two_person, bool):
         c.problem("sanctions.two_person_suspension", "must be true or false")
@@ -608,7 +610,12 @@ def _sanctions(c: _Checker, raw: Any) -> SanctionPolicy:
     if max_timeout > timedelta(days=28):
         c.problem("sanctions.max_timeout", "Discord times members out for at most 28 days")
     retention = _duration(c, t, "retention", "sanctions", "365d") or timedelta(days=365)
-    return SanctionPolicy(two_person, max_timeout, retention)
+    audit_retention = _duration(c, t, "audit_retention", "sanctions", "2190d") or \
+        timedelta(days=2190)
+    if audit_retention < retention:
+        c.problem("sanctions.audit_retention", "the audit trail must be kept at least as long "
+                  "as the evidence it explains (retention)")
+    return SanctionPolicy(two_person, max_timeout, retention, audit_retention)
 
 
 def _compile_rule(c: _Checker, kind: str | None, patterns: tuple[str, ...], path: str,

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,8 @@ class Store:
         self.path = path
         self.clock = clock
         self._lock = asyncio.Lock()
+        #: Recorded with every audit entry that does not name its own policy version.
+        self.policy_version: str | None = None
 
     @classmethod
     @asynccontextmanager
@@ -344,14 +346,28 @@ class Store:
 
     async def mark_action(self, action_id: int, /, *, status: ActionStatus,
                           error: str | None = None, retry_at: datetime | None = None) -> None:
-        """Write back an outbox row's result; `retry_at` keeps it pending until then."""
+        """Write back an outbox row's result (audited); `retry_at` keeps it pending until then."""
+        now = iso(self.clock())
         async with self.transaction() as db:
             await db.execute(
                 "UPDATE outbox SET status=?, error=?, not_before=?, attempts=attempts+1, "
                 "updated_at=? WHERE id=?",
-                (status, error, iso(retry_at) if retry_at else None, iso(self.clock()),
-                 action_id))
-
+                (status, error, iso(retry_at) if retry_at else None, now, action_id))
+            if status is not ActionStatus.PENDING:
+                async with db.execute(
+                    "SELECT o.kind, o.platform, o.message_id, o.user_id, o.verdict_id, "
+                    "json_extract(o.payload, '$.case') AS case_id, m.member_id FROM outbox o "
+                    "LEFT JOIN verdicts v ON v.id=o.verdict_id "
+                    "LEFT JOIN messages m ON m.id=v.message_row WHERE o.id=?",
+                    (action_id,)) as cur:
+                    row = await cur.fetchone()
+                if row is not None:
+                    await self._audit(db, now, actor="bot",
+                                      action=f"platform:{row['kind']}:{status}",
+                                      member_id=row["member_id"], case_id=row["case_id"],
+                                      reason=error, detail={
+                                          "platform": row["platform"], "user": row["user_id"],
+                                          "message": row["message_id"], "outbox": action_id})
 
     # -- members, standing -------------------------------------------------------------------
 
@@ -677,7 +693,8 @@ class Store:
         await db.execute(
             "INSERT INTO audit_log (at, actor, action, member_id, case_id, reason, "
             "policy_version, model_version, detail) VALUES (?,?,?,?,?,?,?,?,?)",
-            (now, actor, action, member_id, case_id, reason, policy_version, model_version,
+            (now, actor, action, member_id, case_id, reason,
+             policy_version or self.policy_version, model_version,
              json.dumps(dict(detail)) if detail else None))
 
     async def audit(self, *, actor: str, action: str, member_id: str | None = None,
@@ -700,6 +717,29 @@ class Store:
             sql, params = sql + " AND action LIKE ?", [*params, f"{action}%"]
         async with self._db.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit)) as cur:
             return [dict(r) for r in await cur.fetchall()]
+
+    async def apply_retention(self, *, evidence: timedelta, audit: timedelta,
+                              dry_run: bool = False) -> dict[str, int]:
+        """The retention job: erase message text older than `evidence`, audit entries older
+        than `audit`. Verdicts, cases and their history stay; the job audits itself."""
+        now = self.clock()
+        evidence_cut, audit_cut = iso(now - evidence), iso(now - audit)
+        async with self.transaction() as db:
+            async with db.execute("SELECT COUNT(*) FROM messages WHERE text IS NOT NULL AND "
+                                  "sent_at < ?", (evidence_cut,)) as cur:
+                texts = (await cur.fetchone() or (0,))[0]
+            async with db.execute("SELECT COUNT(*) FROM audit_log WHERE at < ?",
+                                  (audit_cut,)) as cur:
+                entries = (await cur.fetchone() or (0,))[0]
+            if not dry_run:
+                await db.execute("UPDATE messages SET text=NULL WHERE text IS NOT NULL AND "
+                                 "sent_at < ?", (evidence_cut,))
+                await db.execute("DELETE FROM audit_log WHERE at < ?", (audit_cut,))
+                await self._audit(db, iso(now), actor="retention", action="retention",
+                                  detail={"texts_erased": texts, "audit_deleted": entries,
+                                          "evidence_before": evidence_cut,
+                                          "audit_before": audit_cut})
+        return {"texts_erased": texts, "audit_deleted": entries}
 
     async def message_row(self, platform: Platform, message_id: str, /) -> dict[str, Any] | None:
         """The latest stored revision of a message."""

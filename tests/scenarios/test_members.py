@@ -324,3 +324,30 @@ async def test_the_audit_log_is_append_only(world: World) -> None:
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         async with world.store.transaction() as db:
             await db.execute("UPDATE audit_log SET actor='someone else'")
+
+
+async def test_retention_erases_old_evidence_but_keeps_the_case(world: World) -> None:
+    handled = await world.post("immigrants are vermin")
+    world.clock.now += timedelta(days=400)
+    counts = await world.store.apply_retention(evidence=timedelta(days=365),
+                                               audit=timedelta(days=2190), dry_run=True)
+    assert counts == {"texts_erased": 1, "audit_deleted": 0}
+    await world.store.apply_retention(evidence=timedelta(days=365), audit=timedelta(days=2190))
+    reply = await world.run(KAREN, f"case {handled.case_id}")
+    assert "[text erased under the retention policy]" in reply.text
+    assert "immigrants" not in reply.text
+    assert ("state", "open") in reply.fields  # the case and its history remain
+    job = await world.store.audit_entries(action="retention")
+    assert job and job[0]["actor"] == "retention"
+
+
+async def test_platform_results_are_audited(world: World) -> None:
+    from adapters.console import ConsolePort
+
+    handled = await world.post("immigrants are vermin")
+    await world.moderator.run_outbox(ConsolePort(Platform.DISCORD))
+    done = await world.store.audit_entries(member_id=handled.member.id, action="platform:")
+    assert {e["action"] for e in done} == {"platform:delete:done", "platform:notify:done",
+                                           "platform:escalate:done", "platform:timeout:done"}
+    assert all(e["case_id"] == handled.case_id and e["policy_version"] == "test-1"
+               for e in done)
