@@ -267,12 +267,13 @@ async def _case(self: Commands, actor: Member, args: list[str]) -> Reply:
         fields.append(("resolution", case.resolution))
     buttons: tuple[Button, ...] = ()
     if case.state.active:
-        buttons = (Button("Uphold", f"resolve {case.id} uphold", "primary"),
-                   Button("Dismiss", f"resolve {case.id} dismiss", "danger"),
+        # A button carries a stock reason; adapters may ask for a better one (a modal).
+        buttons = (Button("Uphold", f"resolve {case.id} uphold upheld on review", "primary"),
+                   Button("Dismiss", f"resolve {case.id} dismiss dismissed on review", "danger"),
                    Button("Assign to me", f"assign {case.id}"))
         if case.proposal:
             buttons = (Button("Confirm suspension", f"confirm {case.id}", "danger"),
-                       Button("Reject", f"resolve {case.id} dismiss"))
+                       Button("Reject", f"resolve {case.id} dismiss proposal rejected"))
     return Reply(f"Case {case.id}: {case.summary}", "\n".join(lines), tuple(fields), buttons)
 
 

@@ -351,3 +351,14 @@ async def test_platform_results_are_audited(world: World) -> None:
                                            "platform:escalate:done", "platform:timeout:done"}
     assert all(e["case_id"] == handled.case_id and e["policy_version"] == "test-1"
                for e in done)
+
+
+async def test_every_button_runs_as_a_command(world: World) -> None:
+    handled = await world.post("immigrants are vermin")
+    view = await world.run(KAREN, f"case {handled.case_id}")
+    assign = next(b for b in view.buttons if b.label == "Assign to me")
+    assert (await world.run(KAREN, assign.command)).ok
+    dismiss = next(b for b in view.buttons if b.label == "Dismiss")
+    assert (await world.run(OMAR, dismiss.command)).ok
+    case = await world.store.get_case(handled.case_id)  # type: ignore[arg-type]
+    assert case is not None and case.state is CaseState.DISMISSED
