@@ -464,10 +464,7 @@ class Store:
                 if number is not None or n_accounts > 1:
                     raise StoreError(f"{platform}:{account_id} is already linked to another "
                                      f"member ({other}); unlink it there first")
-                for table in ("accounts", "messages", "strikes", "cases"):
-                    await db.execute(f"UPDATE {table} SET member_id=? WHERE member_id=?",
-                                     (member_id, other))
-                await db.execute("DELETE FROM members WHERE id=?", (other,))
+                await _merge_member(db, into=member_id, other=other)
                 merged = other
             await self._audit(db, now, actor=actor, action="link", member_id=member_id,
                               detail={"account": f"{platform}:{account_id}",
@@ -528,10 +525,7 @@ class Store:
                     if linked[1] is not None:
                         raise StoreError(f"{platform}:{account_id} is linked to member "
                                          f"{linked[1]}")
-                    for table in ("accounts", "messages", "strikes", "cases"):
-                        await db.execute(f"UPDATE {table} SET member_id=? WHERE member_id=?",
-                                         (member_id, linked[0]))
-                    await db.execute("DELETE FROM members WHERE id=?", (linked[0],))
+                    await _merge_member(db, into=member_id, other=linked[0])
                     changes.append(f"linked {platform}:{account_id} (merged its history)")
             if changes:
                 await self._audit(db, now, actor=actor, action="register-import",
@@ -776,6 +770,14 @@ def _action(row: sqlite3.Row) -> Action:
         attempts=row["attempts"],
         error=row["error"],
     )
+
+
+async def _merge_member(db: aiosqlite.Connection, *, into: str, other: str) -> None:
+    """Move an unregistered member's accounts and history to `into`, then drop the husk."""
+    # The audit log keeps the old id (it is never updated); the link entry names the merge.
+    for table in ("accounts", "messages", "strikes", "cases"):
+        await db.execute(f"UPDATE {table} SET member_id=? WHERE member_id=?", (into, other))
+    await db.execute("DELETE FROM members WHERE id=?", (other,))
 
 
 def _dt(value: str | None) -> datetime | None:
