@@ -17,7 +17,9 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
+	$(PY) bot.py members import examples/register.csv --db $(DEMO_DB) | tail -n 1
 	$(PY) bot.py replay examples/forum.jsonl --db $(DEMO_DB)
+	$(PY) bot.py mod --db $(DEMO_DB) --as console:mod_karen queue
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -413,14 +413,13 @@ async def _members(args: argparse.Namespace, settings: Settings) -> int:
     from bot.scoring import Batcher, LazyScorer
     from bot.store import Store
 
-    out = Console(highlight=False)
     policy = load_policy(settings.policy)
     async with Store.open(settings.db) as store:
         if args.members_command == "import":
             register = read_register(args.file)
             report = await import_register(store, register, actor=f"register:{args.file.name}")
             for line in report.lines():
-                out.print(escape(line))
+                print(line)
             return 1 if report.errors else 0
         async with Batcher(LazyScorer(settings)) as batcher:
             commands = Commands(Moderator(store=store, policy=policy, scorer=batcher))
