@@ -24,7 +24,7 @@ from bot.models import (
     VerdictAction,
 )
 from bot.moderator import Moderator
-from bot.standing import format_duration, parse_duration
+from bot.standing import crossed_step, format_duration, parse_duration
 from bot.store import CaseDraft, Store
 
 
@@ -149,6 +149,22 @@ class Commands:
         if case is None:
             raise Refusal(f"There is no case {number}")
         return case
+
+    async def ladder(self, member: Member, strike: float) -> tuple[list[Action], str]:
+        """The ladder step a sanction's strike points cross: its timeouts and a note."""
+        before = await self.moderator.points(member.id)
+        step = crossed_step(before, before + strike, policy=self.moderator.policy.strikes)
+        if step is None:
+            return [], ""
+        note = f" Ladder at {before + strike:g} points: {step.note}"
+        if step.escalate:
+            note += " Consider `suspend`."
+        if step.timeout is None:
+            return [], note
+        until = self.store.clock() + step.timeout
+        return self.accounts_actions(member, ActionKind.TIMEOUT, {
+            "until": until.isoformat(), "duration": format_duration(step.timeout),
+            "reason": step.note}), note
 
     def accounts_actions(self, member: Member, kind: ActionKind,
                          payload: dict[str, object]) -> list[Action]:
@@ -286,11 +302,13 @@ async def _warn(self: Commands, actor: Member, args: list[str]) -> Reply:
            f"(policy {self.moderator.policy.version}). You can appeal this warning."
     actions = self.accounts_actions(member, ActionKind.NOTIFY, {"text": text, "reason": reason})
     points = self.moderator.policy.strikes.points.get(VerdictAction.WARN, 0.0)
+    timeouts, note = await self.ladder(member, points)
     case_id, _ = await self.store.sanction(
         member.id, draft=CaseDraft("warning", f"warned: {reason}", _who(actor),
                                    state=CaseState.UPHELD),
-        actions=actions, strike=points, reason=reason, audit_action="warn")
-    return Reply(f"Warned {member.display_name}", f"Case {case_id}; {points:g} strike point(s).")
+        actions=actions + timeouts, strike=points, reason=reason, audit_action="warn")
+    return Reply(f"Warned {member.display_name}",
+                 f"Case {case_id}; {points:g} strike point(s).{note}")
 
 
 @command("hide", "hide PLATFORM:MESSAGE_ID", "delete a message (adds strike points)",
@@ -311,13 +329,14 @@ async def _hide(self: Commands, actor: Member, args: list[str]) -> Reply:
     delete = Action(kind=ActionKind.DELETE, platform=platform, channel=row["channel"],
                     message_id=message_id, user=row["author"], payload={"reason": reason})
     points = self.moderator.policy.strikes.points.get(VerdictAction.HIDE, 0.0)
+    timeouts, note = await self.ladder(member, points)
     case_id, _ = await self.store.sanction(
         member.id, draft=CaseDraft("hide", f"message hidden: {reason}", _who(actor),
                                    state=CaseState.UPHELD),
-        actions=[delete], strike=points, reason=reason, audit_action="hide",
+        actions=[delete, *timeouts], strike=points, reason=reason, audit_action="hide",
         message_rows=[row["id"]])
     return Reply(f"Hiding {args[0]}", f"Case {case_id}; {member.display_name} gets "
-                                      f"{points:g} strike point(s).")
+                                      f"{points:g} strike point(s).{note}")
 
 
 @command("timeout", "timeout MEMBER DURATION REASON", "stop a member posting for a while",

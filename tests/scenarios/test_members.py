@@ -253,7 +253,9 @@ async def test_moderator_commands(world: World) -> None:
     timed = await world.run(KAREN, f"timeout {ref} 2h spamming the channel")
     assert timed.ok and "2h" in timed.title
     hidden = await world.run(KAREN, "hide discord:msg1 off topic")
-    assert hidden.ok
+    assert hidden.ok and "Ladder at 3 points: cooling-off" in hidden.text  # 1 + 2 points
+    assert [a.payload["duration"] for a in await world.store.actions()
+            if a.kind is ActionKind.TIMEOUT] == ["2h", "1h"]
     assert any(a.kind is ActionKind.DELETE and a.message_id == "msg1"
                for a in await world.store.actions())
     case_id = int(warned.text.split()[1].rstrip(";"))

@@ -1,0 +1,81 @@
+"""Discord adapter settings from the environment; the token is never logged or shown in repr."""
+
+from __future__ import annotations
+
+__all__ = ["DiscordConfig", "DiscordConfigError"]
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from bot.errors import ConductError
+
+
+class DiscordConfigError(ConductError):
+    """A DISCORD_* variable is missing or malformed; the message names the variable."""
+
+
+def _ids(env: Mapping[str, str], name: str) -> frozenset[int]:
+    raw = env.get(name, "").strip()
+    ids: set[int] = set()
+    for part in raw.replace(";", ",").replace(" ", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if not part.isdigit() or int(part) <= 0:
+            raise DiscordConfigError(f"{name} must be a comma-separated list of Discord ids "
+                                     f"(snowflakes), not {part!r}")
+        ids.add(int(part))
+    return frozenset(ids)
+
+
+def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
+    value = env.get(name, "").strip()
+    if not value:
+        return None
+    if not value.startswith(tuple(f"{s}://" for s in schemes)):
+        raise DiscordConfigError(f"{name} must start with {' or '.join(s + '://' for s in schemes)}"
+                                 f", not {value!r}")
+    return value.rstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
+class DiscordConfig:
+    """Everything the Discord adapter needs besides the core."""
+
+    token: str = field(repr=False)
+    guild_ids: frozenset[int] = frozenset()
+    mod_channel_id: int | None = None
+    mod_role_ids: frozenset[int] = frozenset()
+    exempt_role_ids: frozenset[int] = frozenset()
+    #: Channels (or thread parents) to moderate; empty means every channel the bot can read.
+    watch_channel_ids: frozenset[int] = frozenset()
+    #: REST base such as http://127.0.0.1:8080/api/v10 (tests, proxies); None = discord.com.
+    api_base: str | None = None
+    #: Gateway URL such as ws://127.0.0.1:8080/gateway; None = Discord's.
+    gateway_url: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, /) -> DiscordConfig:
+        """Read DISCORD_* variables; raise DiscordConfigError naming the bad one."""
+        env = os.environ if env is None else env
+        token = env.get("DISCORD_TOKEN", "").strip()
+        if not token:
+            raise DiscordConfigError("DISCORD_TOKEN is not set: create a bot in the Discord "
+                                     "developer portal and export its token (see docs/discord.md)")
+        if any(c.isspace() for c in token) or token.lower().startswith("bot "):
+            raise DiscordConfigError("DISCORD_TOKEN must be the bare bot token (no spaces, no "
+                                     "'Bot ' prefix)")
+        channel = _ids(env, "DISCORD_MOD_CHANNEL_ID")
+        if len(channel) > 1:
+            raise DiscordConfigError("DISCORD_MOD_CHANNEL_ID takes one channel id")
+        return cls(
+            token=token,
+            guild_ids=_ids(env, "DISCORD_GUILD_IDS"),
+            mod_channel_id=next(iter(channel), None),
+            mod_role_ids=_ids(env, "DISCORD_MOD_ROLE_IDS"),
+            exempt_role_ids=_ids(env, "DISCORD_EXEMPT_ROLE_IDS"),
+            watch_channel_ids=_ids(env, "DISCORD_WATCH_CHANNEL_IDS"),
+            api_base=_url(env, "DISCORD_API_BASE", ("http", "https")),
+            gateway_url=_url(env, "DISCORD_GATEWAY_URL", ("ws", "wss")),
+        )
