@@ -85,6 +85,10 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--db", type=Path)
     show.add_argument("--json", action="store_true")
 
+    run = sub.add_parser("run", help="moderate live: start every adapter the environment "
+                         "configures (DISCORD_TOKEN, ...)")
+    run.add_argument("--db", type=Path, help="database (default: $CONDUCTBOT_DB)")
+
     ret = sub.add_parser("retention", help="erase evidence and audit entries past the policy's "
                          "retention periods")
     ret.add_argument("--db", type=Path)
@@ -129,6 +133,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_members(args, settings))
         if args.command == "retention":
             return asyncio.run(_retention(args, settings))
+        if args.command == "run":
+            from adapters.runner import run
+
+            asyncio.run(run(settings))
+            return 0
         if args.command == "score":
             return _score(args, settings)
         if args.command == "eval":

@@ -46,3 +46,20 @@ def test_bad_setting_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("CONDUCTBOT_SCORER", "magic")
     assert main(["score", "hello"]) == 2
     assert "CONDUCTBOT_SCORER must be one of auto, offline, detoxify" in capsys.readouterr().err
+
+
+def test_run_without_any_platform_configured_says_what_to_set(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("DISCORD_TOKEN", raising=False)
+    assert main(["run"]) == 2
+    assert "set DISCORD_TOKEN" in " ".join(capsys.readouterr().err.split())
+
+
+def test_run_refuses_a_malformed_setting_before_connecting(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "abc.def.ghi")
+    monkeypatch.setenv("DISCORD_GUILD_IDS", "not-a-number")
+    assert main(["run"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "DISCORD_GUILD_IDS must be a comma-separated list" in err
+    assert "abc.def.ghi" not in err  # the token is never shown

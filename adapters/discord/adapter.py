@@ -1,0 +1,651 @@
+"""The Discord adapter: gateway events to the core, the core's outbox to Discord, slash commands.
+
+Contract of `run_discord(moderator, config)` (what `bot.py run` starts in a TaskGroup):
+
+* it logs in with `config.token`, registers the slash commands (`/mod ...`, `/appeal`, message
+  menus), connects to the gateway and runs until cancelled; cancelling it closes the connection
+  cleanly and re-raises CancelledError;
+* every guild message (and every edit, as a new revision) goes through `moderator.handle`, then
+  the adapter executes the Discord rows of the outbox (`moderator.run_outbox(adapter)`); a
+  background loop retries rows that were rate limited;
+* it raises `PermissionDenied` when Discord refuses the token and `PlatformError` when the
+  privileged Message Content intent is not enabled for the application; other exceptions from
+  discord.py propagate;
+* `config.api_base` / `config.gateway_url` repoint discord.py's REST base and gateway for the
+  whole process (discord.py keeps them as class attributes), for tests and proxies;
+* the token is never logged.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MAX_TIMEOUT", "CommandButton", "DiscordAdapter", "run_discord"]
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import discord
+import yarl
+from discord import app_commands
+
+from adapters.discord.config import DiscordConfig
+from adapters.discord.convert import from_discord
+from bot.commands import Button, Commands, Reply
+from bot.errors import (
+    ConductError,
+    PermissionDenied,
+    PlatformError,
+    RateLimited,
+    TargetNotFound,
+    UnsupportedAction,
+)
+from bot.models import Account, Action, Message, Platform, Role
+from bot.moderator import Moderator
+
+log = logging.getLogger(__name__)
+
+#: Discord's longest timeout ("communication disabled"); a minute's margin for clock skew.
+MAX_TIMEOUT = timedelta(days=28)
+_MARGIN = timedelta(minutes=1)
+_PREFIX = "cb:"
+_CUSTOM_ID_MAX = 100
+_STYLES = {"primary": discord.ButtonStyle.primary, "danger": discord.ButtonStyle.danger,
+           "secondary": discord.ButtonStyle.secondary, "success": discord.ButtonStyle.success}
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _chunks(text: str, size: int = 2000) -> list[str]:
+    return [text[i:i + size] for i in range(0, len(text), size)] or [""]
+
+
+class CommandButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
+                    template=re.escape(_PREFIX) + r"(?P<command>.+)"):
+    """A button whose custom_id carries a core command; pressing it runs the command as the
+    presser (the core checks their permission). Registered with `add_dynamic_items`, so buttons
+    on old messages keep working after a restart."""
+
+    def __init__(self, command: str, *, label: str = "Run",
+                 style: discord.ButtonStyle = discord.ButtonStyle.secondary) -> None:
+        super().__init__(discord.ui.Button(label=_clip(label, 80), style=style,
+                                           custom_id=_PREFIX + command))
+        self.command = command
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction[Any],
+                             item: discord.ui.Item[Any], match: re.Match[str], /
+                             ) -> CommandButton:
+        """Rebuild the button from a click on any message, old or new."""
+        button = item if isinstance(item, discord.ui.Button) else None
+        return cls(match["command"], label=(button.label if button else None) or "Run",
+                   style=button.style if button else discord.ButtonStyle.secondary)
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        """Run the command as whoever pressed the button; answer privately."""
+        adapter = getattr(interaction.client, "adapter", None)
+        if not isinstance(adapter, DiscordAdapter):  # pragma: no cover - wiring error
+            return
+        await adapter.run_command(interaction, self.command)
+
+
+def command_view(buttons: Sequence[Button], /) -> discord.ui.View | None:
+    """A persistent view (timeout=None) of the Reply's buttons; None when there are none."""
+    items = [b for b in buttons if len(_PREFIX + b.command) <= _CUSTOM_ID_MAX][:25]
+    if not items:
+        return None
+    view = discord.ui.View(timeout=None)
+    for b in items:
+        view.add_item(CommandButton(b.command, label=b.label,
+                                    style=_STYLES.get(b.style, discord.ButtonStyle.secondary)))
+    return view
+
+
+def reply_embed(reply: Reply, /) -> discord.Embed:
+    """A core Reply as an embed: title, text as description, fields inline."""
+    embed = discord.Embed(title=_clip(reply.title, 256),
+                          description=_clip(reply.text, 4096) or None,
+                          colour=discord.Colour.blurple() if reply.ok else discord.Colour.red())
+    for name, value in reply.fields[:25]:
+        embed.add_field(name=_clip(str(name), 256), value=_clip(str(value) or "-", 1024),
+                        inline=True)
+    return embed
+
+
+class _Client(discord.Client):
+    """discord.Client that knows its adapter (for button callbacks) and runs its setup."""
+
+    def __init__(self, adapter: DiscordAdapter, **options: Any) -> None:
+        super().__init__(**options)
+        self.adapter = adapter
+
+    async def setup_hook(self) -> None:
+        await self.adapter.setup()
+
+
+class DiscordAdapter:
+    """The PlatformPort for Discord, holding the core by composition."""
+
+    platform = Platform.DISCORD
+
+    def __init__(self, moderator: Moderator, config: DiscordConfig, /, *,
+                 sync_commands: bool = True, outbox_interval: float = 30.0,
+                 **client_options: Any) -> None:
+        self.moderator = moderator
+        self.config = config
+        self.commands = Commands(moderator)
+        self.sync_commands = sync_commands
+        self.outbox_interval = outbox_interval
+        intents = discord.Intents.none()
+        intents.guilds = True
+        intents.guild_messages = True
+        intents.message_content = True  # privileged: enable it in the developer portal
+        intents.members = True  # privileged: role changes and member lookups
+        self.client = _Client(self, intents=intents, **client_options)
+        self.tree = app_commands.CommandTree(self.client)
+        self.ready = asyncio.Event()
+        self._outbox_lock = asyncio.Lock()
+        self._build_commands()
+        self.client.event(self.on_message)
+        self.client.event(self.on_raw_message_edit)
+        self.client.event(self.on_ready)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def _apply_overrides(self) -> None:
+        if self.config.api_base:
+            discord.http.Route.BASE = self.config.api_base
+        if self.config.gateway_url:
+            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.config.gateway_url)
+
+    async def setup(self) -> None:
+        """Register persistent buttons and (optionally) sync the slash commands."""
+        self.client.add_dynamic_items(CommandButton)
+        if not self.sync_commands:
+            return
+        if self.config.guild_ids:
+            for guild_id in sorted(self.config.guild_ids):
+                guild = discord.Object(id=guild_id)
+                self.tree.copy_global_to(guild=guild)
+                await self.tree.sync(guild=guild)
+        else:
+            await self.tree.sync()
+
+    async def on_ready(self) -> None:
+        """Mark the adapter ready (tests and health checks wait on it)."""
+        log.info("discord: connected as %s to %d guild(s)", self.client.user,
+                 len(self.client.guilds))
+        self.ready.set()
+
+    async def run(self) -> None:
+        """Log in, connect and serve until cancelled (see the module docstring)."""
+        self._apply_overrides()
+        try:
+            async with self.client:
+                await self.client.login(self.config.token)
+                drain = asyncio.create_task(self._drain_loop(), name="discord-outbox")
+                try:
+                    await self.client.connect(reconnect=True)
+                finally:
+                    drain.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await drain
+        except discord.LoginFailure as exc:
+            raise PermissionDenied("Discord refused DISCORD_TOKEN (check the bot token)",
+                                   platform="discord", action="login") from exc
+        except discord.PrivilegedIntentsRequired as exc:
+            raise PlatformError("enable the Message Content and Server Members intents for the "
+                                "bot in the Discord developer portal (see docs/discord.md)",
+                                platform="discord", action="connect") from exc
+
+    async def _drain_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.outbox_interval)
+            try:
+                await self.drain_outbox()
+            except ConductError as exc:  # keep the loop alive; the row stays pending
+                log.error("discord: outbox run failed: %s", exc)
+
+    async def drain_outbox(self) -> list[Action]:
+        """Execute this platform's pending outbox rows, one run at a time."""
+        async with self._outbox_lock:
+            return await self.moderator.run_outbox(self)
+
+    # -- events ------------------------------------------------------------------------------
+
+    async def on_message(self, message: discord.Message) -> None:
+        """A new message: convert, decide, act."""
+        core = from_discord(message, watch=self.config.watch_channel_ids,
+                            guilds=self.config.guild_ids)
+        if core is not None:
+            await self.sync_roles(message.author)
+            await self._handle(core)
+
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        """An edit (cached or not): decide the new text as a new revision."""
+        message = payload.message
+        if "content" not in payload.data:
+            return  # an embed unfurl, a pin or similar: the text did not change
+        core = from_discord(message, edited=True, watch=self.config.watch_channel_ids,
+                            guilds=self.config.guild_ids, raw=dict(payload.data))
+        if core is not None:
+            await self.sync_roles(message.author)
+            await self._handle(core)
+
+    async def _handle(self, message: Message) -> None:
+        try:
+            handled = await self.moderator.handle(message)
+        except ConductError as exc:
+            log.error("discord: could not moderate %s: %s", message.key, exc)
+            return
+        if handled is not None and handled.actions:
+            await self.drain_outbox()
+
+    async def sync_roles(self, user: discord.abc.User) -> None:
+        """Give the core member the moderator/exempt role their Discord roles imply (never
+        removes a role: the party register stays the authority)."""
+        if not isinstance(user, discord.Member):
+            return
+        ids = {role.id for role in user.roles}
+        wanted: set[Role] = set()
+        if ids & self.config.mod_role_ids:
+            wanted.add(Role.MODERATOR)
+        if ids & self.config.exempt_role_ids:
+            wanted.add(Role.EXEMPT)
+        if not wanted:
+            return
+        member = await self.moderator.resolve_member(Platform.DISCORD, str(user.id),
+                                                     display_name=user.display_name)
+        if not wanted <= member.roles:
+            await self.moderator.store.set_roles(member.id, member.roles | wanted,
+                                                 actor="discord-roles")
+
+    # -- commands ----------------------------------------------------------------------------
+
+    async def run_command(self, interaction: discord.Interaction[Any],
+                          words: str | Sequence[str]) -> None:
+        """Defer, run a core command as the interaction's user, answer with an ephemeral embed,
+        then execute whatever the command put in the outbox."""
+        if not interaction.response.is_done():
+            await interaction.response.defer(ephemeral=True, thinking=True)
+        await self.sync_roles(interaction.user)
+        reply = await self.commands.run(Account(Platform.DISCORD, str(interaction.user.id)),
+                                        words)
+        view = command_view(reply.buttons)
+        if view is None:
+            await interaction.followup.send(embed=reply_embed(reply), ephemeral=True)
+        else:
+            await interaction.followup.send(embed=reply_embed(reply), view=view, ephemeral=True)
+        await self.drain_outbox()
+
+    async def _is_moderator(self, user: discord.abc.User) -> bool:
+        await self.sync_roles(user)
+        member = await self.moderator.resolve_member(Platform.DISCORD, str(user.id))
+        return Role.MODERATOR in member.roles
+
+    def _build_commands(self) -> None:
+        mod = app_commands.Group(
+            name="mod", description="Moderation: cases, members, sanctions",
+            default_permissions=discord.Permissions(manage_messages=True), guild_only=True)
+        run = self.run_command
+
+        @mod.command(name="queue", description="Open escalations, most urgent first")
+        async def queue(interaction: discord.Interaction[Any]) -> None:
+            await run(interaction, ["queue"])
+
+        @mod.command(name="case", description="Show a case: evidence, state, history")
+        @app_commands.describe(number="Case number")
+        async def case(interaction: discord.Interaction[Any],
+                       number: app_commands.Range[int, 1]) -> None:
+            await run(interaction, ["case", str(number)])
+
+        @case.autocomplete("number")
+        async def case_numbers(interaction: discord.Interaction[Any], current: str
+                               ) -> list[app_commands.Choice[int]]:
+            if not await self._is_moderator(interaction.user):
+                return []
+            digits = "".join(c for c in current if c.isdigit())
+            ids = await self.moderator.store.case_ids(prefix=digits, limit=25)
+            return [app_commands.Choice(name=f"Case {i}", value=i) for i in ids]
+
+        @mod.command(name="history", description="A member's status, strike points and cases")
+        async def history(interaction: discord.Interaction[Any], member: discord.User) -> None:
+            await run(interaction, ["history", f"discord:{member.id}"])
+
+        @mod.command(name="warn", description="Warn a member privately (adds strike points)")
+        async def warn(interaction: discord.Interaction[Any], member: discord.User,
+                       reason: str) -> None:
+            await run(interaction, ["warn", f"discord:{member.id}", *reason.split()])
+
+        @mod.command(name="timeout", description="Stop a member posting for a while (max 28d)")
+        @app_commands.describe(duration="e.g. 1h, 2d, 28d")
+        async def timeout(interaction: discord.Interaction[Any], member: discord.User,
+                          duration: str, reason: str) -> None:
+            await run(interaction, ["timeout", f"discord:{member.id}", duration,
+                                    *reason.split()])
+
+        @mod.command(name="resolve", description="Decide a case")
+        @app_commands.choices(outcome=[app_commands.Choice(name="uphold", value="uphold"),
+                                       app_commands.Choice(name="dismiss", value="dismiss")])
+        async def resolve(interaction: discord.Interaction[Any],
+                          number: app_commands.Range[int, 1], outcome: str,
+                          reason: str) -> None:
+            await run(interaction, ["resolve", str(number), outcome, *reason.split()])
+
+        resolve.autocomplete("number")(case_numbers)
+
+        @mod.command(name="check", description="Score a text and show what the bot would do")
+        async def check(interaction: discord.Interaction[Any], text: str) -> None:
+            await run(interaction, ["check", text])
+
+        @mod.command(name="hide", description="Delete a message (adds strike points)")
+        @app_commands.describe(message_id="The message's id (Copy Message ID)")
+        async def hide(interaction: discord.Interaction[Any], message_id: str,
+                       reason: str = "hidden by a moderator") -> None:
+            await run(interaction, ["hide", f"discord:{message_id}", *reason.split()])
+
+        @mod.command(name="suspend", description="Propose a suspension (a second moderator "
+                     "confirms)")
+        @app_commands.describe(duration="e.g. 30d, 12w, or indefinite")
+        async def suspend(interaction: discord.Interaction[Any], member: discord.User,
+                          duration: str, reason: str) -> None:
+            await run(interaction, ["suspend", f"discord:{member.id}", duration,
+                                    *reason.split()])
+
+        @mod.command(name="confirm", description="Confirm another moderator's proposed "
+                     "suspension")
+        async def confirm(interaction: discord.Interaction[Any],
+                          number: app_commands.Range[int, 1]) -> None:
+            await run(interaction, ["confirm", str(number)])
+
+        @mod.command(name="reinstate", description="End a suspension or expulsion")
+        async def reinstate(interaction: discord.Interaction[Any], member: discord.User,
+                            reason: str) -> None:
+            await run(interaction, ["reinstate", f"discord:{member.id}", *reason.split()])
+
+        @mod.command(name="pardon", description="Remove the strike points of a case")
+        async def pardon(interaction: discord.Interaction[Any],
+                         number: app_commands.Range[int, 1], reason: str) -> None:
+            await run(interaction, ["pardon", str(number), *reason.split()])
+
+        @mod.command(name="note", description="Add a note to a case's history")
+        async def note(interaction: discord.Interaction[Any],
+                       number: app_commands.Range[int, 1], text: str) -> None:
+            await run(interaction, ["note", str(number), *text.split()])
+
+        @mod.command(name="assign", description="Take a case, or give it to a moderator")
+        async def assign(interaction: discord.Interaction[Any],
+                         number: app_commands.Range[int, 1],
+                         moderator: discord.User | None = None) -> None:
+            words = ["assign", str(number)]
+            if moderator is not None:
+                words.append(f"discord:{moderator.id}")
+            await run(interaction, words)
+
+        @mod.command(name="link", description="Link a platform account to a member")
+        @app_commands.describe(member="Name, membership number or member id",
+                               account="The account's id on that platform")
+        @app_commands.choices(platform=[app_commands.Choice(name=p, value=p)
+                                        for p in ("discord", "slack")])
+        async def link(interaction: discord.Interaction[Any], member: str, platform: str,
+                       account: str) -> None:
+            await run(interaction, ["link", member, platform, account])
+
+        @mod.command(name="policy", description="The policy's version and clauses")
+        async def policy(interaction: discord.Interaction[Any]) -> None:
+            await run(interaction, ["policy"])
+
+        confirm.autocomplete("number")(case_numbers)
+        pardon.autocomplete("number")(case_numbers)
+        note.autocomplete("number")(case_numbers)
+        assign.autocomplete("number")(case_numbers)
+
+        @app_commands.command(name="appeal", description="Appeal a moderation decision about you")
+        @app_commands.describe(case="The case number in your notice",
+                               statement="Why the decision should change")
+        async def appeal(interaction: discord.Interaction[Any],
+                         case: app_commands.Range[int, 1], statement: str) -> None:
+            await run(interaction, ["appeal", str(case), statement])
+
+        @app_commands.context_menu(name="Check message")
+        @app_commands.default_permissions(manage_messages=True)
+        @app_commands.guild_only()
+        async def check_message(interaction: discord.Interaction[Any],
+                                message: discord.Message) -> None:
+            await run(interaction, ["check", message.content or ""])
+
+        @app_commands.context_menu(name="Report to moderators")
+        @app_commands.guild_only()
+        async def report(interaction: discord.Interaction[Any], message: discord.Message) -> None:
+            await self.report(interaction, message)
+
+        self.tree.add_command(mod)
+        self.tree.add_command(appeal)
+        self.tree.add_command(check_message)
+        self.tree.add_command(report)
+
+    async def report(self, interaction: discord.Interaction[Any],
+                     message: discord.Message) -> None:
+        """A member reports a message: post it to the moderators' channel with a Hide button."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        if self.config.mod_channel_id is None:
+            await interaction.followup.send("Reporting is not set up on this server.",
+                                            ephemeral=True)
+            return
+        embed = discord.Embed(title="Reported message", colour=discord.Colour.orange(),
+                              description=_clip(message.content or "", 4000) or None)
+        embed.add_field(name="member", value=f"{message.author} (<@{message.author.id}>)")
+        embed.add_field(name="channel", value=f"<#{message.channel.id}>")
+        embed.add_field(name="reported by", value=f"<@{interaction.user.id}>")
+        embed.add_field(name="link", value=message.jump_url, inline=False)
+        view = command_view([Button("Hide", f"hide discord:{message.id} reported", "danger"),
+                             Button("History", f"history discord:{message.author.id}")])
+        channel = self.client.get_partial_messageable(self.config.mod_channel_id)
+        with _translate("report"):
+            if view is None:  # pragma: no cover - both buttons fit
+                await channel.send(embed=embed)
+            else:
+                await channel.send(embed=embed, view=view)
+        await interaction.followup.send("Thank you: the moderators have your report.",
+                                        ephemeral=True)
+
+    # -- the PlatformPort ---------------------------------------------------------------------
+
+    async def hide(self, action: Action, /) -> None:
+        """Delete the message."""
+        channel, message = _need(action.channel, "channel"), _need(action.message_id, "message")
+        reason = str(action.payload.get("reason") or f"conduct clause "
+                     f"{action.payload.get('clause')}")
+        with _translate("hide"):
+            await self.client.http.delete_message(channel, message, reason=_clip(reason, 512))
+
+    async def notify(self, action: Action, /) -> None:
+        """DM the member the notice."""
+        user = _need(action.user, "user")
+        text = str(action.payload.get("text") or "")
+        if not text:
+            raise UnsupportedAction("a notice without text", platform="discord",
+                                    action="notify")
+        with _translate("notify"):
+            dm = await self.client.http.start_private_message(int(user))
+            channel = self.client.get_partial_messageable(int(dm["id"]),
+                                                          type=discord.ChannelType.private)
+            for part in _chunks(text):
+                await channel.send(part)
+
+    async def escalate(self, action: Action, /) -> None:
+        """Post the case to the moderators' channel with Uphold / Dismiss / Hide / Timeout."""
+        if self.config.mod_channel_id is None:
+            raise UnsupportedAction("DISCORD_MOD_CHANNEL_ID is not set: nowhere to escalate",
+                                    platform="discord", action="escalate")
+        p = action.payload
+        case = p.get("case")
+        clause = f"{p.get('clause') or '-'} {p.get('clause_title') or ''}".strip()
+        title = f"Case {case}: " if case is not None else "Escalation: "
+        embed = discord.Embed(title=_clip(title + clause, 256), colour=discord.Colour.red(),
+                              description=_clip("; ".join(p.get("reasons") or []), 4096) or None)
+        user = action.user
+        embed.add_field(name="member", value=_clip(
+            f"{p.get('author_name') or user}" + (f" (<@{user}>)" if user else ""), 1024))
+        embed.add_field(name="channel", value=_clip(
+            f"#{p.get('channel_name') or action.channel}"
+            + (f" (<#{action.channel}>)" if action.channel else ""), 1024))
+        embed.add_field(name="clause", value=_clip(clause, 1024))
+        embed.add_field(name="categories", value=_clip(", ".join(p.get("categories") or [])
+                                                       or "-", 1024))
+        embed.add_field(name="priority", value=f"p{p.get('priority', 0)}, severity "
+                                               f"{p.get('severity', '-')}")
+        embed.add_field(name="excerpt", value=_clip(str(p.get("excerpt") or "-"), 1024),
+                        inline=False)
+        buttons: list[Button] = []
+        if case is not None:
+            buttons += [Button("Uphold", f"resolve {case} uphold upheld from escalation",
+                               "primary"),
+                        Button("Dismiss", f"resolve {case} dismiss dismissed from escalation",
+                               "danger")]
+        if action.message_id:
+            buttons.append(Button("Hide", f"hide discord:{action.message_id}"))
+        if user:
+            buttons.append(Button("Timeout", f"timeout discord:{user} 1d case {case} escalation"
+                                  if case is not None else f"timeout discord:{user} 1d "
+                                  "escalation"))
+        view = command_view(buttons)
+        channel = self.client.get_partial_messageable(self.config.mod_channel_id)
+        with _translate("escalate"):
+            if view is None:
+                await channel.send(embed=embed)
+            else:
+                await channel.send(embed=embed, view=view)
+
+    async def timeout(self, action: Action, /) -> None:
+        """Time the member out until payload['until'] (at most 28 days from now)."""
+        await self._timeout(action, kind="timeout")
+
+    async def suspend(self, action: Action, /) -> None:
+        """Discord cannot suspend for longer than a 28-day timeout: apply that and tell the
+        moderators' channel when the suspension is longer (renew it, or ban by hand)."""
+        capped = await self._timeout(action, kind="suspend")
+        if capped and self.config.mod_channel_id is not None:
+            channel = self.client.get_partial_messageable(self.config.mod_channel_id)
+            note = (f"Suspension of <@{action.user}> (case {action.payload.get('case', '-')}) "
+                    f"is longer than Discord allows: timed out for 28 days, until {capped:%Y-%m-%d}"
+                    f". Renew the timeout then, or remove the member from the server.")
+            with contextlib.suppress(discord.HTTPException):
+                await channel.send(note)
+
+    async def _timeout(self, action: Action, *, kind: str) -> datetime | None:
+        """Apply the timeout in every guild; returns the capped end when Discord's cap applied."""
+        user = _need(action.user, "user")
+        now = datetime.now(UTC)
+        limit = now + MAX_TIMEOUT - _MARGIN
+        raw = action.payload.get("until")
+        until = datetime.fromisoformat(str(raw)) if raw else None
+        capped = until is None or until > limit
+        end = limit if until is None or until > limit else until
+        if end <= now:
+            return None  # already over: nothing left to enforce
+        reason = _clip(str(action.payload.get("reason") or kind), 512)
+        guilds = self._guilds_for(action)
+        if not guilds:
+            raise UnsupportedAction("the bot is in no guild where this member could be timed "
+                                    "out", platform="discord", action=kind)
+        found = False
+        for guild_id in guilds:
+            try:
+                with _translate(kind):
+                    await self.client.http.edit_member(
+                        guild_id, int(user), reason=reason,
+                        communication_disabled_until=end.isoformat())
+                found = True
+            except TargetNotFound:
+                continue  # not a member of this guild
+        if not found:
+            raise TargetNotFound(f"member {user} is in none of the bot's guilds",
+                                 platform="discord", action=kind)
+        return end if capped else None
+
+    def _guilds_for(self, action: Action) -> list[int]:
+        if action.channel and action.channel.isdigit():
+            channel = self.client.get_channel(int(action.channel))
+            guild = getattr(channel, "guild", None)
+            if guild is not None:
+                return [guild.id]
+        if self.config.guild_ids:
+            return sorted(self.config.guild_ids)
+        return [g.id for g in self.client.guilds]
+
+    async def post(self, action: Action, /) -> None:
+        """Send payload['text'] to the channel."""
+        channel = _need(action.channel, "channel")
+        text = str(action.payload.get("text") or "")
+        with _translate("post"):
+            target = self.client.get_partial_messageable(int(channel))
+            for part in _chunks(text):
+                await target.send(part)
+
+
+def _need(value: str | None, what: str) -> str:
+    if not value:
+        raise UnsupportedAction(f"the outbox row names no {what}", platform="discord")
+    return value
+
+
+@contextlib.contextmanager
+def _translate(action: str) -> Iterator[None]:
+    """discord.py's exceptions as the core's PlatformError tree."""
+    try:
+        yield
+    except discord.Forbidden as exc:
+        raise PermissionDenied(f"Discord refused {action}: {exc.text or exc}",
+                               platform="discord", action=action) from exc
+    except discord.NotFound as exc:
+        raise TargetNotFound(f"Discord found no target for {action}: {exc.text or exc}",
+                             platform="discord", action=action) from exc
+    except discord.RateLimited as exc:
+        raise RateLimited(f"rate limited on {action}", platform="discord", action=action,
+                          retry_after=exc.retry_after) from exc
+    except discord.HTTPException as exc:
+        if exc.status == 429:
+            retry = exc.response.headers.get("Retry-After", "1") if exc.response else "1"
+            try:
+                seconds = float(retry)
+            except ValueError:
+                seconds = 1.0
+            raise RateLimited(f"rate limited on {action}", platform="discord", action=action,
+                              retry_after=seconds) from exc
+        raise PlatformError(f"Discord failed {action}: HTTP {exc.status} {exc.text}",
+                            platform="discord", action=action) from exc
+    except (aiohttp.ClientError, OSError) as exc:
+        raise PlatformError(f"could not reach Discord for {action}: {exc}",
+                            platform="discord", action=action) from exc
+
+
+@contextlib.asynccontextmanager
+async def discord_adapter(moderator: Moderator, config: DiscordConfig, /,
+                          **options: Any) -> AsyncIterator[DiscordAdapter]:
+    """The adapter running in a background task; yields once it is connected and ready."""
+    adapter = DiscordAdapter(moderator, config, **options)
+    task = asyncio.create_task(adapter.run(), name="discord")
+    ready = asyncio.create_task(adapter.ready.wait())
+    try:
+        done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            ready.cancel()
+            await task  # raises why it stopped
+        yield adapter
+    finally:
+        ready.cancel()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def run_discord(moderator: Moderator, config: DiscordConfig, /, **options: Any) -> None:
+    """Serve Discord until cancelled (the contract is in the module docstring)."""
+    await DiscordAdapter(moderator, config, **options).run()

@@ -1,0 +1,45 @@
+"""`bot.py run`: the composition root that starts every configured adapter around one core."""
+
+from __future__ import annotations
+
+__all__ = ["configured_platforms", "run"]
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+
+from bot.config import Settings
+from bot.errors import ConductError
+from bot.moderator import Moderator
+from bot.policy import load_policy
+from bot.scoring import Batcher, build_scorer
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def configured_platforms(env: Mapping[str, str] | None = None, /) -> list[str]:
+    """The platforms whose credentials the environment provides."""
+    env = os.environ if env is None else env
+    return [name for name, var in (("discord", "DISCORD_TOKEN"),) if env.get(var, "").strip()]
+
+
+async def run(settings: Settings, /) -> None:
+    """Moderate live until cancelled: one store, one scorer, every configured adapter."""
+    platforms = configured_platforms()
+    if not platforms:
+        raise ConductError("no platform is configured: set DISCORD_TOKEN (see docs/discord.md); "
+                           "the Slack adapter is not built yet")
+    from adapters.discord.adapter import run_discord
+    from adapters.discord.config import DiscordConfig
+
+    discord_config = DiscordConfig.from_env()  # validate every setting before connecting
+    policy = load_policy(settings.policy)
+    scorer = build_scorer(settings)
+    async with Store.open(settings.db) as store, Batcher(scorer) as batcher:
+        moderator = Moderator(store=store, policy=policy, scorer=batcher)
+        log.info("starting %s with policy %s and database %s", ", ".join(platforms),
+                 policy.version, settings.db)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(run_discord(moderator, discord_config), name="discord")

@@ -1,0 +1,318 @@
+"""A fake Discord (gateway WebSocket + REST) on 127.0.0.1 for driving the real discord.py client.
+
+It records every REST request (method, path, query, JSON body), answers with the shapes
+discord.py parses, can inject answers (a 429 with retry_after, a 403), and lets a test dispatch
+gateway events, force a reconnect and watch the client RESUME.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+BOT_ID = "900000000000000001"
+APP_ID = BOT_ID
+GUILD_ID = "910000000000000001"
+GENERAL_ID = "920000000000000001"
+MODS_ID = "920000000000000002"
+MOD_ROLE_ID = "930000000000000001"
+MEMBER_ID = "940000000000000001"  # an ordinary member
+MOD_ID = "940000000000000002"  # holds the moderator role, and is a moderator in the register
+NEW_MOD_ID = "940000000000000003"  # holds the moderator role only on Discord
+TS = "2026-11-20T12:00:00.000000+00:00"
+
+_ids = itertools.count(950000000000000001)
+
+
+def snowflake() -> str:
+    """A fresh, increasing id."""
+    return str(next(_ids))
+
+
+def user(uid: str, name: str, *, bot: bool = False) -> dict[str, Any]:
+    return {"id": uid, "username": name, "global_name": name.title(), "discriminator": "0",
+            "avatar": None, "bot": bot}
+
+
+USERS = {BOT_ID: user(BOT_ID, "conductbot", bot=True), MEMBER_ID: user(MEMBER_ID, "dave"),
+         MOD_ID: user(MOD_ID, "karen"), NEW_MOD_ID: user(NEW_MOD_ID, "priya")}
+ROLES = {MOD_ID: [MOD_ROLE_ID], NEW_MOD_ID: [MOD_ROLE_ID]}
+
+
+def member(uid: str) -> dict[str, Any]:
+    return {"user": USERS[uid], "roles": ROLES.get(uid, []), "joined_at": TS, "deaf": False,
+            "mute": False, "flags": 0, "nick": None, "permissions": "8"}
+
+
+def channel(cid: str, name: str, position: int) -> dict[str, Any]:
+    return {"id": cid, "type": 0, "guild_id": GUILD_ID, "name": name, "position": position,
+            "permission_overwrites": [], "nsfw": False, "parent_id": None, "topic": None}
+
+
+def role(rid: str, name: str, position: int, permissions: str = "0") -> dict[str, Any]:
+    return {"id": rid, "name": name, "color": 0, "hoist": False, "position": position,
+            "permissions": permissions, "managed": False, "mentionable": False, "flags": 0}
+
+
+def guild() -> dict[str, Any]:
+    members = [member(uid) for uid in USERS]
+    return {
+        "id": GUILD_ID, "name": "Party members", "icon": None, "owner_id": MOD_ID,
+        "roles": [role(GUILD_ID, "@everyone", 0, "1024"), role(MOD_ROLE_ID, "Moderator", 1,
+                                                                "8192")],
+        "channels": [channel(GENERAL_ID, "general", 0), channel(MODS_ID, "moderators", 1)],
+        "members": members, "member_count": len(members), "threads": [], "features": [],
+        "emojis": [], "stickers": [], "unavailable": False, "large": False,
+        "voice_states": [], "presences": [], "verification_level": 0,
+        "default_message_notifications": 0, "explicit_content_filter": 0, "mfa_level": 0,
+        "system_channel_flags": 0, "premium_tier": 0, "preferred_locale": "en-GB",
+        "nsfw_level": 0, "afk_timeout": 300, "joined_at": TS,
+    }
+
+
+def message(mid: str, text: str, *, author: str = MEMBER_ID, channel_id: str = GENERAL_ID,
+            edited: str | None = None, **extra: Any) -> dict[str, Any]:
+    """A guild MESSAGE_CREATE (or, with `edited`, MESSAGE_UPDATE) payload."""
+    data: dict[str, Any] = {
+        "id": mid, "channel_id": channel_id, "author": USERS.get(author) or user(author, "x"),
+        "content": text, "timestamp": TS, "edited_timestamp": edited, "tts": False,
+        "mention_everyone": False, "mentions": [], "mention_roles": [], "attachments": [],
+        "embeds": [], "pinned": False, "type": 0, "flags": 0, "components": [],
+    }
+    if channel_id != "dm":
+        data["guild_id"] = GUILD_ID
+        if author in USERS:
+            data["member"] = {k: v for k, v in member(author).items() if k != "user"}
+    data.update(extra)
+    return data
+
+
+@dataclass
+class Request:
+    """One REST request the client made."""
+
+    method: str
+    path: str  # without the /api/v10 prefix
+    query: dict[str, str]
+    body: Any
+
+
+@dataclass
+class Injected:
+    """A canned answer for the next request(s) matching method and path pattern."""
+
+    method: str
+    pattern: str
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+    times: int = 1
+
+
+class FakeDiscord:
+    """The fake server: `await start()`, then point discord.py at `api_base` / `gateway_url`."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self.injected: list[Injected] = []
+        self.gateway_log: list[dict[str, Any]] = []  # what the client sent (op, d)
+        self.identifies = 0
+        self.resumes = 0
+        self.session_id = "session-1"
+        self.seq = 0
+        self.ws: web.WebSocketResponse | None = None
+        self.connected = asyncio.Event()
+        self.resumed = asyncio.Event()
+        self._on_resume: list[tuple[str, dict[str, Any]]] = []
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        self._changed = asyncio.Condition()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        if self.ws is not None and not self.ws.closed:
+            await self.ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    # -- assertions and injection -------------------------------------------------------------
+
+    def inject(self, method: str, pattern: str, status: int, body: Any, *,
+               headers: dict[str, str] | None = None, times: int = 1) -> None:
+        """Answer the next `times` requests matching `method` and the path regex `pattern`."""
+        self.injected.append(Injected(method, pattern, status, body, headers or {}, times))
+
+    def find(self, method: str, pattern: str) -> list[Request]:
+        """Recorded requests whose method matches and whose path fully matches `pattern`."""
+        return [r for r in self.requests if r.method == method and re.fullmatch(pattern, r.path)]
+
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        """Wait (5 s at most) until `predicate()` holds (re-checked after every request)."""
+        async with asyncio.timeout(5):
+            async with self._changed:
+                await self._changed.wait_for(predicate)
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    # -- gateway ------------------------------------------------------------------------------
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        """Send a dispatch (op 0) event to the connected client."""
+        assert self.ws is not None and not self.ws.closed, "no client connected"
+        self.seq += 1
+        await self.ws.send_str(json.dumps({"op": 0, "t": event, "s": self.seq, "d": data}))
+
+    def after_resume(self, event: str, data: dict[str, Any]) -> None:
+        """Replay this event right after the next RESUMED (as Discord replays missed events)."""
+        self._on_resume.append((event, data))
+
+    async def request_reconnect(self) -> None:
+        """Ask the client to reconnect and resume (op 7), as Discord does."""
+        assert self.ws is not None
+        self.resumed.clear()
+        await self.ws.send_str(json.dumps({"op": 7, "d": None}))
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.ws = ws
+        await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}}))
+        async for frame in ws:
+            if frame.type is not WSMsgType.TEXT:
+                continue
+            payload = json.loads(frame.data)
+            op, data = payload.get("op"), payload.get("d")
+            self.gateway_log.append({"op": op, "d": data})
+            if op == 1:
+                await ws.send_str(json.dumps({"op": 11}))
+            elif op == 2:
+                self.identifies += 1
+                await self.dispatch("READY", {
+                    "v": 10, "user": USERS[BOT_ID], "guilds": [{"id": GUILD_ID,
+                                                               "unavailable": True}],
+                    "session_id": self.session_id, "resume_gateway_url": self.gateway_url,
+                    "application": {"id": APP_ID, "flags": 0}, "private_channels": [],
+                    "relationships": []})
+                await self.dispatch("GUILD_CREATE", guild())
+                self.connected.set()
+            elif op == 6:
+                self.resumes += 1
+                await self.dispatch("RESUMED", {})
+                for event, event_data in self._on_resume:
+                    await self.dispatch(event, event_data)
+                self._on_resume.clear()
+                self.resumed.set()
+            elif op == 8:
+                await self.dispatch("GUILD_MEMBERS_CHUNK", {
+                    "guild_id": GUILD_ID, "members": [member(u) for u in USERS],
+                    "chunk_index": 0, "chunk_count": 1, "nonce": data.get("nonce")})
+        return ws
+
+    # -- REST ---------------------------------------------------------------------------------
+
+    async def _rest(self, request: web.Request) -> web.Response:
+        path = "/" + request.match_info["tail"]
+        body: Any = None
+        if request.can_read_body:
+            raw = await request.read()
+            if request.content_type == "application/json" and raw:
+                body = json.loads(raw)
+            elif raw:
+                body = raw.decode(errors="replace")
+        self.requests.append(Request(request.method, path, dict(request.query), body))
+        try:
+            for canned in self.injected:
+                if canned.method == request.method and re.fullmatch(canned.pattern, path):
+                    canned.times -= 1
+                    if canned.times <= 0:
+                        self.injected.remove(canned)
+                    return _json(canned.body, canned.status, canned.headers)
+            status, answer = self._answer(request.method, path, body)
+            return _json(answer, status)
+        finally:
+            await self._notify()
+
+    def _answer(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        if method == "GET" and path == "/users/@me":
+            return 200, USERS[BOT_ID]
+        if method == "GET" and path == "/oauth2/applications/@me":
+            return 200, {"id": APP_ID, "name": "conductbot", "icon": None, "description": "",
+                         "bot_public": False, "bot_require_code_grant": False,
+                         "owner": USERS[MOD_ID], "verify_key": "00", "flags": 0}
+        if method == "PUT" and re.fullmatch(r"/applications/\d+(/guilds/\d+)?/commands", path):
+            return 200, [{"description": "", **c, "id": snowflake(), "application_id": APP_ID,
+                          "version": "1",
+                          "default_member_permissions": c.get("default_member_permissions")}
+                         for c in body or []]
+        if method == "POST" and path == "/users/@me/channels":
+            recipient = str(body["recipient_id"])
+            return 200, {"id": f"96{recipient[2:]}", "type": 1,
+                         "recipients": [USERS.get(recipient) or user(recipient, "x")],
+                         "last_message_id": None}
+        if method == "POST" and (m := re.fullmatch(r"/channels/(\d+)/messages", path)):
+            return 200, self._sent(m[1], body)
+        if method == "DELETE" and re.fullmatch(r"/channels/\d+/messages/\d+", path):
+            return 204, None
+        if method == "PATCH" and (m := re.fullmatch(r"/guilds/\d+/members/(\d+)", path)):
+            if m[1] not in USERS:
+                return 404, {"message": "Unknown Member", "code": 10007}
+            return 200, {**member(m[1]), **(body or {})}
+        if method == "POST" and (m := re.fullmatch(r"/interactions/(\d+)/([^/]+)/callback",
+                                                   path)):
+            kind = (body or {}).get("type")
+            resource: dict[str, Any] = {"type": kind}
+            if kind == 4:
+                resource["message"] = self._sent(GENERAL_ID, (body or {}).get("data") or {})
+            return 200, {"interaction": {"id": m[1], "type": 2,
+                                         "response_message_loading": kind == 5,
+                                         "response_message_ephemeral": True},
+                         "resource": resource}
+        if re.fullmatch(r"/webhooks/\d+/[^/]+(/messages/.+)?", path) and method in ("POST",
+                                                                                   "PATCH"):
+            return 200, self._sent(GENERAL_ID, body or {})
+        return 404, {"message": f"fake discord has no {method} {path}", "code": 0}
+
+    @staticmethod
+    def _sent(channel_id: str, body: Any) -> dict[str, Any]:
+        body = body if isinstance(body, dict) else {}
+        return message(snowflake(), body.get("content") or "", author=BOT_ID,
+                       channel_id=channel_id, embeds=body.get("embeds") or [],
+                       components=body.get("components") or [], flags=body.get("flags") or 0)
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    # discord.py compares the whole Content-Type header: no "; charset=utf-8".
+    if status == 204:
+        return web.Response(status=204)
+    return web.Response(status=status, body=json.dumps(body).encode(),
+                        headers={"Content-Type": "application/json", **(headers or {})})

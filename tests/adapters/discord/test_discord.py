@@ -1,0 +1,501 @@
+"""The real discord.py client, driven through DiscordAdapter against a fake Discord on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import discord
+import pytest
+
+from adapters.discord import DiscordAdapter, DiscordConfig, DiscordConfigError
+from adapters.discord.convert import edit_revision
+from bot.errors import TargetNotFound
+from bot.models import Action, ActionKind, ActionStatus, CaseState, MemberStatus, Platform, Role
+from bot.moderator import Handled, Moderator
+from bot.policy import Policy
+from bot.scoring import Batcher
+from bot.store import Store
+from tests.adapters.discord.fake_discord import (
+    APP_ID,
+    BOT_ID,
+    GENERAL_ID,
+    GUILD_ID,
+    MEMBER_ID,
+    MOD_ID,
+    MOD_ROLE_ID,
+    MODS_ID,
+    NEW_MOD_ID,
+    USERS,
+    FakeDiscord,
+    member,
+    message,
+    snowflake,
+)
+from tests.conftest import KeywordScorer
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@dataclass
+class World:
+    fake: FakeDiscord
+    adapter: DiscordAdapter
+    store: Store
+    handled: list[tuple[tuple[str, str, int], Handled | None]] = field(default_factory=list)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def settle(self, mid: str, count: int = 1) -> None:
+        """Wait (5 s at most) until the core has handled `count` deliveries of message `mid`
+        and the outbox run that follows has finished."""
+        async with asyncio.timeout(5):
+            async with self.changed:
+                await self.changed.wait_for(
+                    lambda: sum(1 for key, _ in self.handled if key[1] == mid) >= count)
+            await asyncio.sleep(0.05)  # let the handler task reach its outbox run
+            async with self.adapter._outbox_lock:
+                pass
+
+    def sent_to(self, channel_id: str) -> list[dict[str, Any]]:
+        return [r.body for r in self.fake.find("POST", rf"/channels/{channel_id}/messages")]
+
+
+@pytest.fixture
+def overrides() -> dict[str, Any]:
+    """DiscordConfig fields a test changes (parametrize `overrides` to set them)."""
+    return {}
+
+
+@pytest.fixture
+async def world(tmp_path: Path, test_policy: Policy,
+                overrides: dict[str, Any]) -> AsyncIterator[World]:
+    saved = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    fake = FakeDiscord()
+    await fake.start()
+    task: asyncio.Task[None] | None = None
+    try:
+        async with Store.open(tmp_path / "db.sqlite3") as store, \
+                Batcher(KeywordScorer()) as batcher:
+            moderator = Moderator(store=store, policy=test_policy, scorer=batcher)
+            await store.import_member(membership_number="M0001", name="Karen Lomax",
+                                      status=MemberStatus.ACTIVE, roles={Role.MODERATOR},
+                                      reason=None, suspended_from=None, suspended_until=None,
+                                      accounts=[(Platform.DISCORD, MOD_ID)], actor="test")
+            world = World(fake, None, store)  # type: ignore[arg-type]
+            original = moderator.handle
+
+            async def spy(msg: Any, /) -> Handled | None:
+                result = await original(msg)
+                world.handled.append((msg.key, result))
+                async with world.changed:
+                    world.changed.notify_all()
+                return result
+
+            moderator.handle = spy  # type: ignore[method-assign]
+            config = DiscordConfig(**{
+                "token": "test-token", "guild_ids": frozenset({int(GUILD_ID)}),
+                "mod_channel_id": int(MODS_ID), "api_base": fake.api_base,
+                "gateway_url": fake.gateway_url, **overrides})
+            world.adapter = DiscordAdapter(moderator, config, outbox_interval=3600,
+                                           guild_ready_timeout=0.05)
+            task = asyncio.create_task(world.adapter.run())
+            ready = asyncio.create_task(world.adapter.ready.wait())
+            done, _ = await asyncio.wait({task, ready}, timeout=10,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if ready not in done:
+                ready.cancel()
+                if task in done:
+                    task.result()
+                raise AssertionError("the client never became ready")
+            try:
+                yield world
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    finally:
+        await fake.stop()
+        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
+
+
+def interaction(kind: int, data: dict[str, Any], *, user: str = MOD_ID,
+                msg: dict[str, Any] | None = None) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "id": snowflake(), "application_id": APP_ID, "type": kind, "token": f"tok{snowflake()}",
+        "version": 1, "guild_id": GUILD_ID, "channel_id": MODS_ID,
+        "channel": {"id": MODS_ID, "type": 0, "guild_id": GUILD_ID, "name": "moderators",
+                    "position": 1, "permission_overwrites": [], "nsfw": False,
+                    "parent_id": None},
+        "member": member(user), "data": data, "attachment_size_limit": 8 * 1024 * 1024,
+        "context": 0, "locale": "en-GB", "guild_locale": "en-GB", "app_permissions": "8",
+        "entitlements": [], "authorizing_integration_owners": {"0": GUILD_ID},
+    }
+    if msg is not None:
+        payload["message"] = msg
+    return payload
+
+
+def slash(sub: str, options: list[dict[str, Any]] | None = None, **kw: Any) -> dict[str, Any]:
+    return interaction(2, {"id": snowflake(), "name": "mod", "type": 1, "guild_id": GUILD_ID,
+                           "options": [{"type": 1, "name": sub, "options": options or []}]},
+                       **kw)
+
+
+async def replies(world: World, token: str) -> list[dict[str, Any]]:
+    await world.fake.wait_for(lambda: bool(world.fake.find("POST", rf"/webhooks/{APP_ID}/{token}")))
+    return [r.body for r in world.fake.find("POST", rf"/webhooks/{APP_ID}/{token}")]
+
+
+# -- messages ------------------------------------------------------------------------------------
+
+
+async def test_abusive_message_is_deleted_noticed_and_escalated(world: World) -> None:
+    fake, mid = world.fake, snowflake()
+    await fake.dispatch("MESSAGE_CREATE", message(mid, "immigrants are vermin"))
+    await world.settle(mid)
+
+    assert [r.path for r in fake.find("DELETE", r"/channels/.*")] == \
+        [f"/channels/{GENERAL_ID}/messages/{mid}"]
+    dm_open = fake.find("POST", "/users/@me/channels")
+    assert [r.body for r in dm_open] == [{"recipient_id": int(MEMBER_ID)}]
+    dm_channel = f"96{MEMBER_ID[2:]}"
+    (notice,) = world.sent_to(dm_channel)
+    assert "clause 1.2 (No discrimination or hate)" in notice["content"]
+    assert "> immigrants are vermin" in notice["content"]
+
+    (post,) = world.sent_to(MODS_ID)
+    embed = post["embeds"][0]
+    assert embed["title"].startswith("Case 1: 1.2 No discrimination or hate")
+    fields = {f["name"]: f["value"] for f in embed["fields"]}
+    assert MEMBER_ID in fields["member"] and "general" in fields["channel"]
+    assert fields["excerpt"] == "immigrants are vermin"
+    assert "identity_attack" in fields["categories"]
+    buttons = [c for row in post["components"] for c in row["components"]]
+    assert [b["label"] for b in buttons] == ["Uphold", "Dismiss", "Hide", "Timeout"]
+    assert buttons[0]["custom_id"] == "cb:resolve 1 uphold upheld from escalation"
+    assert all(b["custom_id"].startswith("cb:") for b in buttons)
+
+    # The ladder's first step (3 points): a one-hour timeout.
+    (patch,) = fake.find("PATCH", rf"/guilds/{GUILD_ID}/members/{MEMBER_ID}")
+    until = datetime.fromisoformat(patch.body["communication_disabled_until"])
+    assert 3500 < (until - datetime.now(UTC)).total_seconds() <= 3600
+    assert await world.store.pending_actions() == []
+    assert {a.status for a in await world.store.actions()} == {ActionStatus.DONE}
+
+
+async def test_acceptable_message_causes_no_requests(world: World) -> None:
+    before = len(world.fake.requests)
+    mid = snowflake()
+    await world.fake.dispatch("MESSAGE_CREATE", message(mid, "Great canvassing in Leeds today"))
+    await world.settle(mid)
+    assert world.handled[-1][1] is not None and world.handled[-1][1].verdict.action == "allow"
+    assert world.fake.requests[before:] == []
+
+
+async def test_bots_and_dms_are_ignored(world: World) -> None:
+    await world.fake.dispatch("MESSAGE_CREATE", message(snowflake(), "vermin",
+                                                        author=BOT_ID))
+    dm = message(snowflake(), "vermin", channel_id="98000000000000001")
+    del dm["guild_id"], dm["member"]  # a direct message to the bot
+    await world.fake.dispatch("MESSAGE_CREATE", dm)
+    sentinel = snowflake()
+    await world.fake.dispatch("MESSAGE_CREATE", message(sentinel, "hello all"))
+    await world.settle(sentinel)
+    assert [key[1] for key, _ in world.handled] == [sentinel]
+
+
+async def test_edit_is_rescored_as_a_new_revision(world: World) -> None:
+    fake, mid = world.fake, snowflake()
+    await fake.dispatch("MESSAGE_CREATE", message(mid, "I disagree with the motion"))
+    await world.settle(mid)
+    edited_at = "2026-11-20T12:05:00.000000+00:00"
+    update = message(mid, "I disagree with the motion, you idiot", edited=edited_at)
+    await fake.dispatch("MESSAGE_UPDATE", update)
+    await world.settle(mid, 2)
+    await fake.dispatch("MESSAGE_UPDATE", update)  # redelivered: deduped by the core
+    await world.settle(mid, 3)
+
+    keys = [(key, h is not None) for key, h in world.handled if key[1] == mid]
+    revision = edit_revision(datetime.fromisoformat(edited_at))
+    assert keys == [(("discord", mid, 0), True), (("discord", mid, revision), True),
+                    (("discord", mid, revision), False)]
+    assert world.handled[1][1] is not None and world.handled[1][1].verdict.action == "warn"
+    (notice,) = world.sent_to(f"96{MEMBER_ID[2:]}")
+    assert "friendly warning" in notice["content"]
+    assert fake.find("DELETE", r"/channels/.*") == []
+
+
+# -- commands and buttons ------------------------------------------------------------------------
+
+
+async def test_mod_queue_answers_moderators_privately(world: World) -> None:
+    mid = snowflake()
+    await world.fake.dispatch("MESSAGE_CREATE", message(mid, "immigrants are vermin"))
+    await world.settle(mid)
+    payload = slash("queue")
+    await world.fake.dispatch("INTERACTION_CREATE", payload)
+    (followup,) = await replies(world, payload["token"])
+    (callback,) = world.fake.find("POST", rf"/interactions/{payload['id']}/.*/callback")
+    assert callback.body["type"] == 5 and callback.body["data"]["flags"] == 64  # deferred
+    assert followup["flags"] == 64
+    assert followup["embeds"][0]["title"] == "1 case(s) waiting"
+    assert "#1 [p" in followup["embeds"][0]["description"]
+    button = followup["components"][0]["components"][0]
+    assert (button["label"], button["custom_id"]) == ("Case 1", "cb:case 1")
+
+
+async def test_mod_queue_refuses_non_moderators(world: World) -> None:
+    payload = slash("queue", user=MEMBER_ID)
+    await world.fake.dispatch("INTERACTION_CREATE", payload)
+    (followup,) = await replies(world, payload["token"])
+    assert followup["flags"] == 64
+    assert followup["embeds"][0]["title"] == "Not allowed"
+    assert "Only moderators" in followup["embeds"][0]["description"]
+
+
+async def test_mod_history_takes_a_user_option(world: World) -> None:
+    mid = snowflake()
+    await world.fake.dispatch("MESSAGE_CREATE", message(mid, "you idiot"))  # known, 1 strike
+    await world.settle(mid)
+    options = [{"type": 6, "name": "member", "value": MEMBER_ID}]
+    payload = slash("history", options)
+    payload["data"]["resolved"] = {
+        "users": {MEMBER_ID: USERS[MEMBER_ID]},
+        "members": {MEMBER_ID: {k: v for k, v in member(MEMBER_ID).items() if k != "user"}}}
+    await world.fake.dispatch("INTERACTION_CREATE", payload)
+    (followup,) = await replies(world, payload["token"])
+    embed = followup["embeds"][0]
+    fields = {f["name"]: f["value"] for f in embed.get("fields", [])}
+    assert fields.get("accounts") == f"discord:{MEMBER_ID}", embed
+    assert fields["points now"] == "1"
+
+
+async def test_uphold_button_resolves_the_case(world: World) -> None:
+    mid = snowflake()
+    await world.fake.dispatch("MESSAGE_CREATE", message(mid, "immigrants are vermin"))
+    await world.settle(mid)
+    (post,) = world.sent_to(MODS_ID)
+    uphold = post["components"][0]["components"][0]
+    posted = message(snowflake(), "", author=BOT_ID, channel_id=MODS_ID,
+                     embeds=post["embeds"], components=post["components"])
+    payload = interaction(3, {"custom_id": uphold["custom_id"], "component_type": 2},
+                          msg=posted)
+    await world.fake.dispatch("INTERACTION_CREATE", payload)
+    (followup,) = await replies(world, payload["token"])
+    assert followup["flags"] == 64 and followup["embeds"][0]["title"] == "Case 1 upheld"
+    case = await world.store.get_case(1)
+    assert case is not None and case.state is CaseState.UPHELD
+    assert case.resolution == "upheld from escalation"
+
+
+async def test_button_pressed_by_a_member_changes_nothing(world: World) -> None:
+    mid = snowflake()
+    await world.fake.dispatch("MESSAGE_CREATE", message(mid, "immigrants are vermin"))
+    await world.settle(mid)
+    (post,) = world.sent_to(MODS_ID)
+    posted = message(snowflake(), "", author=BOT_ID, channel_id=MODS_ID,
+                     embeds=post["embeds"], components=post["components"])
+    custom_id = post["components"][0]["components"][1]["custom_id"]
+    payload = interaction(3, {"custom_id": custom_id, "component_type": 2}, user=MEMBER_ID,
+                          msg=posted)
+    await world.fake.dispatch("INTERACTION_CREATE", payload)
+    (followup,) = await replies(world, payload["token"])
+    assert followup["embeds"][0]["title"] == "Not allowed"
+    case = await world.store.get_case(1)
+    assert case is not None and case.state is CaseState.OPEN
+
+
+@pytest.mark.parametrize(("overrides", "title"), [
+    ({"mod_role_ids": frozenset({int(MOD_ROLE_ID)})}, "0 case(s) waiting"),
+    ({}, "Not allowed"),
+])
+async def test_discord_moderator_role_maps_onto_the_core_role(world: World, title: str) -> None:
+    payload = slash("queue", user=NEW_MOD_ID)
+    await world.fake.dispatch("INTERACTION_CREATE", payload)
+    (followup,) = await replies(world, payload["token"])
+    assert followup["embeds"][0]["title"] == title
+
+
+# -- failures ------------------------------------------------------------------------------------
+
+
+async def test_429_is_waited_out_and_retried(world: World) -> None:
+    mid = snowflake()
+    world.fake.inject("DELETE", rf"/channels/{GENERAL_ID}/messages/{mid}", 429,
+                      {"message": "You are being rate limited.", "retry_after": 0.3,
+                       "global": False},
+                      headers={"Retry-After": "1", "Via": "1.1 google",
+                               "X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0",
+                               "X-RateLimit-Reset-After": "0.3", "X-RateLimit-Bucket": "b1",
+                               "X-RateLimit-Scope": "user"})
+    started = asyncio.get_running_loop().time()
+    await world.fake.dispatch("MESSAGE_CREATE", message(mid, "immigrants are vermin"))
+    await world.settle(mid)
+    assert await world.store.pending_actions() == []
+    deletes = world.fake.find("DELETE", rf"/channels/{GENERAL_ID}/messages/{mid}")
+    assert len(deletes) == 2
+    assert asyncio.get_running_loop().time() - started >= 0.3
+    assert {a.status for a in await world.store.actions()} == {ActionStatus.DONE}
+
+
+async def test_forbidden_is_recorded_as_permission_denied(world: World) -> None:
+    mid = snowflake()
+    world.fake.inject("DELETE", rf"/channels/{GENERAL_ID}/messages/{mid}", 403,
+                      {"message": "Missing Permissions", "code": 50013})
+    await world.fake.dispatch("MESSAGE_CREATE", message(mid, "immigrants are vermin"))
+    await world.settle(mid)
+    actions = {a.kind: a for a in await world.store.actions()}
+    assert actions["delete"].status is ActionStatus.FAILED
+    assert actions["delete"].error is not None
+    assert actions["delete"].error.startswith("PermissionDenied")
+    assert actions["notify"].status is ActionStatus.DONE  # one refusal does not stop the rest
+
+
+async def test_resume_replay_is_not_decided_twice(world: World) -> None:
+    fake, mid = world.fake, snowflake()
+    create = message(mid, "immigrants are vermin")
+    await fake.dispatch("MESSAGE_CREATE", create)
+    await world.settle(mid)
+    fake.after_resume("MESSAGE_CREATE", create)
+    await fake.request_reconnect()
+    async with asyncio.timeout(10):
+        await fake.resumed.wait()
+    await world.settle(mid, 2)
+    assert (fake.identifies, fake.resumes) == (1, 1)
+    resume = next(e["d"] for e in fake.gateway_log if e["op"] == 6)
+    assert resume["session_id"] == "session-1" and resume["seq"] >= 2
+    assert [h is not None for key, h in world.handled if key[1] == mid] == [True, False]
+    assert len(fake.find("DELETE", rf"/channels/{GENERAL_ID}/messages/{mid}")) == 1
+    assert len(world.sent_to(MODS_ID)) == 1
+
+
+@pytest.mark.parametrize("overrides", [{"mod_channel_id": None}])
+async def test_escalation_without_a_moderators_channel_is_unsupported(world: World) -> None:
+    mid = snowflake()
+    await world.fake.dispatch("MESSAGE_CREATE", message(mid, "immigrants are vermin"))
+    await world.settle(mid)
+    actions = {a.kind: a for a in await world.store.actions()}
+    assert actions["escalate"].status is ActionStatus.UNSUPPORTED
+    assert "DISCORD_MOD_CHANNEL_ID" in (actions["escalate"].error or "")
+    assert actions["delete"].status is ActionStatus.DONE
+
+
+async def test_suspension_is_capped_at_28_days_and_moderators_are_told(world: World) -> None:
+    action = Action(kind=ActionKind.SUSPEND, platform=Platform.DISCORD, user=MEMBER_ID,
+                    payload={"until": None, "reason": "harassment", "case": 7})
+    await world.adapter.suspend(action)
+    (patch,) = world.fake.find("PATCH", rf"/guilds/{GUILD_ID}/members/{MEMBER_ID}")
+    until = datetime.fromisoformat(patch.body["communication_disabled_until"])
+    days = (until - datetime.now(UTC)).total_seconds() / 86400
+    assert 27.9 < days < 28
+    (note,) = world.sent_to(MODS_ID)
+    assert "longer than Discord allows" in note["content"] and "case 7" in note["content"]
+
+
+async def test_timeout_of_a_stranger_is_target_not_found(world: World) -> None:
+    action = Action(kind=ActionKind.TIMEOUT, platform=Platform.DISCORD, user="123456789",
+                    payload={"until": "2099-01-01T00:00:00+00:00", "reason": "x"})
+    with pytest.raises(TargetNotFound):
+        await world.adapter.timeout(action)
+
+
+# -- start-up ------------------------------------------------------------------------------------
+
+
+async def test_commands_are_synced_to_the_guild(world: World) -> None:
+    (sync,) = world.fake.find("PUT", rf"/applications/{APP_ID}/guilds/{GUILD_ID}/commands")
+    by_name = {c["name"]: c for c in sync.body}
+    assert {"mod", "appeal", "Check message", "Report to moderators"} <= set(by_name)
+    mod = by_name["mod"]
+    assert int(mod["default_member_permissions"]) == \
+        discord.Permissions(manage_messages=True).value
+    assert {o["name"] for o in mod["options"]} >= {"queue", "case", "history", "warn", "timeout",
+                                                   "resolve", "check"}
+    intents = next(e["d"]["intents"] for e in world.fake.gateway_log if e["op"] == 2)
+    assert discord.Intents._from_value(intents).message_content
+
+
+def test_config_from_env_validates_and_hides_the_token() -> None:
+    env = {"DISCORD_TOKEN": "secret.token.value", "DISCORD_GUILD_IDS": "1, 2",
+           "DISCORD_MOD_CHANNEL_ID": "3", "DISCORD_MOD_ROLE_IDS": "4",
+           "DISCORD_API_BASE": "http://127.0.0.1:1/api/v10/"}
+    config = DiscordConfig.from_env(env)
+    assert config.guild_ids == {1, 2} and config.mod_channel_id == 3
+    assert config.api_base == "http://127.0.0.1:1/api/v10"
+    assert "secret" not in repr(config)
+    with pytest.raises(DiscordConfigError, match="DISCORD_TOKEN"):
+        DiscordConfig.from_env({})
+    with pytest.raises(DiscordConfigError, match="DISCORD_GUILD_IDS"):
+        DiscordConfig.from_env({"DISCORD_TOKEN": "t", "DISCORD_GUILD_IDS": "abc"})
+    with pytest.raises(DiscordConfigError, match="DISCORD_GATEWAY_URL"):
+        DiscordConfig.from_env({"DISCORD_TOKEN": "t", "DISCORD_GATEWAY_URL": "http://x"})
+
+
+async def test_a_member_appeals_with_the_slash_command(world: World) -> None:
+    mid = snowflake()
+    await world.fake.dispatch("MESSAGE_CREATE", message(mid, "immigrants are vermin"))
+    await world.settle(mid)
+    payload = interaction(2, {"id": snowflake(), "name": "appeal", "type": 1,
+                              "guild_id": GUILD_ID,
+                              "options": [{"type": 4, "name": "case", "value": 1},
+                                          {"type": 3, "name": "statement",
+                                           "value": "I was quoting a leaflet to condemn it"}]},
+                          user=MEMBER_ID)
+    await world.fake.dispatch("INTERACTION_CREATE", payload)
+    (followup,) = await replies(world, payload["token"])
+    assert followup["flags"] == 64
+    assert followup["embeds"][0]["title"] == "Your appeal of case 1 is with the moderators"
+    case = await world.store.get_case(1)
+    assert case is not None and case.state is CaseState.APPEALED
+    assert case.appeal == "I was quoting a leaflet to condemn it"
+
+
+async def test_case_numbers_autocomplete_for_moderators_only(world: World) -> None:
+    for _ in range(2):
+        mid = snowflake()
+        await world.fake.dispatch("MESSAGE_CREATE", message(mid, "immigrants are vermin"))
+        await world.settle(mid)
+
+    async def complete(user: str) -> list[dict[str, Any]]:
+        payload = interaction(4, {"id": snowflake(), "name": "mod", "type": 1,
+                                  "guild_id": GUILD_ID, "options": [{
+                                      "type": 1, "name": "case", "options": [{
+                                          "type": 4, "name": "number", "value": "",
+                                          "focused": True}]}]}, user=user)
+        await world.fake.dispatch("INTERACTION_CREATE", payload)
+        path = rf"/interactions/{payload['id']}/.*/callback"
+        await world.fake.wait_for(lambda: bool(world.fake.find("POST", path)))
+        (callback,) = world.fake.find("POST", path)
+        assert callback.body["type"] == 8  # autocomplete result
+        return list(callback.body["data"]["choices"])
+
+    assert await complete(MOD_ID) == [{"name": "Case 2", "value": 2},
+                                      {"name": "Case 1", "value": 1}]
+    assert await complete(MEMBER_ID) == []
+
+
+async def test_every_core_command_has_a_mod_subcommand(world: World) -> None:
+    from bot.commands import COMMANDS
+
+    group = world.adapter.tree.get_command("mod")
+    assert isinstance(group, discord.app_commands.Group)
+    names = {c.name for c in group.commands}
+    assert set(COMMANDS) - {"help", "appeal"} == names  # /appeal is its own command
+
+
+async def test_mod_note_and_pardon_reach_the_case(world: World) -> None:
+    mid = snowflake()
+    await world.fake.dispatch("MESSAGE_CREATE", message(mid, "immigrants are vermin"))
+    await world.settle(mid)
+    note = slash("note", [{"type": 4, "name": "number", "value": 1},
+                          {"type": 3, "name": "text", "value": "spoke to them by phone"}])
+    await world.fake.dispatch("INTERACTION_CREATE", note)
+    (followup,) = await replies(world, note["token"])
+    assert followup["embeds"][0]["title"] == "Note added to case 1"
+    events = await world.store.case_events(1)
+    assert events[-1]["event"] == "note" and events[-1]["detail"] == "spoke to them by phone"
