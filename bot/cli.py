@@ -401,13 +401,13 @@ async def _mod(args: argparse.Namespace, settings: Settings) -> int:
         commands = Commands(Moderator(store=store, policy=policy, scorer=batcher))
         reply = await commands.run(account, args.words)
     if args.json:
-        print(json.dumps(dataclass_json(reply), ensure_ascii=False, indent=2))
+        print(json.dumps(_reply_json(reply), ensure_ascii=False, indent=2))
     else:
         print(render_text(reply))
     return 0 if reply.ok else 1
 
 
-def dataclass_json(obj: Any) -> Any:
+def _reply_json(obj: Any) -> Any:
     """A dataclass (and what it holds) as JSON-ready values."""
     from dataclasses import asdict
 
@@ -438,7 +438,7 @@ async def _members(args: argparse.Namespace, settings: Settings) -> int:
                 Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}")
                 return 1
             reply = await commands.run_as_system("history", member.id)
-    print(json.dumps(dataclass_json(reply), ensure_ascii=False, indent=2) if args.json
+    print(json.dumps(_reply_json(reply), ensure_ascii=False, indent=2) if args.json
           else render_text(reply))
     return 0
 
