@@ -22,19 +22,26 @@ log = logging.getLogger(__name__)
 def configured_platforms(env: Mapping[str, str] | None = None, /) -> list[str]:
     """The platforms whose credentials the environment provides."""
     env = os.environ if env is None else env
-    return [name for name, var in (("discord", "DISCORD_TOKEN"),) if env.get(var, "").strip()]
+    return [name for name, var in (("discord", "DISCORD_TOKEN"), ("slack", "SLACK_BOT_TOKEN"))
+            if env.get(var, "").strip()]
 
 
 async def run(settings: Settings, /) -> None:
     """Moderate live until cancelled: one store, one scorer, every configured adapter."""
     platforms = configured_platforms()
     if not platforms:
-        raise ConductError("no platform is configured: set DISCORD_TOKEN (see docs/discord.md); "
-                           "the Slack adapter is not built yet")
-    from adapters.discord.adapter import run_discord
-    from adapters.discord.config import DiscordConfig
+        raise ConductError("no platform is configured: set DISCORD_TOKEN (see docs/discord.md) "
+                           "and/or SLACK_BOT_TOKEN (see docs/slack.md)")
+    # Validate every setting of every platform before connecting to any.
+    discord_config = slack_config = None
+    if "discord" in platforms:
+        from adapters.discord.config import DiscordConfig
 
-    discord_config = DiscordConfig.from_env()  # validate every setting before connecting
+        discord_config = DiscordConfig.from_env()
+    if "slack" in platforms:
+        from adapters.slack.config import SlackConfig
+
+        slack_config = SlackConfig.from_env()
     policy = load_policy(settings.policy)
     scorer = build_scorer(settings)
     async with Store.open(settings.db) as store, Batcher(scorer) as batcher:
@@ -42,4 +49,11 @@ async def run(settings: Settings, /) -> None:
         log.info("starting %s with policy %s and database %s", ", ".join(platforms),
                  policy.version, settings.db)
         async with asyncio.TaskGroup() as group:
-            group.create_task(run_discord(moderator, discord_config), name="discord")
+            if discord_config is not None:
+                from adapters.discord.adapter import run_discord
+
+                group.create_task(run_discord(moderator, discord_config), name="discord")
+            if slack_config is not None:
+                from adapters.slack.adapter import run_slack
+
+                group.create_task(run_slack(moderator, slack_config), name="slack")

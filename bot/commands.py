@@ -92,7 +92,7 @@ class Commands:
     async def run(self, account: Account, words: str | Sequence[str], /) -> Reply:
         """Parse and run one command as `account`; every outcome is a Reply, never an exception."""
         try:
-            tokens = shlex.split(words) if isinstance(words, str) else list(words)
+            tokens = _split(words) if isinstance(words, str) else list(words)
         except ValueError as exc:
             return Reply("Cannot read that command", f"{exc} (check your quotation marks)",
                          ok=False)
@@ -173,6 +173,16 @@ class Commands:
             raise Refusal(f"{member.label} has no linked platform account to act on")
         return [Action(kind=kind, platform=a.platform, user=a.id, payload=payload)
                 for a in member.accounts]
+
+
+def _split(words: str) -> list[str]:
+    """Split typed command words; double quotes group, apostrophes are just letters ("don't")."""
+    lexer = shlex.shlex(words, posix=True)
+    lexer.whitespace_split = True
+    lexer.quotes = '"'
+    lexer.escape = ""
+    lexer.commenters = ""
+    return list(lexer)
 
 
 def _who(member: Member) -> str:

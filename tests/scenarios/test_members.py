@@ -298,7 +298,7 @@ async def test_assign_and_resolve(world: World) -> None:
         ("warn M0002", "Usage: `warn MEMBER REASON`"),
         ("link M0002 teams X1", "is not a platform"),
         ("frobnicate", "There is no command"),
-        ("check 'unbalanced", "check your quotation marks"),
+        ('check "unbalanced', "check your quotation marks"),
     ],
 )
 async def test_bad_input_is_refused_and_changes_nothing(world: World, words: str,
@@ -364,3 +364,11 @@ async def test_every_button_runs_as_a_command(world: World) -> None:
     assert (await world.run(OMAR, dismiss.command)).ok
     case = await world.store.get_case(handled.case_id)  # type: ignore[arg-type]
     assert case is not None and case.state is CaseState.DISMISSED
+
+
+async def test_typed_reasons_may_contain_apostrophes_and_quotes(world: World) -> None:
+    await world.post("hello")
+    reply = await world.run(KAREN, f'warn discord:{MEMBER.id} don\'t call people "idiots"')
+    assert reply.ok
+    notice = [a for a in await world.store.actions() if a.kind is ActionKind.NOTIFY][-1]
+    assert "don't call people idiots" in notice.payload["text"]

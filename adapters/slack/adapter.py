@@ -1,0 +1,551 @@
+"""The Slack adapter: Events API (HTTP or Socket Mode) to the core, the core's outbox to Slack.
+
+Contract of `run_slack(moderator, config)` (what `bot.py run` starts in a TaskGroup):
+
+* it builds a slack-bolt `AsyncApp` whose `AsyncWebClient` uses the bot token (and
+  `config.api_base` when set), then serves HTTP on `config.port` (`/slack/events`, signed
+  requests only) or, with `config.app_token`, connects over Socket Mode; it runs until cancelled
+  and closes the server or socket cleanly;
+* every `message` event (new, or `message_changed` as a new revision) is acknowledged at once and
+  processed afterwards: `moderator.handle`, then the Slack rows of the outbox; retries Slack sends
+  (`X-Slack-Retry-Num`) for an `event_id` already seen are dropped;
+* `/mod WORDS`, `/appeal N STATEMENT`, buttons and the resolve modal run core commands as the
+  Slack user and answer ephemerally with Block Kit;
+* hiding a member's message needs a workspace admin's user token (`SLACK_USER_TOKEN`); without
+  one `hide` raises `UnsupportedAction` and the moderators' channel is asked to delete by hand;
+* tokens and the signing secret are never logged.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SlackAdapter", "reply_blocks", "run_slack", "sign"]
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.config import SlackConfig
+from adapters.slack.convert import from_slack
+from bot.commands import Button, Commands, Reply
+from bot.errors import (
+    ConductError,
+    PermissionDenied,
+    PlatformError,
+    RateLimited,
+    TargetNotFound,
+    UnsupportedAction,
+)
+from bot.models import Account, Action, Message, Platform, Role
+from bot.moderator import Moderator
+
+log = logging.getLogger(__name__)
+
+#: Button action ids: "cb:N" carries a core command in its value; "cbmodal:resolve" opens the
+#: resolve modal for the case number in its value.
+_COMMAND = "cb:"
+_MODAL_BUTTON = "cbmodal:resolve"
+_MODAL = "cb-resolve"
+_SEEN_MAX = 10_000
+_PERMISSION = frozenset({"not_authed", "invalid_auth", "missing_scope", "cant_delete_message",
+                         "compliance_exports_prevent_deletion", "not_in_channel",
+                         "restricted_action", "account_inactive", "token_revoked",
+                         "not_allowed_token_type", "channel_not_archived", "cant_kick_self"})
+_NOT_FOUND = frozenset({"message_not_found", "channel_not_found", "user_not_found",
+                        "users_not_found"})
+
+
+def sign(secret: str, timestamp: str | int, body: str | bytes, /) -> str:
+    """Slack's request signature: `v0=` + hex HMAC-SHA256(secret, `v0:{ts}:{body}`)."""
+    raw = body.encode() if isinstance(body, str) else body
+    base = b"v0:" + str(timestamp).encode() + b":" + raw
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _plain(text: str, limit: int = 150) -> dict[str, Any]:
+    return {"type": "plain_text", "text": _clip(text or "-", limit), "emoji": True}
+
+
+def _md(text: str, limit: int = 3000) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": _clip(text or "-", limit)}
+
+
+def _button(label: str, action_id: str, value: str, style: str = "") -> dict[str, Any]:
+    button: dict[str, Any] = {"type": "button", "text": _plain(label, 75),
+                              "action_id": action_id, "value": _clip(value, 2000)}
+    if style in ("primary", "danger"):  # Slack has no other styles
+        button["style"] = style
+    return button
+
+
+def _command_buttons(buttons: Sequence[Button]) -> list[dict[str, Any]]:
+    return [_button(b.label, f"{_COMMAND}{i}", b.command, b.style)
+            for i, b in enumerate(buttons[:25]) if len(b.command) <= 2000]
+
+
+def reply_blocks(reply: Reply, /) -> list[dict[str, Any]]:
+    """A core Reply as Block Kit: header, text, fields (10 per section), command buttons."""
+    blocks: list[dict[str, Any]] = [{"type": "header", "text": _plain(reply.title)}]
+    if reply.text:
+        blocks.append({"type": "section", "text": _md(reply.text)})
+    fields = [_md(f"*{name}*\n{value or '-'}", 2000) for name, value in reply.fields]
+    for start in range(0, min(len(fields), 40), 10):
+        blocks.append({"type": "section", "fields": fields[start:start + 10]})
+    buttons = _command_buttons(reply.buttons)
+    if buttons:
+        blocks.append({"type": "actions", "elements": buttons})
+    return blocks
+
+
+def _fallback(reply: Reply) -> str:
+    return _clip(f"{reply.title}: {reply.text}" if reply.text else reply.title, 3000)
+
+
+def _need(value: str | None, what: str) -> str:
+    if not value:
+        raise UnsupportedAction(f"the outbox row names no {what}", platform="slack")
+    return value
+
+
+def _error_code(exc: SlackApiError) -> str:
+    response = exc.response
+    try:
+        return str(response.get("error") or "")
+    except (AttributeError, TypeError):  # pragma: no cover - a malformed response
+        return ""
+
+
+@contextlib.contextmanager
+def _translate(action: str) -> Iterator[None]:
+    """slack_sdk's exceptions as the core's PlatformError tree."""
+    try:
+        yield
+    except SlackApiError as exc:
+        code = _error_code(exc)
+        status = getattr(exc.response, "status_code", 0)
+        if status == 429 or code == "ratelimited":
+            headers = getattr(exc.response, "headers", None) or {}
+            retry = next((v for k, v in headers.items() if k.lower() == "retry-after"), "1")
+            try:
+                seconds = float(retry[0] if isinstance(retry, list) else retry)
+            except (TypeError, ValueError):
+                seconds = 1.0
+            raise RateLimited(f"Slack rate limited {action}", platform="slack", action=action,
+                              retry_after=seconds) from exc
+        if code in _PERMISSION:
+            raise PermissionDenied(f"Slack refused {action}: {code}", platform="slack",
+                                   action=action) from exc
+        if code in _NOT_FOUND:
+            raise TargetNotFound(f"Slack found no target for {action}: {code}",
+                                 platform="slack", action=action) from exc
+        raise PlatformError(f"Slack failed {action}: {code or status}", platform="slack",
+                            action=action) from exc
+    except (aiohttp.ClientError, OSError) as exc:
+        raise PlatformError(f"could not reach Slack for {action}: {exc}", platform="slack",
+                            action=action) from exc
+
+
+class SlackAdapter:
+    """The PlatformPort for Slack, holding the core by composition."""
+
+    platform = Platform.SLACK
+
+    def __init__(self, moderator: Moderator, config: SlackConfig, /, *,
+                 outbox_interval: float = 30.0) -> None:
+        self.moderator = moderator
+        self.config = config
+        self.commands = Commands(moderator)
+        self.outbox_interval = outbox_interval
+        base = config.api_base or AsyncWebClient.BASE_URL
+        self.client = AsyncWebClient(token=config.bot_token, base_url=base)
+        self.user_client = (AsyncWebClient(token=config.user_token, base_url=base)
+                            if config.user_token else None)
+        self.app = AsyncApp(client=self.client, signing_secret=config.signing_secret,
+                            request_verification_enabled=config.signing_secret is not None,
+                            logger=logging.getLogger("adapters.slack.bolt"))
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._outbox_lock = asyncio.Lock()
+        self._register()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def warn_about_configuration(self) -> None:
+        """Say at start what this configuration cannot do."""
+        if self.user_token_missing:
+            log.warning("slack: SLACK_USER_TOKEN is not set: the bot cannot delete members' "
+                        "messages; hides are recorded as unsupported and the moderators' "
+                        "channel is asked to delete them by hand")
+        if self.config.mod_channel is None:
+            log.warning("slack: SLACK_MOD_CHANNEL is not set: escalations have nowhere to go")
+
+    @property
+    def user_token_missing(self) -> bool:
+        """Whether hides cannot be done (no workspace admin's user token)."""
+        return self.user_client is None
+
+    @contextlib.asynccontextmanager
+    async def serve_http(self, *, host: str = "0.0.0.0", port: int | None = None
+                         ) -> AsyncIterator[int]:
+        """Serve `/slack/events` over HTTP; yields the port actually bound."""
+        if self.config.signing_secret is None:
+            raise UnsupportedAction("serving HTTP needs SLACK_SIGNING_SECRET (unsigned requests "
+                                    "would be trusted)", platform="slack", action="connect")
+        runner = web.AppRunner(self.app.web_app(path="/slack/events"))
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, self.config.port if port is None else port)
+            await site.start()
+            server = site._server
+            sockets = getattr(server, "sockets", None) or []
+            bound = sockets[0].getsockname()[1] if sockets else (port or self.config.port)
+            log.info("slack: serving HTTP on %s:%s/slack/events", host, bound)
+            yield int(bound)
+        finally:
+            await runner.cleanup()
+
+    @contextlib.asynccontextmanager
+    async def socket_mode(self) -> AsyncIterator[None]:
+        """Connect over Socket Mode with the app-level token until the block exits."""
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        if self.config.app_token is None:
+            raise UnsupportedAction("Socket Mode needs SLACK_APP_TOKEN", platform="slack",
+                                    action="connect")
+        handler = AsyncSocketModeHandler(self.app, self.config.app_token,
+                                         web_client=self.client)
+        await handler.connect_async()  # type: ignore[no-untyped-call]
+        log.info("slack: connected over Socket Mode")
+        try:
+            yield
+        finally:
+            await handler.close_async()  # type: ignore[no-untyped-call]
+
+    async def run(self) -> None:
+        """Serve (HTTP or Socket Mode) until cancelled, retrying rate-limited rows meanwhile."""
+        self.warn_about_configuration()
+        with _translate("auth.test"):
+            await self.client.auth_test()
+        drain = asyncio.create_task(self._drain_loop(), name="slack-outbox")
+        try:
+            if self.config.socket_mode:
+                async with self.socket_mode():
+                    await asyncio.Event().wait()
+            else:
+                async with self.serve_http():
+                    await asyncio.Event().wait()
+        finally:
+            drain.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await drain
+            await self.settle()
+
+    async def settle(self) -> None:
+        """Wait for the event work already started (tests and shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        async with self._outbox_lock:
+            pass
+
+    async def _drain_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.outbox_interval)
+            try:
+                await self.drain_outbox()
+            except ConductError as exc:  # keep the loop alive; the row stays pending
+                log.error("slack: outbox run failed: %s", exc)
+
+    async def drain_outbox(self) -> list[Action]:
+        """Execute this platform's pending outbox rows, one run at a time."""
+        async with self._outbox_lock:
+            return await self.moderator.run_outbox(self)
+
+    def _spawn(self, work: Awaitable[None], name: str) -> None:
+        async def wrapped() -> None:
+            await work
+
+        task = asyncio.create_task(wrapped(), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- events ------------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        app = self.app
+        app.event("message")(self.on_message)
+        app.command("/mod")(self.on_mod)
+        app.command("/appeal")(self.on_appeal)
+        app.action(re.compile("^" + re.escape(_COMMAND)))(self.on_button)
+        app.action(_MODAL_BUTTON)(self.on_resolve_button)
+        app.view(_MODAL)(self.on_resolve_submit)
+
+    def first_delivery(self, body: Mapping[str, Any], request: AsyncBoltRequest) -> bool:
+        """False for a retry (X-Slack-Retry-Num) of an event_id already seen."""
+        event_id = str(body.get("event_id") or "")
+        if not event_id:
+            return True
+        retry = request.headers.get("x-slack-retry-num")
+        if event_id in self._seen:
+            self._seen.move_to_end(event_id)
+            if retry:
+                log.info("slack: dropping retry %s of event %s", retry[0], event_id)
+                return False
+            return True
+        self._seen[event_id] = None
+        while len(self._seen) > _SEEN_MAX:
+            self._seen.popitem(last=False)
+        return True
+
+    async def on_message(self, event: dict[str, Any], body: dict[str, Any],
+                         request: AsyncBoltRequest) -> None:
+        """A message or an edit: Bolt has already acknowledged it; decide it in the background."""
+        if not self.first_delivery(body, request):
+            return
+        core = from_slack(event, watch=self.config.channels)
+        if core is not None:
+            self._spawn(self._handle(core), f"slack-{core.id}")
+
+    async def _handle(self, message: Message) -> None:
+        try:
+            handled = await self.moderator.handle(message)
+        except ConductError as exc:
+            log.error("slack: could not moderate %s: %s", message.key, exc)
+            return
+        if handled is not None and handled.actions:
+            try:
+                await self.drain_outbox()
+            except ConductError as exc:
+                log.error("slack: outbox run failed: %s", exc)
+
+    async def sync_roles(self, user: str) -> None:
+        """Give SLACK_MODERATORS the core moderator role (never removes one)."""
+        if user not in self.config.moderators:
+            return
+        member = await self.moderator.resolve_member(Platform.SLACK, user)
+        if Role.MODERATOR not in member.roles:
+            await self.moderator.store.set_roles(member.id, member.roles | {Role.MODERATOR},
+                                                 actor="slack-moderators")
+
+    async def run_command(self, user: str, words: str | Sequence[str]) -> Reply:
+        """Run a core command as a Slack user, then execute whatever it put in the outbox."""
+        await self.sync_roles(user)
+        reply = await self.commands.run(Account(Platform.SLACK, user), words)
+        self._spawn(self._drain_quietly(), "slack-outbox-after-command")
+        return reply
+
+    async def _drain_quietly(self) -> None:
+        try:
+            await self.drain_outbox()
+        except ConductError as exc:
+            log.error("slack: outbox run failed: %s", exc)
+
+    async def on_mod(self, ack: Callable[..., Awaitable[Any]], command: dict[str, Any],
+                     respond: Callable[..., Awaitable[Any]]) -> None:
+        """`/mod WORDS`: acknowledge, run, answer ephemerally."""
+        await ack()
+        reply = await self.run_command(str(command.get("user_id")),
+                                       str(command.get("text") or "help"))
+        await respond(text=_fallback(reply), blocks=reply_blocks(reply),
+                      response_type="ephemeral")
+
+    async def on_appeal(self, ack: Callable[..., Awaitable[Any]], command: dict[str, Any],
+                        respond: Callable[..., Awaitable[Any]]) -> None:
+        """`/appeal N STATEMENT`: the statement is kept whole (apostrophes and all)."""
+        await ack()
+        parts = str(command.get("text") or "").strip().split(maxsplit=1)
+        words = ["appeal", *parts]
+        reply = await self.run_command(str(command.get("user_id")), words)
+        await respond(text=_fallback(reply), blocks=reply_blocks(reply),
+                      response_type="ephemeral")
+
+    async def on_button(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any],
+                        action: dict[str, Any]) -> None:
+        """A command button: run its command as whoever clicked it; answer privately."""
+        await ack()
+        user = str(body.get("user", {}).get("id"))
+        reply = await self.run_command(user, str(action.get("value") or ""))
+        await self._answer(body, user, reply)
+
+    async def _answer(self, body: Mapping[str, Any], user: str, reply: Reply) -> None:
+        channel = (body.get("channel") or {}).get("id")
+        with _translate("answer"):
+            if channel:
+                await self.client.chat_postEphemeral(channel=channel, user=user,
+                                                     text=_fallback(reply),
+                                                     blocks=reply_blocks(reply))
+            else:
+                await self.client.chat_postMessage(channel=user, text=_fallback(reply),
+                                                   blocks=reply_blocks(reply))
+
+    async def on_resolve_button(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any],
+                                action: dict[str, Any]) -> None:
+        """"Resolve…": open a modal asking for the outcome and the reason."""
+        await ack()
+        case = str(action.get("value") or "")
+        view = {
+            "type": "modal", "callback_id": _MODAL, "private_metadata": case,
+            "title": _plain(f"Resolve case {case}", 24), "submit": _plain("Resolve"),
+            "close": _plain("Cancel"),
+            "blocks": [
+                {"type": "input", "block_id": "outcome", "label": _plain("Outcome"),
+                 "element": {"type": "static_select", "action_id": "outcome",
+                             "options": [{"text": _plain("Uphold"), "value": "uphold"},
+                                         {"text": _plain("Dismiss"), "value": "dismiss"}]}},
+                {"type": "input", "block_id": "reason", "label": _plain("Reason"),
+                 "element": {"type": "plain_text_input", "action_id": "reason",
+                             "multiline": True}},
+            ],
+        }
+        with _translate("views.open"):
+            await self.client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    async def on_resolve_submit(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any],
+                                view: dict[str, Any]) -> None:
+        """The modal's submission: `resolve N OUTCOME REASON` as the submitting user."""
+        values = view.get("state", {}).get("values", {})
+        outcome = (values.get("outcome", {}).get("outcome", {}).get("selected_option")
+                   or {}).get("value")
+        reason = str(values.get("reason", {}).get("reason", {}).get("value") or "").strip()
+        if outcome not in ("uphold", "dismiss") or not reason:
+            await ack(response_action="errors",
+                      errors={"outcome" if outcome not in ("uphold", "dismiss") else "reason":
+                              "Choose an outcome and give a reason."})
+            return
+        await ack()
+        user = str(body.get("user", {}).get("id"))
+        reply = await self.run_command(user, ["resolve", str(view.get("private_metadata")),
+                                              outcome, *reason.split()])
+        await self._answer({}, user, reply)
+
+    # -- the PlatformPort ---------------------------------------------------------------------
+
+    async def hide(self, action: Action, /) -> None:
+        """Delete the message with the admin's user token (a bot token can delete only its own)."""
+        channel, ts = _need(action.channel, "channel"), _need(action.message_id, "message")
+        if self.user_client is None:
+            if action.payload.get("action") != "escalate" and self.config.mod_channel:
+                # Nobody else will hear of it: the core escalates only escalations.
+                with _translate("hide"):
+                    await self.client.chat_postMessage(
+                        channel=self.config.mod_channel,
+                        text=f"Please delete message {ts} by <@{action.user}> in <#{channel}> "
+                             f"(clause {action.payload.get('clause') or '-'}): the bot has no "
+                             f"user token to delete members' messages.")
+            raise UnsupportedAction("SLACK_USER_TOKEN is not set: a bot token can delete only "
+                                    "the bot's own messages; the moderators must delete this "
+                                    "one", platform="slack", action="hide")
+        with _translate("hide"):
+            await self.user_client.chat_delete(channel=channel, ts=ts)
+
+    async def notify(self, action: Action, /) -> None:
+        """An ephemeral notice in the channel (when the member is there) and a DM."""
+        user = _need(action.user, "user")
+        text = str(action.payload.get("text") or "")
+        if not text:
+            raise UnsupportedAction("a notice without text", platform="slack", action="notify")
+        if action.channel:
+            try:
+                with _translate("notify"):
+                    await self.client.chat_postEphemeral(channel=action.channel, user=user,
+                                                         text=_clip(text, 3900))
+            except (PermissionDenied, TargetNotFound) as exc:
+                log.info("slack: no ephemeral notice for %s (%s); DM only", user, exc)
+            except PlatformError as exc:
+                if "user_not_in_channel" not in str(exc):
+                    raise
+        with _translate("notify"):
+            dm = await self.client.conversations_open(users=user)
+            await self.client.chat_postMessage(channel=dm["channel"]["id"],
+                                               text=_clip(text, 39000))
+
+    async def escalate(self, action: Action, /) -> None:
+        """Post the case to the moderators' channel with Uphold / Dismiss / Resolve… buttons."""
+        if self.config.mod_channel is None:
+            raise UnsupportedAction("SLACK_MOD_CHANNEL is not set: nowhere to escalate",
+                                    platform="slack", action="escalate")
+        blocks, text = escalation_blocks(action)
+        with _translate("escalate"):
+            await self.client.chat_postMessage(channel=self.config.mod_channel, text=text,
+                                               blocks=blocks)
+
+    async def timeout(self, action: Action, /) -> None:
+        """Slack has no timeout: refuse, so the outbox records it as unsupported."""
+        raise UnsupportedAction("Slack has no timeout; a moderator can suspend the member "
+                                "(removal from the watched channels) instead",
+                                platform="slack", action="timeout")
+
+    async def suspend(self, action: Action, /) -> None:
+        """Remove the member from every watched channel (Slack's nearest to a suspension)."""
+        user = _need(action.user, "user")
+        if not self.config.channels:
+            raise UnsupportedAction("SLACK_CHANNELS is not set: the bot does not know which "
+                                    "channels to remove the member from", platform="slack",
+                                    action="suspend")
+        for channel in sorted(self.config.channels):
+            try:
+                with _translate("suspend"):
+                    await self.client.conversations_kick(channel=channel, user=user)
+            except PermissionDenied as exc:
+                if "not_in_channel" not in str(exc):
+                    raise
+                # Already out of this channel: nothing to do.
+
+    async def post(self, action: Action, /) -> None:
+        """Send payload['text'] to the channel."""
+        channel = _need(action.channel, "channel")
+        with _translate("post"):
+            await self.client.chat_postMessage(channel=channel,
+                                               text=str(action.payload.get("text") or ""))
+
+
+def escalation_blocks(action: Action, /) -> tuple[list[dict[str, Any]], str]:
+    """The Block Kit of an escalation and its notification text."""
+    p = action.payload
+    case = p.get("case")
+    clause = f"{p.get('clause') or '-'} {p.get('clause_title') or ''}".strip()
+    title = (f"Case {case}: " if case is not None else "Escalation: ") + clause
+    member = f"<@{action.user}>" if action.user else str(p.get("author_name") or "-")
+    channel = f"<#{action.channel}>" if action.channel else str(p.get("channel_name") or "-")
+    fields = [_md(f"*Member*\n{member}"), _md(f"*Channel*\n{channel}"),
+              _md(f"*Clause*\n{clause}"),
+              _md(f"*Categories*\n{', '.join(p.get('categories') or []) or '-'}"),
+              _md(f"*Priority*\np{p.get('priority', 0)}, severity {p.get('severity', '-')}")]
+    excerpt = "\n".join(f"> {line}" for line in str(p.get("excerpt") or "-").splitlines())
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": _plain(title)},
+        {"type": "section", "fields": fields},
+        {"type": "section", "text": _md(f"*Excerpt*\n{excerpt}")},
+    ]
+    reasons = "; ".join(p.get("reasons") or [])
+    if reasons:
+        blocks.append({"type": "context", "elements": [_md(reasons, 2000)]})
+    if case is not None:
+        blocks.append({"type": "actions", "elements": [
+            *_command_buttons([
+                Button("Uphold", f"resolve {case} uphold upheld from escalation", "primary"),
+                Button("Dismiss", f"resolve {case} dismiss dismissed from escalation",
+                       "danger")]),
+            _button("Resolve…", _MODAL_BUTTON, str(case)),
+        ]})
+    return blocks, _clip(title, 3000)
+
+
+async def run_slack(moderator: Moderator, config: SlackConfig, /, **options: Any) -> None:
+    """Serve Slack until cancelled (the contract is in the module docstring)."""
+    await SlackAdapter(moderator, config, **options).run()

@@ -1,0 +1,565 @@
+"""The real slack-bolt app, served over HTTP on 127.0.0.1 and sent requests signed as Slack signs
+them, with its AsyncWebClient talking to a fake Slack Web API on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
+from slack_sdk.signature import SignatureVerifier
+
+from adapters.slack import SlackAdapter, SlackConfig, SlackConfigError, from_slack, sign
+from adapters.slack.convert import ts_revision
+from bot.errors import PermissionDenied, RateLimited, TargetNotFound, UnsupportedAction
+from bot.models import Action, ActionKind, ActionStatus, CaseState, MemberStatus, Platform, Role
+from bot.moderator import Handled, Moderator
+from bot.policy import Policy
+from bot.scoring import Batcher
+from bot.store import Store
+from tests.adapters.slack.fake_slack import (
+    BOT_USER,
+    GENERAL,
+    MEMBER,
+    MODERATOR,
+    MODS,
+    TEAM,
+    FakeSlack,
+)
+from tests.conftest import KeywordScorer
+
+pytestmark = pytest.mark.timeout(30)
+
+SECRET = "slack-test-signing-secret"
+_counter = itertools.count(1)
+
+
+def next_ts() -> str:
+    return f"{int(time.time())}.{next(_counter):06d}"
+
+
+@dataclass
+class World:
+    fake: FakeSlack
+    adapter: SlackAdapter
+    store: Store
+    url: str
+    http: aiohttp.ClientSession
+    handled: list[tuple[tuple[str, str, int], Handled | None]] = field(default_factory=list)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def settle(self, mid: str, count: int = 1) -> None:
+        """Wait (5 s at most) until `count` deliveries of `mid` were handled and acted on."""
+        async with asyncio.timeout(5):
+            async with self.changed:
+                await self.changed.wait_for(
+                    lambda: sum(1 for key, _ in self.handled if key[1] == mid) >= count)
+            await asyncio.sleep(0.05)
+            await self.adapter.settle()
+
+    async def send(self, body: str, *, content_type: str, ts: int | None = None,
+                   secret: str = SECRET, headers: dict[str, str] | None = None
+                   ) -> tuple[int, str]:
+        stamp = str(int(time.time()) if ts is None else ts)
+        sent = {"Content-Type": content_type, "X-Slack-Request-Timestamp": stamp,
+                "X-Slack-Signature": sign(secret, stamp, body), **(headers or {})}
+        async with self.http.post(f"{self.url}/slack/events", data=body.encode(),
+                                  headers=sent) as response:
+            return response.status, await response.text()
+
+    async def event(self, event: dict[str, Any], *, event_id: str | None = None,
+                    **kw: Any) -> tuple[int, str]:
+        envelope = {"token": "legacy", "team_id": TEAM, "api_app_id": "A0APP0001",
+                    "type": "event_callback", "event": event,
+                    "event_id": event_id or f"Ev{next(_counter):08d}",
+                    "event_time": int(time.time()),
+                    "authorizations": [{"team_id": TEAM, "user_id": BOT_USER,
+                                        "is_bot": True}]}
+        return await self.send(json.dumps(envelope), content_type="application/json", **kw)
+
+    async def command(self, name: str, text: str, *, user: str) -> str:
+        """Send a slash command; returns the response_url key its answer goes to."""
+        key = f"r{next(_counter)}"
+        form = {"token": "legacy", "team_id": TEAM, "team_domain": "party",
+                "channel_id": MODS, "channel_name": "moderators", "user_id": user,
+                "user_name": "someone", "command": name, "text": text,
+                "response_url": f"{self.fake.url}/response/{key}",
+                "trigger_id": f"trig.{next(_counter)}", "api_app_id": "A0APP0001"}
+        status, _ = await self.send(urlencode(form),
+                                    content_type="application/x-www-form-urlencoded")
+        assert status == 200
+        return key
+
+    async def interactive(self, payload: dict[str, Any]) -> tuple[int, str]:
+        body = urlencode({"payload": json.dumps(payload)})
+        return await self.send(body, content_type="application/x-www-form-urlencoded")
+
+    async def answer(self, key: str) -> dict[str, Any]:
+        method = f"response_url:{key}"
+        await self.fake.wait_for(lambda: bool(self.fake.find(method)))
+        (call,) = self.fake.find(method)
+        return call.params
+
+
+def message(text: str, *, user: str = MEMBER, channel: str = GENERAL,
+            ts: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {"type": "message", "channel": channel, "user": user, "text": text,
+            "ts": ts or next_ts(), "channel_type": "channel", "team": TEAM, **extra}
+
+
+@pytest.fixture
+def overrides() -> dict[str, Any]:
+    """SlackConfig fields a test changes (parametrize `overrides` to set them)."""
+    return {}
+
+
+@pytest.fixture
+async def world(tmp_path: Path, test_policy: Policy,
+                overrides: dict[str, Any]) -> AsyncIterator[World]:
+    fake = FakeSlack()
+    await fake.start()
+    try:
+        async with Store.open(tmp_path / "db.sqlite3") as store, \
+                Batcher(KeywordScorer()) as batcher, aiohttp.ClientSession() as http:
+            moderator = Moderator(store=store, policy=test_policy, scorer=batcher)
+            await store.import_member(membership_number="M0001", name="Karen Lomax",
+                                      status=MemberStatus.ACTIVE, roles={Role.MODERATOR},
+                                      reason=None, suspended_from=None, suspended_until=None,
+                                      accounts=[(Platform.SLACK, MODERATOR)], actor="test")
+            config = SlackConfig(**{
+                "bot_token": "xoxb-test-bot", "user_token": "xoxp-test-admin",
+                "signing_secret": SECRET, "mod_channel": MODS, "api_base": fake.api_base,
+                **overrides})
+            adapter = SlackAdapter(moderator, config, outbox_interval=3600)
+            async with adapter.serve_http(host="127.0.0.1", port=0) as port:
+                world = World(fake, adapter, store, f"http://127.0.0.1:{port}", http)
+                original = moderator.handle
+
+                async def spy(msg: Any, /) -> Handled | None:
+                    result = await original(msg)
+                    world.handled.append((msg.key, result))
+                    async with world.changed:
+                        world.changed.notify_all()
+                    return result
+
+                moderator.handle = spy  # type: ignore[method-assign]
+                try:
+                    yield world
+                finally:
+                    await adapter.settle()
+    finally:
+        await fake.stop()
+
+
+# -- signing ---------------------------------------------------------------------------------------
+
+VECTOR_BODY = (
+    "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V"
+    "&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text="
+    "&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmib"
+    "IGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c")
+
+
+def test_signing_matches_slacks_published_test_vector() -> None:
+    expected = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
+    assert sign("8f742231b10e8888abcd99yyyzzz85a5", 1531420618, VECTOR_BODY) == expected
+    verifier = SignatureVerifier("8f742231b10e8888abcd99yyyzzz85a5")
+    assert verifier.generate_signature(timestamp="1531420618", body=VECTOR_BODY) == expected
+
+
+async def test_forged_and_stale_requests_are_refused(world: World) -> None:
+    status, _ = await world.event(message("immigrants are vermin"), secret="not-the-secret")
+    assert status == 401
+    status, _ = await world.event(message("immigrants are vermin"),
+                                  ts=int(time.time()) - 301)
+    assert status == 401
+    await asyncio.sleep(0.1)
+    assert world.handled == []
+    assert [c.method for c in world.fake.calls if c.method != "auth.test"] == []
+
+
+async def test_url_verification_echoes_the_challenge(world: World) -> None:
+    body = json.dumps({"token": "legacy", "challenge": "abc123", "type": "url_verification"})
+    status, text = await world.send(body, content_type="application/json")
+    assert status == 200 and "abc123" in text
+
+
+# -- messages --------------------------------------------------------------------------------------
+
+
+async def test_abusive_message_is_deleted_noticed_and_escalated(world: World) -> None:
+    fake, event = world.fake, message("immigrants are vermin")
+    status, _ = await world.event(event)
+    assert status == 200
+    await world.settle(event["ts"])
+
+    (delete,) = fake.find("chat.delete")
+    assert delete.params == {"channel": GENERAL, "ts": event["ts"]}
+    assert delete.token == "xoxp-test-admin"  # members' messages need the admin's user token
+    (ephemeral,) = fake.find("chat.postEphemeral")
+    assert ephemeral.params["channel"] == GENERAL and ephemeral.params["user"] == MEMBER
+    assert "clause 1.2 (No discrimination or hate)" in ephemeral.params["text"]
+    (dm_open,) = fake.find("conversations.open")
+    assert dm_open.params["users"] == MEMBER
+    posts = fake.find("chat.postMessage")
+    assert [p.params["channel"] for p in posts] == ["D" + MEMBER[1:], MODS]
+    assert "> immigrants are vermin" in posts[0].params["text"]
+    assert all(c.token == "xoxb-test-bot" for c in fake.calls if c.method != "chat.delete")
+
+    blocks = posts[1].params["blocks"]
+    assert blocks[0]["type"] == "header"
+    assert blocks[0]["text"]["text"].startswith("Case 1: 1.2 No discrimination or hate")
+    fields = " ".join(f["text"] for f in blocks[1]["fields"])
+    assert f"<@{MEMBER}>" in fields and f"<#{GENERAL}>" in fields
+    assert "identity_attack" in fields
+    assert "> immigrants are vermin" in blocks[2]["text"]["text"]
+    buttons = blocks[-1]["elements"]
+    assert [b["text"]["text"] for b in buttons] == ["Uphold", "Dismiss", "Resolve…"]
+    assert buttons[0]["value"] == "resolve 1 uphold upheld from escalation"
+    assert buttons[2]["value"] == "1"
+
+    actions = {a.kind: a for a in await world.store.actions()}
+    assert actions[ActionKind.DELETE].status is ActionStatus.DONE
+    assert actions[ActionKind.ESCALATE].status is ActionStatus.DONE
+    # The ladder's one-hour timeout: Slack has none, and says so instead of pretending.
+    assert actions[ActionKind.TIMEOUT].status is ActionStatus.UNSUPPORTED
+    assert "no timeout" in (actions[ActionKind.TIMEOUT].error or "")
+
+
+async def test_acceptable_message_causes_no_calls(world: World) -> None:
+    event = message("Great canvassing in Leeds today")
+    await world.event(event)
+    await world.settle(event["ts"])
+    assert world.handled[-1][1] is not None
+    assert world.handled[-1][1].verdict.action == "allow"
+    assert [c.method for c in world.fake.calls if c.method != "auth.test"] == []
+
+
+async def test_retried_event_is_processed_once(world: World) -> None:
+    event = message("immigrants are vermin")
+    await world.event(event, event_id="EvRETRY001")
+    await world.settle(event["ts"])
+    status, _ = await world.event(event, event_id="EvRETRY001",
+                                  headers={"X-Slack-Retry-Num": "1",
+                                           "X-Slack-Retry-Reason": "http_timeout"})
+    assert status == 200
+    sentinel = message("hello all")
+    await world.event(sentinel)
+    await world.settle(sentinel["ts"])
+    assert [key[1] for key, _ in world.handled] == [event["ts"], sentinel["ts"]]
+    assert len(world.fake.find("chat.delete")) == 1
+
+
+async def test_bots_joins_and_unwatched_channels_are_ignored(world: World) -> None:
+    await world.event(message("vermin", bot_id="B0OTHER01"))
+    await world.event(message("vermin", subtype="bot_message"))
+    await world.event(message("vermin", subtype="channel_join"))
+    sentinel = message("hello all")
+    await world.event(sentinel)
+    await world.settle(sentinel["ts"])
+    assert [key[1] for key, _ in world.handled] == [sentinel["ts"]]
+
+
+async def test_edit_is_rescored_as_a_new_revision(world: World) -> None:
+    original = message("I disagree with the motion")
+    await world.event(original)
+    await world.settle(original["ts"])
+    edited_ts = next_ts()
+    change = {"type": "message", "subtype": "message_changed", "channel": GENERAL,
+              "hidden": True, "ts": edited_ts, "event_ts": edited_ts,
+              "message": {**original, "text": "I disagree with the motion, you idiot",
+                          "edited": {"user": MEMBER, "ts": edited_ts}},
+              "previous_message": original}
+    await world.event(change)
+    await world.settle(original["ts"], 2)
+    await world.event(change)  # a redelivery with a new event_id: the core dedupes it
+    await world.settle(original["ts"], 3)
+    revision = ts_revision(edited_ts)
+    keys = [(key, h is not None) for key, h in world.handled]
+    assert keys == [(("slack", original["ts"], 0), True),
+                    (("slack", original["ts"], revision), True),
+                    (("slack", original["ts"], revision), False)]
+    assert world.fake.find("chat.delete") == []
+    (dm,) = world.fake.find("chat.postMessage")
+    assert "friendly warning" in dm.params["text"]
+
+
+def test_convert_threads_and_watch_list() -> None:
+    reply = message("a reply", ts="1790000001.000200", thread_ts="1790000000.000100")
+    core = from_slack(reply)
+    assert core is not None
+    assert (core.thread, core.reply_to, core.revision) == ("1790000000.000100",
+                                                           "1790000000.000100", 0)
+    assert core.sent_at.timestamp() == pytest.approx(1790000001.0002)
+    parent = from_slack(message("a parent", ts="1790000000.000100",
+                                thread_ts="1790000000.000100"))
+    assert parent is not None and parent.reply_to is None
+    assert from_slack(message("elsewhere"), watch={"COTHER001"}) is None
+    assert from_slack(message("here"), watch={GENERAL}) is not None
+
+
+@pytest.mark.parametrize("overrides", [{"user_token": None}])
+async def test_without_a_user_token_hide_is_unsupported_but_escalated(world: World) -> None:
+    event = message("immigrants are vermin")
+    await world.event(event)
+    await world.settle(event["ts"])
+    assert world.fake.find("chat.delete") == []
+    actions = {a.kind: a for a in await world.store.actions()}
+    assert actions[ActionKind.DELETE].status is ActionStatus.UNSUPPORTED
+    assert "SLACK_USER_TOKEN" in (actions[ActionKind.DELETE].error or "")
+    assert actions[ActionKind.ESCALATE].status is ActionStatus.DONE
+    (post,) = [c for c in world.fake.find("chat.postMessage") if c.params["channel"] == MODS]
+    assert post.params["blocks"][0]["text"]["text"].startswith("Case 1:")
+
+
+# -- commands, buttons, modal ----------------------------------------------------------------------
+
+
+async def test_mod_queue_answers_moderators_privately(world: World) -> None:
+    event = message("immigrants are vermin")
+    await world.event(event)
+    await world.settle(event["ts"])
+    answer = await world.answer(await world.command("/mod", "queue", user=MODERATOR))
+    assert answer["response_type"] == "ephemeral"
+    blocks = answer["blocks"]
+    assert blocks[0] == {"type": "header",
+                         "text": {"type": "plain_text", "text": "1 case(s) waiting",
+                                  "emoji": True}}
+    assert "#1 [p" in blocks[1]["text"]["text"]
+    (button,) = blocks[-1]["elements"]
+    assert (button["text"]["text"], button["value"]) == ("Case 1", "case 1")
+
+
+async def test_mod_queue_refuses_members(world: World) -> None:
+    answer = await world.answer(await world.command("/mod", "queue", user=MEMBER))
+    assert answer["response_type"] == "ephemeral"
+    assert answer["blocks"][0]["text"]["text"] == "Not allowed"
+    assert "Only moderators" in answer["blocks"][1]["text"]["text"]
+
+
+@pytest.mark.parametrize("overrides", [{"moderators": frozenset({"UNEWMOD01"})}])
+async def test_slack_moderators_map_onto_the_core_role(world: World) -> None:
+    answer = await world.answer(await world.command("/mod", "queue", user="UNEWMOD01"))
+    assert answer["blocks"][0]["text"]["text"] == "0 case(s) waiting"
+
+
+async def test_a_member_appeals_with_the_slash_command(world: World) -> None:
+    event = message("immigrants are vermin")
+    await world.event(event)
+    await world.settle(event["ts"])
+    answer = await world.answer(await world.command(
+        "/appeal", "1 I wasn't attacking anyone, I was quoting a leaflet", user=MEMBER))
+    assert answer["blocks"][0]["text"]["text"] == "Your appeal of case 1 is with the moderators"
+    case = await world.store.get_case(1)
+    assert case is not None and case.state is CaseState.APPEALED
+    assert case.appeal == "I wasn't attacking anyone, I was quoting a leaflet"
+
+
+def block_actions(action: dict[str, Any], *, user: str = MODERATOR) -> dict[str, Any]:
+    return {"type": "block_actions", "user": {"id": user, "team_id": TEAM},
+            "api_app_id": "A0APP0001", "token": "legacy", "team": {"id": TEAM},
+            "channel": {"id": MODS, "name": "moderators"},
+            "container": {"type": "message", "channel_id": MODS,
+                          "message_ts": "1790000000.000001"},
+            "trigger_id": f"trig.{next(_counter)}",
+            "actions": [{**action, "block_id": "b1", "type": "button",
+                         "action_ts": "1790000000.1"}]}
+
+
+async def escalation_buttons(world: World) -> list[dict[str, Any]]:
+    event = message("immigrants are vermin")
+    await world.event(event)
+    await world.settle(event["ts"])
+    (post,) = [c for c in world.fake.find("chat.postMessage") if c.params["channel"] == MODS]
+    return list(post.params["blocks"][-1]["elements"])
+
+
+async def test_uphold_button_resolves_the_case(world: World) -> None:
+    uphold = (await escalation_buttons(world))[0]
+    status, _ = await world.interactive(block_actions(
+        {"action_id": uphold["action_id"], "value": uphold["value"]}))
+    assert status == 200
+    await world.fake.wait_for(lambda: bool(world.fake.find("chat.postEphemeral")[1:]))
+    answer = world.fake.find("chat.postEphemeral")[-1]
+    assert answer.params["user"] == MODERATOR and answer.params["channel"] == MODS
+    assert answer.params["blocks"][0]["text"]["text"] == "Case 1 upheld"
+    case = await world.store.get_case(1)
+    assert case is not None and case.state is CaseState.UPHELD
+    assert case.resolution == "upheld from escalation"
+
+
+async def test_button_clicked_by_a_member_changes_nothing(world: World) -> None:
+    dismiss = (await escalation_buttons(world))[1]
+    await world.interactive(block_actions(
+        {"action_id": dismiss["action_id"], "value": dismiss["value"]}, user=MEMBER))
+    await world.fake.wait_for(lambda: bool(world.fake.find("chat.postEphemeral")[1:]))
+    answer = world.fake.find("chat.postEphemeral")[-1]
+    assert answer.params["blocks"][0]["text"]["text"] == "Not allowed"
+    case = await world.store.get_case(1)
+    assert case is not None and case.state is CaseState.OPEN
+
+
+async def test_resolve_modal_resolves_the_case(world: World) -> None:
+    resolve = (await escalation_buttons(world))[2]
+    payload = block_actions({"action_id": resolve["action_id"], "value": resolve["value"]})
+    await world.interactive(payload)
+    await world.fake.wait_for(lambda: bool(world.fake.find("views.open")))
+    (opened,) = world.fake.find("views.open")
+    assert opened.params["trigger_id"] == payload["trigger_id"]
+    view = opened.params["view"]
+    assert view["callback_id"] == "cb-resolve" and view["private_metadata"] == "1"
+
+    submission = {
+        "type": "view_submission", "team": {"id": TEAM}, "api_app_id": "A0APP0001",
+        "token": "legacy", "trigger_id": f"trig.{next(_counter)}",
+        "user": {"id": MODERATOR, "team_id": TEAM},
+        "view": {**view, "id": "V0001", "team_id": TEAM, "state": {"values": {
+            "outcome": {"outcome": {"type": "static_select",
+                                    "selected_option": {"value": "dismiss"}}},
+            "reason": {"reason": {"type": "plain_text_input",
+                                  "value": "satire of a tabloid headline"}}}}}}
+    status, _ = await world.interactive(submission)
+    assert status == 200
+    await world.fake.wait_for(
+        lambda: any(c.params["channel"] == MODERATOR for c in world.fake.find("chat.postMessage")))
+    case = await world.store.get_case(1)
+    assert case is not None and case.state is CaseState.DISMISSED
+    assert case.resolution == "satire of a tabloid headline"
+
+
+# -- the port's failures ---------------------------------------------------------------------------
+
+
+async def test_slack_errors_map_onto_the_core_tree(world: World) -> None:
+    adapter, fake = world.adapter, world.fake
+    hide = Action(kind=ActionKind.DELETE, platform=Platform.SLACK, channel=GENERAL,
+                  message_id="1790000000.000100", user=MEMBER)
+    fake.inject("chat.delete", error="cant_delete_message")
+    with pytest.raises(PermissionDenied):
+        await adapter.hide(hide)
+    fake.inject("chat.delete", error="message_not_found")
+    with pytest.raises(TargetNotFound):
+        await adapter.hide(hide)
+    fake.inject("chat.delete", status=429, headers={"Retry-After": "7"})
+    with pytest.raises(RateLimited) as limited:
+        await adapter.hide(hide)
+    assert limited.value.retry_after == 7.0
+    with pytest.raises(UnsupportedAction, match="no timeout"):
+        await adapter.timeout(Action(kind=ActionKind.TIMEOUT, platform=Platform.SLACK,
+                                     user=MEMBER))
+
+
+async def test_notice_falls_back_to_dm_when_member_left_the_channel(world: World) -> None:
+    world.fake.inject("chat.postEphemeral", error="user_not_in_channel")
+    await world.adapter.notify(Action(kind=ActionKind.NOTIFY, platform=Platform.SLACK,
+                                      channel=GENERAL, user=MEMBER, payload={"text": "notice"}))
+    (dm,) = world.fake.find("chat.postMessage")
+    assert dm.params == {"channel": "D" + MEMBER[1:], "text": "notice"}
+
+
+@pytest.mark.parametrize("overrides", [{"channels": frozenset({GENERAL, "CDEBATE01"})}])
+async def test_suspend_removes_the_member_from_watched_channels(world: World) -> None:
+    world.fake.inject("conversations.kick", error="not_in_channel")  # already out of one
+    await world.adapter.suspend(Action(kind=ActionKind.SUSPEND, platform=Platform.SLACK,
+                                       user=MEMBER, payload={"until": None}))
+    kicks = world.fake.find("conversations.kick")
+    assert [(k.params["channel"], k.params["user"]) for k in kicks] == \
+        [("CDEBATE01", MEMBER), (GENERAL, MEMBER)]
+
+
+# -- configuration ---------------------------------------------------------------------------------
+
+
+def test_config_from_env_validates_and_hides_secrets() -> None:
+    env = {"SLACK_BOT_TOKEN": "xoxb-secret-bot", "SLACK_USER_TOKEN": "xoxp-secret-user",
+           "SLACK_SIGNING_SECRET": "secret-signing", "SLACK_CHANNELS": "C1AAA, C2BBB",
+           "SLACK_MOD_CHANNEL": "CMODS0001", "SLACK_MODERATORS": "U1AAA",
+           "SLACK_API_BASE": "http://127.0.0.1:1/api/"}
+    config = SlackConfig.from_env(env)
+    assert config.channels == {"C1AAA", "C2BBB"} and config.mod_channel == "CMODS0001"
+    assert config.port == 3000 and not config.socket_mode
+    assert "secret" not in repr(config)
+    with pytest.raises(SlackConfigError, match="SLACK_BOT_TOKEN"):
+        SlackConfig.from_env({})
+    with pytest.raises(SlackConfigError, match="SLACK_BOT_TOKEN") as bad:
+        SlackConfig.from_env({"SLACK_BOT_TOKEN": "xoxp-wrong-kind", "SLACK_SIGNING_SECRET": "s"})
+    assert "wrong-kind" not in str(bad.value)
+    with pytest.raises(SlackConfigError, match="SLACK_SIGNING_SECRET"):
+        SlackConfig.from_env({"SLACK_BOT_TOKEN": "xoxb-x"})
+    assert SlackConfig.from_env({"SLACK_BOT_TOKEN": "xoxb-x",
+                                 "SLACK_APP_TOKEN": "xapp-y"}).socket_mode
+    with pytest.raises(SlackConfigError, match="SLACK_API_BASE"):
+        SlackConfig.from_env({**env, "SLACK_API_BASE": "http://127.0.0.1:1/api"})
+    with pytest.raises(SlackConfigError, match="SLACK_PORT"):
+        SlackConfig.from_env({**env, "SLACK_PORT": "http"})
+
+
+# -- Socket Mode -----------------------------------------------------------------------------------
+
+
+async def test_socket_mode_delivers_an_event_end_to_end(world: World) -> None:
+    config = SlackConfig(bot_token="xoxb-test-bot", user_token="xoxp-test-admin",
+                         app_token="xapp-test-app", mod_channel=MODS,
+                         api_base=world.fake.api_base)
+    adapter = SlackAdapter(world.adapter.moderator, config, outbox_interval=3600)
+    event = message("immigrants are vermin")
+    async with adapter.socket_mode():
+        await world.fake.push({
+            "envelope_id": "env-1", "type": "events_api", "accepts_response_payload": False,
+            "retry_attempt": 0, "retry_reason": "",
+            "payload": {"token": "legacy", "team_id": TEAM, "api_app_id": "A0APP0001",
+                        "type": "event_callback", "event": event, "event_id": "EvSOCKET01",
+                        "event_time": int(time.time())}})
+        await world.settle(event["ts"])
+        await adapter.settle()
+        await world.fake.wait_for(
+            lambda: any(f.get("envelope_id") == "env-1" for f in world.fake.socket_frames))
+    (opened,) = world.fake.find("apps.connections.open")
+    assert opened.token == "xapp-test-app"
+    assert [c.params["channel"] for c in world.fake.find("chat.delete")] == [GENERAL]
+    assert [c.params["channel"] for c in world.fake.find("chat.postMessage")][-1] == MODS
+
+
+# -- running ---------------------------------------------------------------------------------------
+
+
+def test_runner_knows_slack_and_refuses_a_bad_setting_before_connecting(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from adapters.runner import configured_platforms
+    from bot.cli import main
+
+    assert configured_platforms({"SLACK_BOT_TOKEN": "xoxb-1"}) == ["slack"]
+    assert configured_platforms({"SLACK_BOT_TOKEN": "xoxb-1", "DISCORD_TOKEN": "d"}) == \
+        ["discord", "slack"]
+    monkeypatch.delenv("DISCORD_TOKEN", raising=False)
+    monkeypatch.delenv("SLACK_APP_TOKEN", raising=False)
+    monkeypatch.delenv("SLACK_SIGNING_SECRET", raising=False)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-very-secret-value")
+    assert main(["run"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "SLACK_SIGNING_SECRET is not set" in err
+    assert "very-secret" not in err
+
+
+async def test_run_serves_until_cancelled_and_warns_without_a_user_token(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    config = SlackConfig(bot_token="xoxb-test-bot", signing_secret=SECRET, mod_channel=MODS,
+                         api_base=world.fake.api_base, port=0)
+    adapter = SlackAdapter(world.adapter.moderator, config)
+    task = asyncio.create_task(adapter.run())
+    await world.fake.wait_for(lambda: bool(world.fake.find("auth.test")))
+    await asyncio.sleep(0.05)
+    assert not task.done()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert "SLACK_USER_TOKEN is not set" in caplog.text
+    assert "xoxb-test-bot" not in caplog.text
