@@ -130,6 +130,10 @@ class ConsolePort:
         """Record the suspension."""
         await self._do(action)
 
+    async def restore(self, action: Action, /) -> None:
+        """Record the restoration."""
+        await self._do(action)
+
     async def post(self, action: Action, /) -> None:
         """Record the post."""
         await self._do(action)

@@ -243,6 +243,7 @@ class ActionKind(StrEnum):
     ESCALATE = "escalate"
     TIMEOUT = "timeout"
     SUSPEND = "suspend"
+    RESTORE = "restore"
     POST = "post"
 
 

@@ -212,5 +212,7 @@ async def _dispatch(port: PlatformPort, action: Action) -> None:
             await port.timeout(action)
         case ActionKind.SUSPEND:
             await port.suspend(action)
+        case ActionKind.RESTORE:
+            await port.restore(action)
         case ActionKind.POST:
             await port.post(action)

@@ -37,6 +37,10 @@ class PlatformPort(Protocol):
         """Keep a suspended member out of member channels until `action.payload['until']`."""
         ...
 
+    async def restore(self, action: Action, /) -> None:
+        """Undo a timeout the platform cannot time-limit itself (Slack: re-add to channels)."""
+        ...
+
     async def post(self, action: Action, /) -> None:
         """Post `action.payload['text']` to `action.channel`."""
         ...

@@ -580,6 +580,11 @@ class DiscordAdapter:
             return sorted(self.config.guild_ids)
         return [g.id for g in self.client.guilds]
 
+    async def restore(self, action: Action, /) -> None:
+        """Discord ends its own timeouts: there is nothing to restore."""
+        raise UnsupportedAction("Discord timeouts end by themselves", platform="discord",
+                                action="restore")
+
     async def post(self, action: Action, /) -> None:
         """Send payload['text'] to the channel."""
         channel = _need(action.channel, "channel")

@@ -28,6 +28,7 @@ import logging
 import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -48,7 +49,7 @@ from bot.errors import (
     TargetNotFound,
     UnsupportedAction,
 )
-from bot.models import Account, Action, Message, Platform, Role
+from bot.models import Account, Action, ActionKind, Message, Platform, Role
 from bot.moderator import Moderator
 
 log = logging.getLogger(__name__)
@@ -485,10 +486,35 @@ class SlackAdapter:
                                                blocks=blocks)
 
     async def timeout(self, action: Action, /) -> None:
-        """Slack has no timeout: refuse, so the outbox records it as unsupported."""
-        raise UnsupportedAction("Slack has no timeout; a moderator can suspend the member "
-                                "(removal from the watched channels) instead",
-                                platform="slack", action="timeout")
+        """Slack has no timeout: remove the member from the watched channels and schedule
+        their return (an outbox row that waits until the timeout ends)."""
+        user = _need(action.user, "user")
+        until = action.payload.get("until")
+        if not until:
+            raise UnsupportedAction("a timeout without an end", platform="slack",
+                                    action="timeout")
+        channels = sorted(self.config.channels) or ([action.channel] if action.channel else [])
+        if not channels:
+            raise UnsupportedAction("SLACK_CHANNELS is not set: the bot does not know which "
+                                    "channels to remove the member from", platform="slack",
+                                    action="timeout")
+        removed = await self._remove(user, channels, "timeout")
+        restore = Action(kind=ActionKind.RESTORE, platform=Platform.SLACK, user=user,
+                         payload={"channels": removed, "reason": "timeout ended"})
+        case = action.payload.get("case")
+        await self.moderator.store.enqueue([restore], case_id=case if isinstance(case, int)
+                                           else None, not_before=datetime.fromisoformat(until))
+
+    async def restore(self, action: Action, /) -> None:
+        """Add the member back to the channels a timeout removed them from."""
+        user = _need(action.user, "user")
+        for channel in action.payload.get("channels") or []:
+            try:
+                with _translate("restore"):
+                    await self.client.conversations_invite(channel=channel, users=user)
+            except PlatformError as exc:
+                if "already_in_channel" not in str(exc):
+                    raise
 
     async def suspend(self, action: Action, /) -> None:
         """Remove the member from every watched channel (Slack's nearest to a suspension)."""
@@ -497,14 +523,21 @@ class SlackAdapter:
             raise UnsupportedAction("SLACK_CHANNELS is not set: the bot does not know which "
                                     "channels to remove the member from", platform="slack",
                                     action="suspend")
-        for channel in sorted(self.config.channels):
+        await self._remove(user, sorted(self.config.channels), "suspend")
+
+    async def _remove(self, user: str, channels: list[str], what: str) -> list[str]:
+        """Kick the member from each channel; the channels they were actually removed from."""
+        removed: list[str] = []
+        for channel in channels:
             try:
-                with _translate("suspend"):
+                with _translate(what):
                     await self.client.conversations_kick(channel=channel, user=user)
             except PermissionDenied as exc:
                 if "not_in_channel" not in str(exc):
                     raise
-                # Already out of this channel: nothing to do.
+                continue  # already out of this channel: nothing to do
+            removed.append(channel)
+        return removed
 
     async def post(self, action: Action, /) -> None:
         """Send payload['text'] to the channel."""
@@ -540,7 +573,9 @@ def escalation_blocks(action: Action, /) -> tuple[list[dict[str, Any]], str]:
             *_command_buttons([
                 Button("Uphold", f"resolve {case} uphold upheld from escalation", "primary"),
                 Button("Dismiss", f"resolve {case} dismiss dismissed from escalation",
-                       "danger")]),
+                       "danger"),
+                *([Button("Hide", f"hide slack:{action.message_id} hidden from escalation",
+                          "danger")] if action.message_id else [])]),
             _button("Resolve…", _MODAL_BUTTON, str(case)),
         ]})
     return blocks, _clip(title, 3000)

@@ -283,7 +283,8 @@ class Store:
         return Recorded(verdict_id, tuple(written), case_id)
 
     async def _outbox(self, db: aiosqlite.Connection, actions: Sequence[Action], now: str, *,
-                      verdict_id: int | None, case_id: int | None) -> list[Action]:
+                      verdict_id: int | None, case_id: int | None,
+                      not_before: datetime | None = None) -> list[Action]:
         written = []
         for action in actions:
             payload = dict(action.payload)
@@ -291,9 +292,11 @@ class Store:
                 payload["case"] = case_id
             cur = await db.execute(
                 "INSERT INTO outbox (verdict_id, kind, platform, channel, message_id, user_id,"
-                " payload, status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " payload, status, not_before, created_at, updated_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (verdict_id, action.kind, action.platform, action.channel, action.message_id,
-                 action.user, json.dumps(payload), action.status, now, now))
+                 action.user, json.dumps(payload), action.status,
+                 iso(not_before) if not_before else None, now, now))
             written.append(replace(action, id=cur.lastrowid, payload=payload))
         return written
 
@@ -570,11 +573,13 @@ class Store:
                               detail={"strike": strike, "kind": draft.kind})
         return case_id, written
 
-    async def enqueue(self, actions: Sequence[Action], /, *, case_id: int | None) -> list[Action]:
-        """Add outbox rows (for a case, when given) in one transaction."""
+    async def enqueue(self, actions: Sequence[Action], /, *, case_id: int | None,
+                      not_before: datetime | None = None) -> list[Action]:
+        """Add outbox rows (for a case, when given) in one transaction; `not_before` delays
+        them (e.g. the end of a timeout the platform cannot time-limit itself)."""
         async with self.transaction() as db:
             return await self._outbox(db, actions, iso(self.clock()), verdict_id=None,
-                                      case_id=case_id)
+                                      case_id=case_id, not_before=not_before)
 
     async def get_case(self, case_id: int, /) -> Case | None:
         """One case."""

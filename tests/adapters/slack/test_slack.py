@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -222,16 +223,21 @@ async def test_abusive_message_is_deleted_noticed_and_escalated(world: World) ->
     assert "identity_attack" in fields
     assert "> immigrants are vermin" in blocks[2]["text"]["text"]
     buttons = blocks[-1]["elements"]
-    assert [b["text"]["text"] for b in buttons] == ["Uphold", "Dismiss", "Resolve…"]
+    assert [b["text"]["text"] for b in buttons] == ["Uphold", "Dismiss", "Hide", "Resolve…"]
     assert buttons[0]["value"] == "resolve 1 uphold upheld from escalation"
-    assert buttons[2]["value"] == "1"
+    assert buttons[3]["value"] == "1"
 
     actions = {a.kind: a for a in await world.store.actions()}
     assert actions[ActionKind.DELETE].status is ActionStatus.DONE
     assert actions[ActionKind.ESCALATE].status is ActionStatus.DONE
-    # The ladder's one-hour timeout: Slack has none, and says so instead of pretending.
-    assert actions[ActionKind.TIMEOUT].status is ActionStatus.UNSUPPORTED
-    assert "no timeout" in (actions[ActionKind.TIMEOUT].error or "")
+    # The ladder's one-hour timeout: Slack has none, so the member leaves the channel and a
+    # restore row waits for the hour to pass.
+    assert actions[ActionKind.TIMEOUT].status is ActionStatus.DONE
+    (kick,) = world.fake.find("conversations.kick")
+    assert kick.params == {"channel": GENERAL, "user": MEMBER}
+    restore = actions[ActionKind.RESTORE]
+    assert restore.status is ActionStatus.PENDING and restore.payload["channels"] == [GENERAL]
+    assert await world.store.pending_actions(platform=Platform.SLACK) == []  # not yet
 
 
 async def test_acceptable_message_causes_no_calls(world: World) -> None:
@@ -408,7 +414,7 @@ async def test_button_clicked_by_a_member_changes_nothing(world: World) -> None:
 
 
 async def test_resolve_modal_resolves_the_case(world: World) -> None:
-    resolve = (await escalation_buttons(world))[2]
+    resolve = (await escalation_buttons(world))[3]
     payload = block_actions({"action_id": resolve["action_id"], "value": resolve["value"]})
     await world.interactive(payload)
     await world.fake.wait_for(lambda: bool(world.fake.find("views.open")))
@@ -452,7 +458,7 @@ async def test_slack_errors_map_onto_the_core_tree(world: World) -> None:
     with pytest.raises(RateLimited) as limited:
         await adapter.hide(hide)
     assert limited.value.retry_after == 7.0
-    with pytest.raises(UnsupportedAction, match="no timeout"):
+    with pytest.raises(UnsupportedAction, match="a timeout without an end"):
         await adapter.timeout(Action(kind=ActionKind.TIMEOUT, platform=Platform.SLACK,
                                      user=MEMBER))
 
@@ -563,3 +569,20 @@ async def test_run_serves_until_cancelled_and_warns_without_a_user_token(
         await task
     assert "SLACK_USER_TOKEN is not set" in caplog.text
     assert "xoxb-test-bot" not in caplog.text
+
+
+async def test_timeout_ends_by_inviting_the_member_back(world: World) -> None:
+    until = datetime.now(UTC) + timedelta(hours=2)
+    await world.adapter.timeout(Action(
+        kind=ActionKind.TIMEOUT, platform=Platform.SLACK, channel=GENERAL, user=MEMBER,
+        payload={"until": until.isoformat(), "duration": "2h"}))
+    assert [c.params for c in world.fake.find("conversations.kick")] == [
+        {"channel": GENERAL, "user": MEMBER}]
+    (restore,) = [a for a in await world.store.actions() if a.kind is ActionKind.RESTORE]
+    assert restore.status is ActionStatus.PENDING
+    assert await world.adapter.moderator.run_outbox(world.adapter) == []  # two hours to go
+    world.fake.inject("conversations.invite", error="already_in_channel")  # rejoined early
+    await world.adapter.restore(restore)
+    await world.adapter.restore(restore)
+    assert [c.params for c in world.fake.find("conversations.invite")] == [
+        {"channel": GENERAL, "users": MEMBER}] * 2
