@@ -173,6 +173,7 @@ class SlackAdapter:
         self.config = config
         self.commands = Commands(moderator)
         self.outbox_interval = outbox_interval
+        self._group_moderators: frozenset[str] = frozenset()
         base = config.api_base or AsyncWebClient.BASE_URL
         self.client = AsyncWebClient(token=config.bot_token, base_url=base)
         self.user_client = (AsyncWebClient(token=config.user_token, base_url=base)
@@ -243,6 +244,7 @@ class SlackAdapter:
         self.warn_about_configuration()
         with _translate("auth.test"):
             await self.client.auth_test()
+        await self.refresh_moderator_group()
         drain = asyncio.create_task(self._drain_loop(), name="slack-outbox")
         try:
             if self.config.socket_mode:
@@ -268,9 +270,10 @@ class SlackAdapter:
         while True:
             await asyncio.sleep(self.outbox_interval)
             try:
+                await self.refresh_moderator_group()
                 await self.drain_outbox()
             except ConductError as exc:  # keep the loop alive; the row stays pending
-                log.error("slack: outbox run failed: %s", exc)
+                log.error("slack: outbox run or moderator refresh failed: %s", exc)
 
     async def drain_outbox(self) -> list[Action]:
         """Execute this platform's pending outbox rows, one run at a time."""
@@ -334,9 +337,18 @@ class SlackAdapter:
             except ConductError as exc:
                 log.error("slack: outbox run failed: %s", exc)
 
+    async def refresh_moderator_group(self) -> None:
+        """Read SLACK_MODERATOR_GROUP's members (at start and with every outbox sweep)."""
+        if self.config.moderator_group is None:
+            return
+        with _translate("usergroups.users.list"):
+            answer = await self.client.usergroups_users_list(
+                usergroup=self.config.moderator_group)
+        self._group_moderators = frozenset(answer.get("users") or [])
+
     async def sync_roles(self, user: str) -> None:
-        """Give SLACK_MODERATORS the core moderator role (never removes one)."""
-        if user not in self.config.moderators:
+        """Give SLACK_MODERATORS and the moderator group the core role (never removes one)."""
+        if user not in self.config.moderators and user not in self._group_moderators:
             return
         member = await self.moderator.resolve_member(Platform.SLACK, user)
         if Role.MODERATOR not in member.roles:

@@ -61,6 +61,8 @@ class SlackConfig:
     mod_channel: str | None = None
     #: Slack users treated as moderators (added to the core role, never removed).
     moderators: frozenset[str] = frozenset()
+    #: A Slack user group (S...) whose members are treated as moderators too.
+    moderator_group: str | None = None
     port: int = 3000
     #: Web API base such as http://127.0.0.1:8080/api/ (tests, proxies); None = slack.com.
     api_base: str | None = None
@@ -86,6 +88,9 @@ class SlackConfig:
         mod = _ids(env, "SLACK_MOD_CHANNEL")
         if len(mod) > 1:
             raise SlackConfigError("SLACK_MOD_CHANNEL takes one channel id")
+        group = _ids(env, "SLACK_MODERATOR_GROUP")
+        if len(group) > 1 or any(not g.startswith("S") for g in group):
+            raise SlackConfigError("SLACK_MODERATOR_GROUP takes one user group id (S...)")
         raw_port = env.get("SLACK_PORT", "").strip() or "3000"
         if not raw_port.isdigit() or not 0 < int(raw_port) < 65536:
             raise SlackConfigError(f"SLACK_PORT must be a TCP port number, not {raw_port!r}")
@@ -96,5 +101,6 @@ class SlackConfig:
                                    f"(the trailing slash matters), not {base!r}")
         return cls(bot_token=bot, user_token=user, signing_secret=secret, app_token=app,
                    channels=_ids(env, "SLACK_CHANNELS"), mod_channel=next(iter(mod), None),
-                   moderators=_ids(env, "SLACK_MODERATORS"), port=int(raw_port),
+                   moderators=_ids(env, "SLACK_MODERATORS"),
+                   moderator_group=next(iter(group), None), port=int(raw_port),
                    api_base=base)

@@ -42,6 +42,7 @@ class FakeSlack:
 
     calls: list[Call] = field(default_factory=list)
     responses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    usergroups: dict[str, list[str]] = field(default_factory=dict)
     injected: dict[str, list[tuple[int, dict[str, Any], dict[str, str]]]] = \
         field(default_factory=dict)
     socket_frames: list[dict[str, Any]] = field(default_factory=list)
@@ -141,6 +142,9 @@ class FakeSlack:
                 return {"ok": True, "message_ts": ts}
             case "views.open":
                 return {"ok": True, "view": {"id": "V0001", **(params.get("view") or {})}}
+            case "usergroups.users.list":
+                return {"ok": True, "users": self.usergroups.get(str(params.get("usergroup")),
+                                                                 [])}
             case "apps.connections.open":
                 return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/link"}
             case _:

@@ -586,3 +586,22 @@ async def test_timeout_ends_by_inviting_the_member_back(world: World) -> None:
     await world.adapter.restore(restore)
     assert [c.params for c in world.fake.find("conversations.invite")] == [
         {"channel": GENERAL, "users": MEMBER}] * 2
+
+
+@pytest.mark.parametrize("overrides", [{"moderator_group": "SMODS0001"}])
+async def test_members_of_the_moderator_group_are_moderators(world: World) -> None:
+    newcomer = "U9NEWMOD1"
+    refused = await world.adapter.run_command(newcomer, "queue")
+    assert not refused.ok
+    world.fake.usergroups["SMODS0001"] = [newcomer]
+    await world.adapter.refresh_moderator_group()
+    allowed = await world.adapter.run_command(newcomer, "queue")
+    assert allowed.ok and allowed.title.endswith("case(s) waiting")
+
+
+def test_moderator_group_setting_is_validated() -> None:
+    base = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}
+    assert SlackConfig.from_env({**base, "SLACK_MODERATOR_GROUP": "S0MODS001"}
+                                ).moderator_group == "S0MODS001"
+    with pytest.raises(SlackConfigError, match="SLACK_MODERATOR_GROUP takes one user group"):
+        SlackConfig.from_env({**base, "SLACK_MODERATOR_GROUP": "U0NOTAGRP"})
