@@ -26,6 +26,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) scripts/bench.py
+	$(PY) scripts/bench_digest.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check bot adapters tests scripts bot.py

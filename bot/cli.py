@@ -94,6 +94,18 @@ def _parser() -> argparse.ArgumentParser:
     ret.add_argument("--db", type=Path)
     ret.add_argument("--dry-run", action="store_true", help="count, change nothing")
 
+    dg = sub.add_parser("digest", help="the weekly digest of one ISO week, as a file")
+    dg.add_argument("--week", help="ISO week, e.g. 2026-W47 (default: the last complete week)")
+    dg.add_argument("--format", choices=("md", "html", "json", "csv"), default="md")
+    dg.add_argument("--out", type=Path, help="write to FILE (default: standard output)")
+    dg.add_argument("--db", type=Path, help="database (default: $CONDUCTBOT_DB)")
+    dg.add_argument("--tz", default="Europe/London", help="time zone of the week (default: "
+                    "Europe/London)")
+    dg.add_argument("--show-names", action="store_true",
+                    help="name members (display name and membership number), not internal ids")
+    dg.add_argument("--quote-evidence", action="store_true",
+                    help="quote the messages of open escalations")
+
     e = sub.add_parser("eval", help="precision/recall/F1 per source on labelled data")
     e.add_argument("--data", type=Path, default=Path("../shared/data/dev/conduct_dev.csv"))
     e.add_argument("--split", choices=("heldout", "all"), default="heldout",
@@ -133,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_members(args, settings))
         if args.command == "retention":
             return asyncio.run(_retention(args, settings))
+        if args.command == "digest":
+            return _digest_command(args, settings)
         if args.command == "run":
             from adapters.runner import run
 
@@ -459,4 +473,43 @@ async def _retention(args: argparse.Namespace, settings: Settings) -> int:
           f"{format_duration(sanctions.retention)} and {counts['audit_deleted']} audit "
           f"entr{'y' if counts['audit_deleted'] == 1 else 'ies'} older than "
           f"{format_duration(sanctions.audit_retention)}")
+    return 0
+
+
+def _digest_command(args: argparse.Namespace, settings: Settings) -> int:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from bot.digest import parse_week
+    from bot.errors import StoreError
+
+    try:
+        ZoneInfo(args.tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {args.tz!r}") from exc
+    if args.week:
+        parse_week(args.week)
+    # Opening the store would create an empty database: a mistyped path must not look empty.
+    if not Path(settings.db).exists():
+        raise StoreError(f"there is no database at {settings.db}")
+    return asyncio.run(_digest(args, settings))
+
+
+async def _digest(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import digest as render
+    from bot.store import Store
+
+    async with Store.open(settings.db) as store:
+        built = await render.build_digest(store, args.week, tz=args.tz,
+                                          show_names=args.show_names,
+                                          quote_evidence=args.quote_evidence)
+    writers = {"md": render.to_markdown, "html": render.to_html, "json": render.to_json,
+               "csv": render.to_csv}
+    text = writers[args.format](built)
+    if args.out is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        Console(stderr=True).print(f"digest {escape(built.week)} written to "
+                                   f"{escape(str(args.out))}")
     return 0

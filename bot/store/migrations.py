@@ -160,6 +160,20 @@ MIGRATIONS: tuple[str, ...] = (
         at          TEXT NOT NULL
     );
     """,
+    # 3: the weekly digest: covering indexes for its week-range aggregations, and its runs.
+    """
+    CREATE INDEX messages_digest ON messages(sent_at, channel, platform, channel_name);
+    CREATE INDEX verdicts_acted ON verdicts(action, message_row);
+    CREATE INDEX strikes_at ON strikes(at);
+    CREATE INDEX cases_resolved ON cases(resolved_at);
+    CREATE INDEX case_events_at ON case_events(at, event);
+    CREATE INDEX reviews_at ON reviews(at);
+    CREATE TABLE digest_runs (
+        week   TEXT PRIMARY KEY,
+        ran_at TEXT,
+        posted TEXT
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -32,6 +32,7 @@ from bot.models import (
     Role,
     Verdict,
 )
+from bot.store.digest_queries import DigestRows, digest_rows
 from bot.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
 
@@ -747,6 +748,13 @@ class Store:
             "LIMIT 1", (platform, message_id)) as cur:
             row = await cur.fetchone()
         return None if row is None else dict(row)
+
+    # -- weekly digest --------------------------------------------------------------------------
+
+    async def digest_rows(self, *, bounds: Sequence[str],
+                          quote_evidence: bool = False) -> DigestRows:
+        """The weekly digest's grouped figures for the window of day boundaries `bounds`."""
+        return await digest_rows(self._db, bounds=bounds, quote_evidence=quote_evidence)
 
 
 def _statements(script: str) -> list[str]:

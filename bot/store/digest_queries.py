@@ -1,0 +1,153 @@
+"""The weekly digest's SQL: aggregations over a two-week window, grouped in the database.
+
+Every query takes the window as day boundaries (UTC timestamps, one more than the days), so
+local days in any time zone, daylight saving included, are bucketed exactly by the database.
+Figures follow the week the message was sent in (a replayed week keeps its own week), not the
+time it was decided. Two shapes keep them fast on millions of rows:
+
+- messages are counted from the covering index `messages_digest` alone;
+- acted-on verdicts (warn, hide, escalate; a minority) are read through `verdicts_acted`
+  (action, message_row), limited to the window's range of message rows, and joined to their
+  message by row id. Every stored message has exactly one verdict (`Store.record` writes both
+  in one transaction), so the number allowed is the messages less those acted on.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DigestRows", "digest_rows", "strike_points"]
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+Rows = list[tuple[Any, ...]]
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class DigestRows:
+    """Raw grouped rows for the digest; `day` indexes the window's days, `week` is 0 or 1."""
+
+    messages: Rows            # (day, channel, platform, channel name, count)
+    acted: Rows               # (day, channel, platform, action, categories JSON, count)
+    acted_members: Rows       # (week, member_id, action, sanctioned 0/1, count)
+    protected: Rows           # (week, rule id, count)
+    points: Rows              # (member_id, points last week, this week, total at the end)
+    members: Rows             # (member_id, display_name, membership_number, status)
+    open_cases: Rows          # (case id, kind, priority, opened_at, state)
+    resolved: Rows            # (week, opened_at, resolved_at)
+    appeals: Rows             # (week, appeal_outcome)
+    calibration: Rows         # (week, category, outcome, count)
+    evidence: Rows            # (case id, text) - only when quoting evidence
+
+
+def _bucket(column: str, bounds: Sequence[str], *, weeks: bool = False) -> tuple[str, list[str]]:
+    """A CASE expression mapping `column` to its day (or week) index, with its parameters."""
+    edges = [bounds[len(bounds) // 2]] if weeks else list(bounds[1:-1])
+    arms = " ".join(f"WHEN {column} < ? THEN {i}" for i in range(len(edges)))
+    return f"(CASE {arms} ELSE {len(edges)} END)", edges
+
+
+async def _all(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> Rows:
+    async with db.execute(sql, tuple(params)) as cur:
+        return [tuple(r) for r in await cur.fetchall()]
+
+
+async def _chunked(db: aiosqlite.Connection, sql: str, keys: Sequence[Any], *,
+                   before: Sequence[Any] = ()) -> Rows:
+    """Run `sql` (with `{marks}` for an IN list, after the `before` parameters) over `keys`."""
+    out: Rows = []
+    for i in range(0, len(keys), _CHUNK):
+        chunk = list(keys[i:i + _CHUNK])
+        out += await _all(db, sql.format(marks=",".join("?" * len(chunk))), [*before, *chunk])
+    return out
+
+
+async def digest_rows(db: aiosqlite.Connection, /, *, bounds: Sequence[str],
+                      quote_evidence: bool = False) -> DigestRows:
+    """Every grouped figure the digest needs for the window `bounds[0]` .. `bounds[-1]`."""
+    start, end = bounds[0], bounds[-1]
+    day_m, p_day = _bucket("sent_at", bounds)
+    messages = await _all(
+        db, f"SELECT {day_m}, channel, platform, channel_name, COUNT(*), MIN(id), MAX(id) "
+            "FROM messages INDEXED BY messages_digest WHERE sent_at >= ? AND sent_at < ? "
+            "GROUP BY 1, 2, 3, 4", [*p_day, start, end])
+    lo = min((r[5] for r in messages), default=0)
+    hi = max((r[6] for r in messages), default=-1)
+    acted_from = ("FROM verdicts v INDEXED BY verdicts_acted CROSS JOIN messages m "
+                  "ON m.id = v.message_row WHERE v.action IN ('warn', 'hide', 'escalate') "
+                  "AND v.message_row BETWEEN ? AND ? AND m.sent_at >= ? AND m.sent_at < ?")
+    window = [lo, hi, start, end]
+    day_a, _ = _bucket("m.sent_at", bounds)
+    week_a, p_week = _bucket("m.sent_at", bounds, weeks=True)
+    acted = await _all(
+        db, f"SELECT {day_a}, m.channel, m.platform, v.action, v.categories, COUNT(*) "
+            f"{acted_from} GROUP BY 1, 2, 3, 4, 5", [*p_day, *window])
+    acted_members = await _all(
+        db, f"SELECT {week_a}, m.member_id, v.action, "
+            "v.categories LIKE '%\"sanctioned\"%', COUNT(*) "
+            f"{acted_from} AND m.member_id IS NOT NULL GROUP BY 1, 2, 3, 4", [*p_week, *window])
+    protected = await _all(
+        db, f"SELECT {week_a}, j.value, COUNT(*) FROM verdicts v INDEXED BY verdicts_acted "
+            "CROSS JOIN messages m ON m.id = v.message_row, json_each(v.rule_ids) j "
+            "WHERE v.action = 'escalate' AND v.message_row BETWEEN ? AND ? "
+            "AND m.sent_at >= ? AND m.sent_at < ? AND v.rule_ids LIKE '%protected:%' "
+            "AND j.value LIKE 'protected:%' GROUP BY 1, 2", [*p_week, *window])
+    per_member: dict[str, int] = {}
+    for week, member_id, _action, _sanctioned, n in acted_members:
+        if week == 1:
+            per_member[member_id] = per_member.get(member_id, 0) + n
+    repeat = sorted(m for m, n in per_member.items() if n >= 2)
+    points = await strike_points(db, repeat, bounds=bounds)
+    people = sorted(set(repeat) | {r[1] for r in acted_members if r[3]})
+    members = await _chunked(
+        db, "SELECT id, display_name, membership_number, status FROM members "
+            "WHERE id IN ({marks})", people)
+    open_cases = await _all(
+        db, "SELECT id, kind, priority, opened_at, state FROM cases WHERE kind = 'escalation' "
+            "AND opened_at < ? AND (resolved_at IS NULL OR resolved_at >= ?) "
+            "ORDER BY priority DESC, opened_at, id", [end, end])
+    week_r, p_r = _bucket("resolved_at", bounds, weeks=True)
+    resolved = await _all(db, f"SELECT {week_r}, opened_at, resolved_at FROM cases "
+                              "WHERE resolved_at >= ? AND resolved_at < ?", [*p_r, start, end])
+    week_e, p_e = _bucket("e.at", bounds, weeks=True)
+    appeals = await _all(
+        db, f"SELECT {week_e}, c.appeal_outcome FROM case_events e JOIN cases c ON c.id = "
+            "e.case_id WHERE e.at >= ? AND e.at < ? AND e.event = 'appealed'",
+        [*p_e, start, end])
+    week_c, p_c = _bucket("r.at", bounds, weeks=True)
+    calibration = await _all(
+        db, f"SELECT {week_c}, j.value, r.outcome, COUNT(*) FROM reviews r, "
+            "json_each(r.categories) j WHERE r.at >= ? AND r.at < ? GROUP BY 1, 2, 3",
+        [*p_c, start, end])
+    evidence: Rows = []
+    if quote_evidence and open_cases:
+        evidence = await _chunked(
+            db, "SELECT cm.case_id, m.text FROM case_messages cm JOIN messages m ON "
+                "m.id = cm.message_row WHERE cm.case_id IN ({marks}) AND m.text IS NOT NULL "
+                "ORDER BY cm.case_id, m.sent_at", [r[0] for r in open_cases])
+    return DigestRows(messages=[r[:5] for r in messages], acted=acted,
+                      acted_members=acted_members, protected=protected, points=points,
+                      members=members, open_cases=open_cases, resolved=resolved,
+                      appeals=appeals, calibration=calibration, evidence=evidence)
+
+
+async def strike_points(db: aiosqlite.Connection, members: Sequence[str], /, *,
+                        bounds: Sequence[str]) -> Rows:
+    """(member, points last week, this week, unpardoned total at the window's end).
+
+    A strike counts in the week of the message that earned it (its own time otherwise).
+    """
+    start, mid, end = bounds[0], bounds[len(bounds) // 2], bounds[-1]
+    return await _chunked(
+        db, "SELECT member_id, "
+            "TOTAL(CASE WHEN t >= ? AND t < ? THEN points END), "
+            "TOTAL(CASE WHEN t >= ? AND t < ? THEN points END), "
+            "TOTAL(CASE WHEN t < ? AND (pardoned_at IS NULL OR pardoned_at >= ?) "
+            "THEN points END) FROM (SELECT s.member_id, s.points, s.pardoned_at, "
+            "COALESCE(m.sent_at, s.at) AS t FROM strikes s "
+            "LEFT JOIN verdicts v ON v.id = s.verdict_id "
+            "LEFT JOIN messages m ON m.id = v.message_row WHERE s.member_id IN ({marks})) "
+            "GROUP BY member_id", members, before=[start, mid, mid, end, end, end])

@@ -1,0 +1,286 @@
+"""The weekly digest against a real temporary SQLite store filled by direct inserts.
+
+Every figure is checked against counts computed independently here from the generated rows.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import statistics
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.digest import build_digest, last_complete_week, parse_week
+from bot.store import Store, iso
+
+LONDON = ZoneInfo("Europe/London")
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)  # Wednesday of W48: the last complete is W47
+CATS = ("toxicity", "insult", "threat", "harassment")
+
+
+def _week(moment: datetime) -> str:
+    year, number, _ = moment.astimezone(LONDON).isocalendar()
+    return f"{year}-W{number:02d}"
+
+
+def insert_messages(path: Path, items: list[dict[str, Any]]) -> None:
+    """Write members, messages and verdicts straight into the database."""
+    db = sqlite3.connect(path)
+    with db:
+        for item in items:
+            db.execute("INSERT OR IGNORE INTO members (id, display_name, status, "
+                       "membership_number, created_at) VALUES (?,?,?,?,?)",
+                       (item["member"], f"Name {item['member']}", item.get("status", "active"),
+                        f"N{item['member']}", iso(NOW)))
+            cur = db.execute(
+                "INSERT INTO messages (platform, message_id, revision, channel, channel_name, "
+                "author, member_id, text, sent_at, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (item["platform"], item["id"], 0, item["channel"], f"name-{item['channel']}",
+                 item["member"], item["member"], item.get("text", "secret text"),
+                 iso(item["at"]), iso(item["at"])))
+            db.execute(
+                "INSERT INTO verdicts (message_row, action, severity, categories, rule_ids, "
+                "scores, thresholds, model, model_version, policy_version, reasons, "
+                "decided_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (cur.lastrowid, item["action"], 1, json.dumps(item["cats"]),
+                 json.dumps(item["rules"]), "{}", "{}", "t", "1", "1", "[]", iso(item["at"])))
+    db.close()
+
+
+def generate(seed: int = 7) -> list[dict[str, Any]]:
+    """A few hundred messages across W46 and W47 of 2026 (and a few outside them)."""
+    rng = random.Random(seed)
+    start = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)  # Monday of W45
+    items = []
+    for i in range(600):
+        at = start + timedelta(seconds=rng.randrange(21 * 86400))
+        member = f"m{rng.randrange(25)}"
+        status = "suspended" if member == "m3" else "expelled" if member == "m4" else "active"
+        roll = rng.random()
+        if status != "active":
+            action = rng.choice(("hide", "escalate"))
+            cats, rules = ["sanctioned"], ["sanctioned"]
+        elif roll < 0.7:
+            action, cats, rules = "allow", [], []
+        else:
+            action = rng.choice(("warn", "hide", "escalate"))
+            cats = rng.sample(CATS, rng.choice((1, 2)))
+            rules = [f"protected:{rng.choice(('mp-a', 'cllr-b'))}"] \
+                if action == "escalate" and rng.random() < 0.6 else []
+        items.append({"id": f"x{i}", "at": at, "member": member, "status": status,
+                      "platform": rng.choice(("discord", "slack")),
+                      "channel": f"c{rng.randrange(6)}", "action": action, "cats": cats,
+                      "rules": rules})
+    return items
+
+
+def _expected(items: list[dict[str, Any]], week: str) -> dict[str, Counter[str]]:
+    out: dict[str, Counter[str]] = {k: Counter() for k in
+                                    ("actions", "cats", "channels", "platforms", "acted_by",
+                                     "protected", "sanctioned_attempted", "sanctioned_hidden",
+                                     "sanctioned_escalated", "platform_acted")}
+    for item in items:
+        if _week(item["at"]) != week:
+            continue
+        out["actions"][item["action"]] += 1
+        out["channels"][f"#name-{item['channel']} ({item['platform']})"] += 1
+        out["platforms"][item["platform"]] += 1
+        if item["action"] != "allow":
+            out["acted_by"][item["member"]] += 1
+            out["platform_acted"][item["platform"]] += 1
+            for c in item["cats"]:
+                out["cats"][c] += 1
+        if item["action"] == "escalate":
+            for r in item["rules"]:
+                if r.startswith("protected:"):
+                    out["protected"][r.removeprefix("protected:")] += 1
+        if "sanctioned" in item["cats"]:
+            out["sanctioned_attempted"][item["member"]] += 1
+            out["sanctioned_hidden"][item["member"]] += item["action"] == "hide"
+            out["sanctioned_escalated"][item["member"]] += item["action"] == "escalate"
+    return out
+
+
+async def test_figures_match_independent_counts(tmp_path: Path) -> None:
+    path = tmp_path / "digest.sqlite3"
+    async with Store.open(path, clock=lambda: NOW):
+        pass
+    items = generate()
+    insert_messages(path, items)
+    this, last = _expected(items, "2026-W47"), _expected(items, "2026-W46")
+    async with Store.open(path, clock=lambda: NOW) as store:
+        d = await build_digest(store)  # default: the last complete week
+    assert d.week == "2026-W47" and d.start == "2026-11-16" and d.end == "2026-11-22"
+    assert d.messages.this_week == sum(this["actions"].values()) > 100
+    assert d.messages.last_week == sum(last["actions"].values()) > 100
+    assert {f.key: (f.this_week, f.last_week) for f in d.actions} == {
+        a: (this["actions"][a], last["actions"][a]) for a in ("allow", "warn", "hide",
+                                                             "escalate")}
+    assert {f.key: (f.this_week, f.last_week) for f in d.categories} == {
+        k: (this["cats"][k], last["cats"][k]) for k in set(this["cats"]) | set(last["cats"])}
+    assert {f.key: f.this_week for f in d.channel_messages} == dict(this["channels"])
+    assert {f.key: f.last_week for f in d.channel_messages} == dict(last["channels"])
+    assert {f.key: f.this_week for f in d.platform_messages} == dict(this["platforms"])
+    assert {f.key: f.this_week for f in d.platform_actions} == dict(this["platform_acted"])
+    assert sum(f.this_week for f in d.channel_actions) == sum(this["acted_by"].values())
+    repeat = {m: n for m, n in this["acted_by"].items() if n >= 2}
+    assert {r.member: (r.acted, r.acted_last_week) for r in d.repeat_offenders} == {
+        m: (n, last["acted_by"][m]) for m, n in repeat.items()}
+    assert {s.member: (s.status, s.attempted, s.hidden, s.escalated)
+            for s in d.sanctioned} == {
+        m: ({"m3": "suspended", "m4": "expelled"}[m], n, this["sanctioned_hidden"][m],
+            this["sanctioned_escalated"][m]) for m, n in this["sanctioned_attempted"].items()}
+    assert {f.key: (f.this_week, f.last_week) for f in d.protected} == {
+        k: (this["protected"][k], last["protected"][k])
+        for k in set(this["protected"]) | set(last["protected"])}
+    assert sum(x.messages for x in d.days) == d.messages.this_week
+    assert sum(x.escalate for x in d.days_last_week) == last["actions"]["escalate"]
+    # Names and text stay out unless asked for.
+    text = d.to_json()
+    assert "Name m" not in text and "secret text" not in text
+
+
+async def test_names_only_when_allowed(tmp_path: Path) -> None:
+    path = tmp_path / "digest.sqlite3"
+    async with Store.open(path, clock=lambda: NOW):
+        pass
+    insert_messages(path, generate())
+    async with Store.open(path, clock=lambda: NOW) as store:
+        d = await build_digest(store, "2026-W47", show_names=True)
+    assert d.repeat_offenders and all(r.member.startswith("Name m") and "(Nm" in r.member
+                                      for r in d.repeat_offenders)
+
+
+def _at(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+async def test_week_boundaries_follow_london_summer_time(tmp_path: Path) -> None:
+    assert date(2026, 6, 29).weekday() == 0  # Monday of 2026-W27, in British Summer Time
+    path = tmp_path / "digest.sqlite3"
+    async with Store.open(path):
+        pass
+    base = {"member": "m1", "platform": "discord", "channel": "c", "action": "allow",
+            "cats": [], "rules": []}
+    insert_messages(path, [
+        {**base, "id": "before", "at": _at(2026, 6, 28, 22, 30)},   # Sun 23:30 BST: W26
+        {**base, "id": "first", "at": _at(2026, 6, 28, 23, 30)},    # Mon 00:30 BST: W27
+        {**base, "id": "last", "at": _at(2026, 7, 5, 22, 59)},      # Sun 23:59 BST: W27
+        {**base, "id": "next", "at": _at(2026, 7, 5, 23, 30)},      # Mon 00:30 BST: W28
+    ])
+    async with Store.open(path) as store:
+        london = await build_digest(store, "2026-W27")
+        utc = await build_digest(store, "2026-W27", tz="UTC")
+        following = await build_digest(store, "2026-W28")
+    assert (london.messages.this_week, london.messages.last_week) == (2, 1)
+    assert london.days[0].messages == 1 and london.days[6].messages == 1
+    assert (utc.messages.this_week, utc.messages.last_week) == (2, 2)
+    assert utc.days[6].messages == 2  # both Sunday-evening messages are Sunday in UTC
+    assert following.messages.this_week == 1
+
+
+async def test_cases_appeals_calibration_and_evidence(tmp_path: Path) -> None:
+    path = tmp_path / "digest.sqlite3"
+    async with Store.open(path):
+        pass
+    week = parse_week("2026-W47")
+    assert week == date(2026, 11, 16)
+    t0 = _at(2026, 11, 16, 9)
+    base = {"member": "m1", "platform": "slack", "channel": "c", "action": "escalate",
+            "cats": ["threat"], "rules": []}
+    insert_messages(path, [{**base, "id": f"e{i}", "at": t0, "text": f"evidence {i}"}
+                           for i in range(4)])
+    db = sqlite3.connect(path)
+    end = _at(2026, 11, 23, 0)
+    cases = [  # (opened, resolved, appeal outcome)
+        (t0, t0 + timedelta(hours=2), None),
+        (t0, t0 + timedelta(hours=10), "upheld"),
+        (t0, t0 + timedelta(hours=30), None),
+        (t0 - timedelta(days=3), None, None),               # still open, opened in W46
+        (t0, end + timedelta(hours=1), None),               # resolved after the week: open then
+    ]
+    with db:
+        for i, (opened, resolved, outcome) in enumerate(cases, start=1):
+            db.execute("INSERT INTO cases (id, member_id, kind, state, priority, summary, "
+                       "automatic, opened_by, appeal_outcome, opened_at, updated_at, "
+                       "resolved_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                       (i, "m1", "escalation", "open" if resolved is None else "upheld", i, "s",
+                        1, "bot", outcome, iso(opened), iso(opened),
+                        iso(resolved) if resolved else None))
+        db.execute("INSERT INTO case_messages (case_id, message_row, verdict_id) "
+                   "VALUES (4, 1, 1)")
+        for case_id, at in ((2, t0 + timedelta(hours=20)), (3, t0 + timedelta(days=2))):
+            db.execute("INSERT INTO case_events (case_id, at, actor, event) VALUES (?,?,?,?)",
+                       (case_id, iso(at), "m1", "appealed"))
+        reviews = [("dismissed", ["threat"]), ("upheld", ["threat"]), ("upheld", ["threat"]),
+                   ("dismissed", ["insult", "threat"])]
+        for outcome, cats in reviews:
+            db.execute("INSERT INTO reviews (verdict_id, case_id, outcome, moderator, "
+                       "categories, at) VALUES (1, 1, ?, 'mod', ?, ?)",
+                       (outcome, json.dumps(cats), iso(t0)))
+    db.close()
+    async with Store.open(path) as store:
+        d = await build_digest(store, "2026-W47", quote_evidence=True)
+        plain = await build_digest(store, "2026-W47")
+    assert [e.case for e in d.open_escalations] == [5, 4]  # priority first
+    assert d.open_escalations[1].age_hours == pytest.approx(
+        (end - (t0 - timedelta(days=3))).total_seconds() / 3600)
+    assert d.open_escalations[1].evidence == ("evidence 0",)
+    assert plain.open_escalations[1].evidence == ()
+    assert d.resolved.this_week == 3
+    assert d.median_resolution_hours == statistics.median([2, 10, 30])
+    assert d.appeals.this_week == 2
+    assert {f.key: f.this_week for f in d.appeal_outcomes} == {"upheld": 1, "pending": 1}
+    calibration = {c.category: (c.reviewed, c.dismissed, c.share_dismissed)
+                   for c in d.calibration}
+    assert calibration == {"threat": (4, 2, 0.5), "insult": (1, 1, 1.0)}
+    assert "evidence 0" in d.to_json() and "evidence 0" not in plain.to_json()
+
+
+def test_last_complete_week_in_london() -> None:
+    # Monday 00:30 BST is still Sunday in UTC: the week that just ended is already complete.
+    assert last_complete_week(_at(2026, 7, 5, 23, 30), tz="Europe/London") == date(2026, 6, 29)
+    assert last_complete_week(_at(2026, 7, 5, 23, 30), tz="UTC") == date(2026, 6, 22)
+    with pytest.raises(ValueError):
+        parse_week("2026-47")
+
+
+def test_cli_digest_writes_every_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                        ) -> None:
+    import asyncio
+    import csv
+
+    from bot.cli import main
+    from bot.digest import Digest
+
+    path = tmp_path / "digest.sqlite3"
+
+    async def create() -> None:
+        async with Store.open(path):
+            pass
+
+    asyncio.run(create())
+    insert_messages(path, generate())
+    week = ["digest", "--db", str(path), "--week", "2026-W47"]
+    assert main([*week, "--format", "json", "--out", str(tmp_path / "d.json")]) == 0
+    d = Digest.from_json((tmp_path / "d.json").read_text(encoding="utf-8"))
+    assert d.week == "2026-W47" and d.messages.this_week > 100
+    assert main([*week, "--format", "csv", "--out", str(tmp_path / "d.csv")]) == 0
+    rows = list(csv.reader((tmp_path / "d.csv").open(encoding="utf-8")))
+    assert rows[1] == ["messages", "total", str(int(d.messages.this_week)),
+                       str(int(d.messages.last_week)), str(int(d.messages.change))]
+    assert main([*week, "--format", "html", "--out", str(tmp_path / "d.html")]) == 0
+    assert 'src="data:image/png;base64,' in (tmp_path / "d.html").read_text(encoding="utf-8")
+    capsys.readouterr()
+    assert main(week) == 0
+    assert capsys.readouterr().out.startswith("# Weekly moderation digest 2026-W47")
+    assert main(["digest", "--db", str(tmp_path / "missing.sqlite3")]) == 2
+    assert not (tmp_path / "missing.sqlite3").exists()
+    assert main([*week[:3], "--week", "2026-47"]) == 2
