@@ -42,18 +42,32 @@ async def run(settings: Settings, /) -> None:
         from adapters.slack.config import SlackConfig
 
         slack_config = SlackConfig.from_env()
+    from bot.schedule import DigestSchedule, DigestScheduler
+
+    digest_schedule = DigestSchedule.from_env()
+    unserved = {str(p) for p in digest_schedule.targets} - set(platforms)
+    if unserved:
+        raise ConductError(f"the digest is set to post to {', '.join(sorted(unserved))}, which "
+                           "is not configured: set its token or drop CONDUCTBOT_DIGEST_"
+                           f"{sorted(unserved)[0].upper()}_CHANNEL")
     policy = load_policy(settings.policy)
     scorer = build_scorer(settings)
     async with Store.open(settings.db) as store, Batcher(scorer) as batcher:
         moderator = Moderator(store=store, policy=policy, scorer=batcher)
         log.info("starting %s with policy %s and database %s", ", ".join(platforms),
                  policy.version, settings.db)
-        async with asyncio.TaskGroup() as group:
-            if discord_config is not None:
-                from adapters.discord.adapter import run_discord
+        digests = DigestScheduler(store, digest_schedule)
+        if digest_schedule.targets:
+            await digests.start()
+        try:
+            async with asyncio.TaskGroup() as group:
+                if discord_config is not None:
+                    from adapters.discord.adapter import run_discord
 
-                group.create_task(run_discord(moderator, discord_config), name="discord")
-            if slack_config is not None:
-                from adapters.slack.adapter import run_slack
+                    group.create_task(run_discord(moderator, discord_config), name="discord")
+                if slack_config is not None:
+                    from adapters.slack.adapter import run_slack
 
-                group.create_task(run_slack(moderator, slack_config), name="slack")
+                    group.create_task(run_slack(moderator, slack_config), name="slack")
+        finally:
+            digests.stop()

@@ -586,11 +586,15 @@ class DiscordAdapter:
                                 action="restore")
 
     async def post(self, action: Action, /) -> None:
-        """Send payload['text'] to the channel."""
+        """Send payload['text'] to the channel, with payload['embeds'] (the digest) if any."""
         channel = _need(action.channel, "channel")
         text = str(action.payload.get("text") or "")
+        embeds = [discord.Embed.from_dict(e) for e in action.payload.get("embeds") or []]
         with _translate("post"):
             target = self.client.get_partial_messageable(int(channel))
+            if embeds:  # the renderer keeps one message within Discord's limits
+                await target.send(_clip(text, 2000) or None, embeds=embeds[:10])
+                return
             for part in _chunks(text):
                 await target.send(part)
 

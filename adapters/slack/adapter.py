@@ -552,11 +552,13 @@ class SlackAdapter:
         return removed
 
     async def post(self, action: Action, /) -> None:
-        """Send payload['text'] to the channel."""
+        """Send payload['text'] to the channel, with payload['blocks'] (the digest) if any."""
         channel = _need(action.channel, "channel")
+        blocks = action.payload.get("blocks") or None
         with _translate("post"):
             await self.client.chat_postMessage(channel=channel,
-                                               text=str(action.payload.get("text") or ""))
+                                               text=str(action.payload.get("text") or ""),
+                                               blocks=blocks)
 
 
 def escalation_blocks(action: Action, /) -> tuple[list[dict[str, Any]], str]:

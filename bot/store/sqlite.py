@@ -741,6 +741,25 @@ class Store:
                                           "audit_before": audit_cut})
         return {"texts_erased": texts, "audit_deleted": entries}
 
+    async def digest_ran(self, week: str, /) -> bool:
+        """Whether the digest of `week` was already made."""
+        async with self._db.execute("SELECT 1 FROM digest_runs WHERE week=?", (week,)) as cur:
+            return await cur.fetchone() is not None
+
+    async def record_digest_run(self, week: str, actions: Sequence[Action], /) -> bool:
+        """Queue a week's digest posts and mark the week done, atomically; False if it was."""
+        now = iso(self.clock())
+        async with self.transaction() as db:
+            cur = await db.execute("INSERT OR IGNORE INTO digest_runs (week, ran_at, posted) "
+                                   "VALUES (?,?,?)", (week, now, json.dumps(sorted(
+                                       {str(a.platform) for a in actions}))))
+            if cur.rowcount == 0:
+                return False
+            await self._outbox(db, actions, now, verdict_id=None, case_id=None)
+            await self._audit(db, now, actor="bot", action="digest",
+                              detail={"week": week, "posts": len(actions)})
+        return True
+
     async def message_row(self, platform: Platform, message_id: str, /) -> dict[str, Any] | None:
         """The latest stored revision of a message."""
         async with self._db.execute(

@@ -63,3 +63,12 @@ def test_run_refuses_a_malformed_setting_before_connecting(
     err = " ".join(capsys.readouterr().err.split())
     assert "DISCORD_GUILD_IDS must be a comma-separated list" in err
     assert "abc.def.ghi" not in err  # the token is never shown
+
+
+def test_run_refuses_a_digest_target_on_an_unconfigured_platform(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "abc.def.ghi")
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    monkeypatch.setenv("CONDUCTBOT_DIGEST_SLACK_CHANNEL", "CDIGEST01")
+    assert main(["run"]) == 2
+    assert "the digest is set to post to slack" in " ".join(capsys.readouterr().err.split())

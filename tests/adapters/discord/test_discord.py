@@ -499,3 +499,16 @@ async def test_mod_note_and_pardon_reach_the_case(world: World) -> None:
     assert followup["embeds"][0]["title"] == "Note added to case 1"
     events = await world.store.case_events(1)
     assert events[-1]["event"] == "note" and events[-1]["detail"] == "spoke to them by phone"
+
+
+async def test_the_weekly_digest_is_posted_as_embeds(world: World) -> None:
+    embeds = [{"title": "Weekly moderation digest 2026-W47", "description": "286 messages",
+               "fields": [{"name": "escalate", "value": "52", "inline": True}]}]
+    await world.adapter.post(Action(kind=ActionKind.POST, platform=Platform.DISCORD,
+                                    channel=MODS_ID, payload={"text": "Weekly digest",
+                                                              "embeds": embeds}))
+    await world.fake.wait_for(lambda: bool(world.sent_to(MODS_ID)))
+    (post,) = world.sent_to(MODS_ID)
+    assert post["content"] == "Weekly digest"
+    assert post["embeds"][0]["title"] == "Weekly moderation digest 2026-W47"
+    assert post["embeds"][0]["fields"][0] == {"name": "escalate", "value": "52", "inline": True}

@@ -605,3 +605,14 @@ def test_moderator_group_setting_is_validated() -> None:
                                 ).moderator_group == "S0MODS001"
     with pytest.raises(SlackConfigError, match="SLACK_MODERATOR_GROUP takes one user group"):
         SlackConfig.from_env({**base, "SLACK_MODERATOR_GROUP": "U0NOTAGRP"})
+
+
+async def test_the_weekly_digest_is_posted_as_blocks(world: World) -> None:
+    blocks = [{"type": "header", "text": {"type": "plain_text", "text": "Digest 2026-W47"}}]
+    await world.adapter.post(Action(kind=ActionKind.POST, platform=Platform.SLACK,
+                                    channel="CDIGEST01", payload={"text": "Weekly digest",
+                                                                  "blocks": blocks}))
+    (call,) = world.fake.find("chat.postMessage")
+    assert call.params["channel"] == "CDIGEST01" and call.params["text"] == "Weekly digest"
+    posted = call.params["blocks"]
+    assert (json.loads(posted) if isinstance(posted, str) else posted) == blocks
