@@ -33,6 +33,8 @@ import discord
 import yarl
 from discord import app_commands
 
+from adapters.common import clip as _clip
+from adapters.common import need
 from adapters.discord.config import DiscordConfig
 from adapters.discord.convert import from_discord
 from bot.commands import Button, Commands, Reply
@@ -57,9 +59,6 @@ _CUSTOM_ID_MAX = 100
 _STYLES = {"primary": discord.ButtonStyle.primary, "danger": discord.ButtonStyle.danger,
            "secondary": discord.ButtonStyle.secondary, "success": discord.ButtonStyle.success}
 
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _chunks(text: str, size: int = 2000) -> list[str]:
@@ -459,7 +458,8 @@ class DiscordAdapter:
 
     async def hide(self, action: Action, /) -> None:
         """Delete the message."""
-        channel, message = _need(action.channel, "channel"), _need(action.message_id, "message")
+        channel = need(action.channel, "channel", platform=Platform.DISCORD)
+        message = need(action.message_id, "message", platform=Platform.DISCORD)
         reason = str(action.payload.get("reason") or f"conduct clause "
                      f"{action.payload.get('clause')}")
         with _translate("hide"):
@@ -467,7 +467,7 @@ class DiscordAdapter:
 
     async def notify(self, action: Action, /) -> None:
         """DM the member the notice."""
-        user = _need(action.user, "user")
+        user = need(action.user, "user", platform=Platform.DISCORD)
         text = str(action.payload.get("text") or "")
         if not text:
             raise UnsupportedAction("a notice without text", platform="discord",
@@ -541,7 +541,7 @@ class DiscordAdapter:
 
     async def _timeout(self, action: Action, *, kind: str) -> datetime | None:
         """Apply the timeout in every guild; returns the capped end when Discord's cap applied."""
-        user = _need(action.user, "user")
+        user = need(action.user, "user", platform=Platform.DISCORD)
         now = datetime.now(UTC)
         limit = now + MAX_TIMEOUT - _MARGIN
         raw = action.payload.get("until")
@@ -587,7 +587,7 @@ class DiscordAdapter:
 
     async def post(self, action: Action, /) -> None:
         """Send payload['text'] to the channel, with payload['embeds'] (the digest) if any."""
-        channel = _need(action.channel, "channel")
+        channel = need(action.channel, "channel", platform=Platform.DISCORD)
         text = str(action.payload.get("text") or "")
         embeds = [discord.Embed.from_dict(e) for e in action.payload.get("embeds") or []]
         with _translate("post"):
@@ -598,11 +598,6 @@ class DiscordAdapter:
             for part in _chunks(text):
                 await target.send(part)
 
-
-def _need(value: str | None, what: str) -> str:
-    if not value:
-        raise UnsupportedAction(f"the outbox row names no {what}", platform="discord")
-    return value
 
 
 @contextlib.contextmanager

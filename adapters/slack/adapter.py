@@ -38,6 +38,8 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.common import clip as _clip
+from adapters.common import need
 from adapters.slack.config import SlackConfig
 from adapters.slack.convert import from_slack
 from bot.commands import Button, Commands, Reply
@@ -74,9 +76,6 @@ def sign(secret: str, timestamp: str | int, body: str | bytes, /) -> str:
     base = b"v0:" + str(timestamp).encode() + b":" + raw
     return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
 
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _plain(text: str, limit: int = 150) -> dict[str, Any]:
@@ -117,11 +116,6 @@ def reply_blocks(reply: Reply, /) -> list[dict[str, Any]]:
 def _fallback(reply: Reply) -> str:
     return _clip(f"{reply.title}: {reply.text}" if reply.text else reply.title, 3000)
 
-
-def _need(value: str | None, what: str) -> str:
-    if not value:
-        raise UnsupportedAction(f"the outbox row names no {what}", platform="slack")
-    return value
 
 
 def _error_code(exc: SlackApiError) -> str:
@@ -450,7 +444,8 @@ class SlackAdapter:
 
     async def hide(self, action: Action, /) -> None:
         """Delete the message with the admin's user token (a bot token can delete only its own)."""
-        channel, ts = _need(action.channel, "channel"), _need(action.message_id, "message")
+        channel = need(action.channel, "channel", platform=Platform.SLACK)
+        ts = need(action.message_id, "message", platform=Platform.SLACK)
         if self.user_client is None:
             if action.payload.get("action") != "escalate" and self.config.mod_channel:
                 # Nobody else will hear of it: the core escalates only escalations.
@@ -468,7 +463,7 @@ class SlackAdapter:
 
     async def notify(self, action: Action, /) -> None:
         """An ephemeral notice in the channel (when the member is there) and a DM."""
-        user = _need(action.user, "user")
+        user = need(action.user, "user", platform=Platform.SLACK)
         text = str(action.payload.get("text") or "")
         if not text:
             raise UnsupportedAction("a notice without text", platform="slack", action="notify")
@@ -500,7 +495,7 @@ class SlackAdapter:
     async def timeout(self, action: Action, /) -> None:
         """Slack has no timeout: remove the member from the watched channels and schedule
         their return (an outbox row that waits until the timeout ends)."""
-        user = _need(action.user, "user")
+        user = need(action.user, "user", platform=Platform.SLACK)
         until = action.payload.get("until")
         if not until:
             raise UnsupportedAction("a timeout without an end", platform="slack",
@@ -519,7 +514,7 @@ class SlackAdapter:
 
     async def restore(self, action: Action, /) -> None:
         """Add the member back to the channels a timeout removed them from."""
-        user = _need(action.user, "user")
+        user = need(action.user, "user", platform=Platform.SLACK)
         for channel in action.payload.get("channels") or []:
             try:
                 with _translate("restore"):
@@ -530,7 +525,7 @@ class SlackAdapter:
 
     async def suspend(self, action: Action, /) -> None:
         """Remove the member from every watched channel (Slack's nearest to a suspension)."""
-        user = _need(action.user, "user")
+        user = need(action.user, "user", platform=Platform.SLACK)
         if not self.config.channels:
             raise UnsupportedAction("SLACK_CHANNELS is not set: the bot does not know which "
                                     "channels to remove the member from", platform="slack",
@@ -553,7 +548,7 @@ class SlackAdapter:
 
     async def post(self, action: Action, /) -> None:
         """Send payload['text'] to the channel, with payload['blocks'] (the digest) if any."""
-        channel = _need(action.channel, "channel")
+        channel = need(action.channel, "channel", platform=Platform.SLACK)
         blocks = action.payload.get("blocks") or None
         with _translate("post"):
             await self.client.chat_postMessage(channel=channel,
