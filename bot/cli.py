@@ -84,6 +84,17 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("member", help="name, membership number, member id or PLATFORM:ID")
     show.add_argument("--db", type=Path)
     show.add_argument("--json", action="store_true")
+    export = msub.add_parser("export", help="everything held about a member, as JSON "
+                             "(subject access request)")
+    export.add_argument("member")
+    export.add_argument("--db", type=Path)
+    export.add_argument("--out", type=Path, help="file to write (default: stdout)")
+    erase = msub.add_parser("erase", help="erase the text of a member's messages (erasure "
+                            "request); decisions and cases stay")
+    erase.add_argument("member")
+    erase.add_argument("--reason", required=True, help="recorded in the audit log")
+    erase.add_argument("--yes", action="store_true", help="really erase (otherwise: count)")
+    erase.add_argument("--db", type=Path)
 
     run = sub.add_parser("run", help="moderate live: start every adapter the environment "
                          "configures (DISCORD_TOKEN, ...)")
@@ -451,6 +462,26 @@ async def _members(args: argparse.Namespace, settings: Settings) -> int:
             except ConductError as exc:
                 Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}")
                 return 1
+            if args.members_command == "export":
+                data = json.dumps(await store.member_export(member.id), ensure_ascii=False,
+                                  indent=2)
+                if args.out:
+                    args.out.write_text(data + "\n", encoding="utf-8")
+                    print(f"{member.label}: written to {args.out}")
+                else:
+                    print(data)
+                return 0
+            if args.members_command == "erase":
+                held = sum(1 for m in (await store.member_export(member.id))["messages"]
+                           if m["text"] is not None)
+                if not args.yes:
+                    print(f"{member.label}: {held} message text(s) would be erased; "
+                          "add --yes to erase them")
+                    return 0
+                erased = await store.erase_member_text(member.id, actor="operator",
+                                                       reason=args.reason)
+                print(f"{member.label}: erased the text of {erased} message(s)")
+                return 0
             reply = await commands.run_as_system("history", member.id)
     print(json.dumps(_reply_json(reply), ensure_ascii=False, indent=2) if args.json
           else render_text(reply))

@@ -760,6 +760,57 @@ class Store:
                               detail={"week": week, "posts": len(actions)})
         return True
 
+    async def member_export(self, member_id: str, /) -> dict[str, Any]:
+        """Everything held about one member (a UK GDPR subject access request), as JSON data."""
+        member = await self.get_member(member_id)
+        if member is None:
+            raise StoreError(f"there is no member {member_id}")
+
+        async def rows(sql: str, *params: Any) -> list[dict[str, Any]]:
+            async with self._db.execute(sql, params) as cur:
+                return [dict(r) for r in await cur.fetchall()]
+
+        cases = await rows("SELECT * FROM cases WHERE member_id=? ORDER BY id", member_id)
+        for case in cases:
+            case["history"] = await self.case_events(case["id"])
+        return {
+            "member": {"id": member.id, "display_name": member.display_name,
+                       "membership_number": member.membership_number,
+                       "status": member.status, "status_reason": member.status_reason,
+                       "suspended_from": iso(member.suspended_from)
+                       if member.suspended_from else None,
+                       "suspended_until": iso(member.suspended_until)
+                       if member.suspended_until else None,
+                       "roles": sorted(member.roles),
+                       "accounts": [f"{a.platform}:{a.id}" for a in member.accounts]},
+            "messages": await rows(
+                "SELECT m.platform, m.message_id, m.revision, m.channel, m.channel_name, "
+                "m.text, m.sent_at, v.action, v.categories, v.rule_ids, v.clause, "
+                "v.policy_version, v.model, v.model_version FROM messages m "
+                "LEFT JOIN verdicts v ON v.message_row=m.id WHERE m.member_id=? "
+                "ORDER BY m.sent_at, m.revision", member_id),
+            "strikes": await rows("SELECT * FROM strikes WHERE member_id=? ORDER BY at",
+                                  member_id),
+            "cases": cases,
+            "audit": await rows("SELECT * FROM audit_log WHERE member_id=? ORDER BY id",
+                                member_id),
+        }
+
+    async def erase_member_text(self, member_id: str, /, *, actor: str, reason: str) -> int:
+        """Erase the text of every message of one member (an erasure request), audited.
+
+        Verdicts, cases and the audit trail stay: the compliance unit may need the record of
+        what was decided even when the words themselves must go.
+        """
+        now = iso(self.clock())
+        async with self.transaction() as db:
+            cur = await db.execute("UPDATE messages SET text=NULL WHERE member_id=? AND "
+                                   "text IS NOT NULL", (member_id,))
+            erased = cur.rowcount
+            await self._audit(db, now, actor=actor, action="erase", member_id=member_id,
+                              reason=reason, detail={"texts_erased": erased})
+        return erased
+
     async def message_row(self, platform: Platform, message_id: str, /) -> dict[str, Any] | None:
         """The latest stored revision of a message."""
         async with self._db.execute(

@@ -372,3 +372,21 @@ async def test_typed_reasons_may_contain_apostrophes_and_quotes(world: World) ->
     assert reply.ok
     notice = [a for a in await world.store.actions() if a.kind is ActionKind.NOTIFY][-1]
     assert "don't call people idiots" in notice.payload["text"]
+
+
+async def test_subject_access_export_and_erasure(world: World) -> None:
+    handled = await world.post("immigrants are vermin")
+    member_id = handled.member.id
+    data = await world.store.member_export(member_id)
+    assert data["member"]["accounts"] == [f"discord:{MEMBER.id}"]
+    assert [m["text"] for m in data["messages"]] == ["immigrants are vermin"]
+    assert data["messages"][0]["action"] == "escalate"
+    assert data["cases"][0]["history"][0]["event"] == "opened"
+    assert data["strikes"] and data["audit"]
+    assert await world.store.erase_member_text(member_id, actor="dpo",
+                                               reason="erasure request") == 1
+    after = await world.store.member_export(member_id)
+    assert after["messages"][0]["text"] is None
+    assert after["messages"][0]["action"] == "escalate"  # the decision stays on record
+    assert after["cases"] == data["cases"]
+    assert after["audit"][-1]["action"] == "erase"

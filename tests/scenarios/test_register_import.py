@@ -75,3 +75,21 @@ def test_replay_after_import_produces_cases(tmp_path: Path,
     assert main(["members", "show", "truthseeker_77", "--db", db]) == 0
     shown = capsys.readouterr().out
     assert "Graham Pike" in shown and "suspended until 2027-02-20" in shown
+
+
+def test_members_export_and_erase_commands(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "db.sqlite3")
+    assert main(["members", "import", str(EXAMPLE), "--db", db]) == 0
+    out = tmp_path / "pike.json"
+    assert main(["members", "export", "A262905", "--db", db, "--out", str(out)]) == 0
+    exported = json.loads(out.read_text(encoding="utf-8"))
+    assert exported["member"]["display_name"] == "Graham Pike"
+    assert exported["member"]["status"] == "suspended"
+    capsys.readouterr()
+    assert main(["members", "erase", "A262905", "--reason", "request", "--db", db]) == 0
+    assert "would be erased; add --yes" in capsys.readouterr().out
+    assert main(["members", "erase", "A262905", "--reason", "request", "--yes",
+                 "--db", db]) == 0
+    assert "erased the text of 0 message(s)" in capsys.readouterr().out
+    assert main(["members", "export", "nobody-here", "--db", db]) == 1
