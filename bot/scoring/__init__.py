@@ -17,22 +17,21 @@ log = logging.getLogger(__name__)
 def build_scorer(settings: Settings, /) -> Scorer:
     """The configured scorer: detoxify when its weights are present, else the offline heads.
 
-    `auto` uses detoxify only when a local checkpoint is configured and exists (detoxify would
+    `auto` uses detoxify only when its local checkpoint and config folder exist (detoxify would
     otherwise try to download weights); `detoxify` insists and fails with a clear ModelError.
     """
     from transformers.utils import logging as hf_logging
 
+    from bot.scoring.detoxify import DetoxifyScorer
     from bot.scoring.offline import OfflineScorer
 
     # transformers 5 draws a "Loading weights" bar on every load: noise in a service's log.
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     scorer: Scorer
     want_detoxify = settings.scorer == "detoxify" or (
-        settings.scorer == "auto" and settings.detoxify_checkpoint is not None
-        and settings.detoxify_checkpoint.exists())
+        settings.scorer == "auto"
+        and DetoxifyScorer.available(settings.detoxify_checkpoint, settings.detoxify_config))
     if want_detoxify:
-        from bot.scoring.detoxify import DetoxifyScorer
-
         if settings.detoxify_checkpoint is None:
             raise ModelError("the detoxify scorer needs a local checkpoint",
                              hint="set CONDUCTBOT_DETOXIFY_CHECKPOINT and "
@@ -42,8 +41,9 @@ def build_scorer(settings: Settings, /) -> Scorer:
                                 config_dir=settings.detoxify_config)
     else:
         if settings.scorer == "auto" and settings.detoxify_checkpoint is not None:
-            log.warning("detoxify checkpoint %s not found; using the offline scorer",
-                        settings.detoxify_checkpoint)
+            log.warning("detoxify checkpoint %s or its config folder %s is missing; using the "
+                        "offline scorer", settings.detoxify_checkpoint,
+                        settings.detoxify_config)
         scorer = OfflineScorer(device=settings.device)
     log.info("scorer: %s version %s (categories: %s)", scorer.name, scorer.version,
              ", ".join(scorer.categories))

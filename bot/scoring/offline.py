@@ -23,7 +23,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -230,9 +230,6 @@ class OfflineScorer:
         trained = str(self.metadata.get("trained", "unknown"))[:10]
         self.version = f"{trained}+{sha[:8]}"
         self.categories = tuple(h.name for h in self._heads)
-        self.thresholds: Mapping[str, Mapping[str, float | None]] = {
-            str(k): dict(v) for k, v in dict(self.metadata.get("thresholds", {})).items()
-        }
         self.batch_size = batch_size
         # Room for [CLS] and [SEP] inside the encoder's window.
         self.max_tokens = int(self._encoder.max_seq_length) - 2

@@ -208,16 +208,6 @@ class Store:
             suspended_until=_dt(row["suspended_until"]),
         )
 
-    async def set_member(self, member_id: str, /, *, status: MemberStatus | None = None,
-                         roles: Iterable[Role] | None = None) -> None:
-        """Change a member's status or roles."""
-        async with self.transaction() as db:
-            if status is not None:
-                await db.execute("UPDATE members SET status=? WHERE id=?", (status, member_id))
-            if roles is not None:
-                await db.execute("UPDATE members SET roles=? WHERE id=?",
-                                 (",".join(sorted(roles)), member_id))
-
     # -- messages and verdicts ---------------------------------------------------------------
 
     async def is_decided(self, message: Message, /) -> bool:
@@ -300,20 +290,6 @@ class Store:
                  iso(not_before) if not_before else None, now, now))
             written.append(replace(action, id=cur.lastrowid, payload=payload))
         return written
-
-    async def summary(self) -> dict[str, dict[str, int]]:
-        """Counts of verdicts per action and per category, over the whole database."""
-        actions: dict[str, int] = {}
-        async with self._db.execute("SELECT action, COUNT(*) FROM verdicts GROUP BY action") as c:
-            for action, n in await c.fetchall():
-                actions[action] = n
-        categories: dict[str, int] = {}
-        async with self._db.execute(
-            "SELECT j.value, COUNT(*) FROM verdicts, json_each(verdicts.categories) AS j "
-            "GROUP BY j.value ORDER BY COUNT(*) DESC") as c:
-            for category, n in await c.fetchall():
-                categories[category] = n
-        return {"actions": actions, "categories": categories}
 
     async def verdict_for(self, message: Message, /) -> dict[str, Any] | None:
         """The stored verdict row for a message revision, as a dict."""

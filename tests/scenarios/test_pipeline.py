@@ -100,7 +100,8 @@ async def test_batch_is_scored_in_one_call_and_decided_in_order(
 
 async def test_suspended_member_post_is_escalated(moderator: Moderator) -> None:
     member = await moderator.store.member_for(Platform.SLACK, "U9")
-    await moderator.store.set_member(member.id, status=MemberStatus.SUSPENDED)
+    await moderator.store.set_status(member.id, status=MemberStatus.SUSPENDED, actor="test",
+                                     reason="abuse")
     handled = await moderator.handle(msg("1", "Lovely weather for leafleting", author="U9",
                                          platform=Platform.SLACK))
     assert handled is not None
@@ -122,7 +123,8 @@ async def test_unusable_text_is_refused_and_nothing_stored(moderator: Moderator,
                                                            text: str) -> None:
     with pytest.raises(InputError):
         await moderator.handle(msg("1", text))
-    assert await moderator.store.summary() == {"actions": {}, "categories": {}}
+    assert not await moderator.store.is_decided(msg("1", text))
+    assert await moderator.store.actions() == []
 
 
 class FlakyPort(ConsolePort):

@@ -80,10 +80,10 @@ def test_ordinary_forum_chat_is_not_flagged(scorer: OfflineScorer) -> None:
     for text, s in zip(FORUM_CHAT, scores, strict=True):
         # Below the incivility heads' warn level and the violation heads' hide level.
         for head in ("toxicity", "insult", "obscene"):
-            warn = scorer.thresholds[head]["warn"]
+            warn = scorer.metadata["thresholds"][head]["warn"]
             assert warn is not None and s[head] < warn, (text, head)
         for head in ("severe_toxicity", "identity_attack", "threat"):
-            hide = scorer.thresholds[head]["hide"]
+            hide = scorer.metadata["thresholds"][head]["hide"]
             assert hide is not None and s[head] < hide, (text, head)
 
 

@@ -144,17 +144,6 @@ async def test_outbox_results_are_written_back(store: Store, test_policy: Policy
     assert rows[third].status is ActionStatus.UNSUPPORTED
 
 
-async def test_summary_counts_actions_and_categories(store: Store, test_policy: Policy) -> None:
-    member = await store.member_for(Platform.DISCORD, "u1")
-    await store.record(message("1"), member, escalation(test_policy), [])
-    allow = decide(ScoreSet({}, "m", "1"), [], policy=test_policy, standing=Standing(),
-                   channel="general")
-    await store.record(message("2"), member, allow, [])
-    summary = await store.summary()
-    assert summary["actions"] == {"escalate": 1, "allow": 1}
-    assert summary["categories"] == {"threat": 1}
-
-
 async def test_unknown_accounts_become_members_of_their_own(store: Store) -> None:
     a = await store.member_for(Platform.DISCORD, "42", display_name="Ann")
     b = await store.member_for(Platform.SLACK, "42", display_name="Ann")
