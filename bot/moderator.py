@@ -4,14 +4,15 @@ from __future__ import annotations
 
 __all__ = ["MAX_TEXT_CHARS", "PROTECTED_ROLES", "Handled", "Moderator"]
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from bot.actions import plan_actions
 from bot.decide import decide
-from bot.errors import InputError, PlatformError, RateLimited, UnsupportedAction
+from bot.errors import ConductError, InputError, PlatformError, RateLimited, UnsupportedAction
 from bot.models import (
     Action,
     ActionKind,
@@ -68,6 +69,8 @@ class Moderator:
         self.policy = policy
         self.scorer = scorer
         self.rules = RuleScorer(policy)
+        # One outbox run per platform at a time, so no row is executed twice.
+        self._outbox_locks: dict[Platform, asyncio.Lock] = {}
 
     @staticmethod
     def check(message: Message, /) -> None:
@@ -169,7 +172,46 @@ class Moderator:
                                "reason": reason, "policy_version": self.policy.version})
 
     async def run_outbox(self, port: PlatformPort, /, *, limit: int = 100) -> list[Action]:
-        """Execute pending outbox rows for the port's platform; write each result back."""
+        """Execute pending outbox rows for the port's platform; write each result back.
+
+        Runs for one platform are serialised: an event and the periodic sweep never execute
+        the same row twice.
+        """
+        async with self._outbox_lock(port.platform):
+            return await self._run_outbox(port, limit=limit)
+
+    def _outbox_lock(self, platform: Platform) -> asyncio.Lock:
+        return self._outbox_locks.setdefault(platform, asyncio.Lock())
+
+    async def outbox_idle(self, platform: Platform, /) -> None:
+        """Wait until no outbox run for `platform` is in progress."""
+        async with self._outbox_lock(platform):
+            pass
+
+    async def sweep_outbox(self, port: PlatformPort, /, *, every: float,
+                           before: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Run the port's outbox every `every` seconds until cancelled: rate-limited and
+        delayed rows (a Slack timeout's end, the weekly digest) go out when due."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                if before is not None:
+                    await before()
+                await self.run_outbox(port)
+            except ConductError as exc:  # keep sweeping; the rows stay pending
+                log.error("%s: outbox sweep failed: %s", port.platform, exc)
+
+    async def grant_roles(self, platform: Platform, account: str, roles: frozenset[Role], /,
+                          *, actor: str, display_name: str | None = None) -> Member:
+        """Add roles a platform vouches for (a Discord role, a Slack list); never removes one:
+        the party's register stays the authority."""
+        member = await self.resolve_member(platform, account, display_name=display_name)
+        if not roles <= member.roles:
+            await self.store.set_roles(member.id, member.roles | roles, actor=actor)
+            member = await self.resolve_member(platform, account)
+        return member
+
+    async def _run_outbox(self, port: PlatformPort, /, *, limit: int) -> list[Action]:
         pending = await self.store.pending_actions(platform=port.platform, limit=limit)
         done: list[Action] = []
         for action in pending:

@@ -149,7 +149,6 @@ class DiscordAdapter:
         self.client = _Client(self, intents=intents, **client_options)
         self.tree = app_commands.CommandTree(self.client)
         self.ready = asyncio.Event()
-        self._outbox_lock = asyncio.Lock()
         self._build_commands()
         self.client.event(self.on_message)
         self.client.event(self.on_raw_message_edit)
@@ -188,7 +187,9 @@ class DiscordAdapter:
         try:
             async with self.client:
                 await self.client.login(self.config.token)
-                drain = asyncio.create_task(self._drain_loop(), name="discord-outbox")
+                drain = asyncio.create_task(
+                    self.moderator.sweep_outbox(self, every=self.outbox_interval),
+                    name="discord-outbox")
                 try:
                     await self.client.connect(reconnect=True)
                 finally:
@@ -203,18 +204,9 @@ class DiscordAdapter:
                                 "bot in the Discord developer portal (see docs/discord.md)",
                                 platform="discord", action="connect") from exc
 
-    async def _drain_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.outbox_interval)
-            try:
-                await self.drain_outbox()
-            except ConductError as exc:  # keep the loop alive; the row stays pending
-                log.error("discord: outbox run failed: %s", exc)
-
     async def drain_outbox(self) -> list[Action]:
-        """Execute this platform's pending outbox rows, one run at a time."""
-        async with self._outbox_lock:
-            return await self.moderator.run_outbox(self)
+        """Execute this platform's pending outbox rows (the core serialises runs)."""
+        return await self.moderator.run_outbox(self)
 
     # -- events ------------------------------------------------------------------------------
 
@@ -257,13 +249,10 @@ class DiscordAdapter:
             wanted.add(Role.MODERATOR)
         if ids & self.config.exempt_role_ids:
             wanted.add(Role.EXEMPT)
-        if not wanted:
-            return
-        member = await self.moderator.resolve_member(Platform.DISCORD, str(user.id),
-                                                     display_name=user.display_name)
-        if not wanted <= member.roles:
-            await self.moderator.store.set_roles(member.id, member.roles | wanted,
-                                                 actor="discord-roles")
+        if wanted:
+            await self.moderator.grant_roles(Platform.DISCORD, str(user.id), frozenset(wanted),
+                                             actor="discord-roles",
+                                             display_name=user.display_name)
 
     # -- commands ----------------------------------------------------------------------------
 

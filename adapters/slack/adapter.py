@@ -177,7 +177,6 @@ class SlackAdapter:
                             logger=logging.getLogger("adapters.slack.bolt"))
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._outbox_lock = asyncio.Lock()
         self._register()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -239,7 +238,10 @@ class SlackAdapter:
         with _translate("auth.test"):
             await self.client.auth_test()
         await self.refresh_moderator_group()
-        drain = asyncio.create_task(self._drain_loop(), name="slack-outbox")
+        drain = asyncio.create_task(
+            self.moderator.sweep_outbox(self, every=self.outbox_interval,
+                                        before=self.refresh_moderator_group),
+            name="slack-outbox")
         try:
             if self.config.socket_mode:
                 async with self.socket_mode():
@@ -257,22 +259,11 @@ class SlackAdapter:
         """Wait for the event work already started (tests and shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        async with self._outbox_lock:
-            pass
-
-    async def _drain_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.outbox_interval)
-            try:
-                await self.refresh_moderator_group()
-                await self.drain_outbox()
-            except ConductError as exc:  # keep the loop alive; the row stays pending
-                log.error("slack: outbox run or moderator refresh failed: %s", exc)
+        await self.moderator.outbox_idle(Platform.SLACK)
 
     async def drain_outbox(self) -> list[Action]:
-        """Execute this platform's pending outbox rows, one run at a time."""
-        async with self._outbox_lock:
-            return await self.moderator.run_outbox(self)
+        """Execute this platform's pending outbox rows (the core serialises runs)."""
+        return await self.moderator.run_outbox(self)
 
     def _spawn(self, work: Awaitable[None], name: str) -> None:
         async def wrapped() -> None:
@@ -342,12 +333,9 @@ class SlackAdapter:
 
     async def sync_roles(self, user: str) -> None:
         """Give SLACK_MODERATORS and the moderator group the core role (never removes one)."""
-        if user not in self.config.moderators and user not in self._group_moderators:
-            return
-        member = await self.moderator.resolve_member(Platform.SLACK, user)
-        if Role.MODERATOR not in member.roles:
-            await self.moderator.store.set_roles(member.id, member.roles | {Role.MODERATOR},
-                                                 actor="slack-moderators")
+        if user in self.config.moderators or user in self._group_moderators:
+            await self.moderator.grant_roles(Platform.SLACK, user, frozenset({Role.MODERATOR}),
+                                             actor="slack-moderators")
 
     async def run_command(self, user: str, words: str | Sequence[str]) -> Reply:
         """Run a core command as a Slack user, then execute whatever it put in the outbox."""

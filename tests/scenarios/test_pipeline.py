@@ -151,3 +151,19 @@ async def test_platform_failures_are_written_back_not_lost(moderator: Moderator)
     assert rows[ActionKind.ESCALATE].status is ActionStatus.UNSUPPORTED
     # the rate-limited notice is not retried before its time
     assert await moderator.store.pending_actions() == []
+
+
+class SlowPort(ConsolePort):
+    """Takes a moment per action, as a real platform does."""
+
+    async def _do(self, action: Action) -> None:
+        await asyncio.sleep(0.01)
+        self.performed.append(action)
+
+
+async def test_concurrent_outbox_runs_never_execute_a_row_twice(moderator: Moderator) -> None:
+    await moderator.handle(msg("1", "immigrants are vermin"))
+    port = SlowPort(Platform.DISCORD)
+    runs = await asyncio.gather(*(moderator.run_outbox(port) for _ in range(3)))
+    assert sorted(len(r) for r in runs) == [0, 0, 4]
+    assert len(port.performed) == len({a.id for a in port.performed}) == 4

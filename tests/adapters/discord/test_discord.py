@@ -58,8 +58,7 @@ class World:
                 await self.changed.wait_for(
                     lambda: sum(1 for key, _ in self.handled if key[1] == mid) >= count)
             await asyncio.sleep(0.05)  # let the handler task reach its outbox run
-            async with self.adapter._outbox_lock:
-                pass
+            await self.adapter.moderator.outbox_idle(Platform.DISCORD)
 
     def sent_to(self, channel_id: str) -> list[dict[str, Any]]:
         return [r.body for r in self.fake.find("POST", rf"/channels/{channel_id}/messages")]
