@@ -472,9 +472,9 @@ async def _members(args: argparse.Namespace, settings: Settings) -> int:
                     print(data)
                 return 0
             if args.members_command == "erase":
-                held = sum(1 for m in (await store.member_export(member.id))["messages"]
-                           if m["text"] is not None)
                 if not args.yes:
+                    held = sum(1 for m in (await store.member_export(member.id))["messages"]
+                               if m["text"] is not None)
                     print(f"{member.label}: {held} message text(s) would be erased; "
                           "add --yes to erase them")
                     return 0
