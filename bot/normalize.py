@@ -16,15 +16,19 @@ Pipeline of `normalize()`:
    sound (с -> "s"); Lisu and Cherokee look-alikes are always mapped by shape; then `anyascii`
    folds everything else (small caps, accents, enclosed and regional-indicator letters, and real
    non-Latin words, which are transliterated by sound: acceptable for matching). Only letters and
-   digits are transliterated: symbols such as "£", "€" and emoji are kept, so "£5" stays "£5".
+   digits are transliterated: symbols such as "£", "€" and emoji are kept, so "£5" stays "£5",
+   except a few emoji that stand for a word in abuse ("immigrants are 🐀" -> "rat", "🖕 you" ->
+   "fuck you", "🤡" -> "clown"); weapon and rope emoji (🔪🔫💣⚰🪢) stay for rules to match.
 3. `casefold`, curly quotes and dashes to ASCII.
 4. Outside e-mail addresses, URLs and platform mentions (``<@U123>``), which pass through lowercased
    and otherwise untouched:
 
-   a. Spaced-out letters: three or more single characters in a row separated by spaces or one of
-      ``. - _ * / ~ + · •`` are joined ("s c u m", "s.c.u.m" -> "scum") when at least two are
-      letters; gaps of two or more spaces, where single spaces also occur, split words
-      ("y o u  s c u m" -> "you scum"). Two single letters never join, so "I am a member" stays.
+   a. Spaced-out letters: three or more single characters in a row separated by one kind of
+      separator (spaces, or one of ``. - _ * / ~ + · •``) are joined ("s c u m", "s.c.u.m",
+      "k-y-s" -> "scum", "kys") when at least two are letters; gaps of two or more spaces, where
+      single spaces also occur, split words ("y o u  s c u m" -> "you scum"). Two single letters
+      never join, so "I am a member", "a.m." and "U.K." stay. A run that starts with a one-letter
+      word ("a k i k e") is also offered split ("a kike") by `fold_variants`.
    b. Leetspeak, only in tokens that contain a letter: 0 o, 1 i, 3 e, 4 a, 5 s, 7 t, 8 b, 9 g,
       @ a, $ s, ! i, | i. Exceptions that stay as written: tokens without letters ("07700 900123",
       "2026", "£5", "88"); a number with a unit suffix ("5pm", "1st", "10am", "5bn"); a road
@@ -33,7 +37,12 @@ Pipeline of `normalize()`:
       A "!" is a letter only inside a word or as a single leading "!" ("!diot", "b!tch"); a
       trailing "!" is punctuation. Known costs: a leading "@" is read as "a" ("@ss" -> "ass",
       so a plain-text "@alice" becomes "aalice"), and "well!done" becomes "wellidone".
-   c. Letters repeated three or more times collapse to one ("whooooore" -> "whore",
+   c. Masked words: a word with "*", "#", "%", "_" or "-" standing for letters, or with dots or
+      hyphens pushed inside it ("n*gger", "c**t", "f-ck", "bell-end", "fu.ck"), is read as the one
+      word of a `Lexicon` (swear words and slurs; the rule scorer adds the policy's keywords) that
+      it can spell. A "." is only ever dropped, never read as a letter, and a word that fits no
+      entry or two ("s**t") stays as written, so "e-mail", "co-op" and "ph.d" are left alone.
+   d. Letters repeated three or more times collapse to one ("whooooore" -> "whore",
       "sooo" -> "so"); doubles stay ("good", "committee", "Leeds").
 5. Runs of spaces and tabs become one space and runs of blank lines one newline: line breaks are
    kept, because the policy's regexes use them as sentence boundaries.
@@ -54,11 +63,12 @@ message, noise beside the model scorer.
 
 from __future__ import annotations
 
-__all__ = ["clean", "fold_variants", "normalize", "strip_invisible"]
+__all__ = ["DEFAULT_LEXICON", "Lexicon", "clean", "fold_variants", "normalize",
+           "strip_invisible"]
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from anyascii import anyascii
 
@@ -178,6 +188,15 @@ _PUNCTUATION = str.maketrans({
     "\u2212": "-",
 })
 
+# Emoji that stand for a word in abuse ("immigrants are 🐀", "🖕 you", "you 🤡"); a skin-tone
+# modifier after one goes with it. Weapon emoji (🔪🔫💣) are kept as they are: rules match them.
+_EMOJI_WORDS = {
+    "🐀": "rat", "🐁": "rat", "🪳": "cockroach", "🐍": "snake", "🐖": "pig", "🐷": "pig",
+    "🐽": "pig", "🐒": "monkey", "🐵": "monkey", "🦍": "ape", "🦠": "virus", "🤡": "clown",
+    "🖕": "fuck", "💩": "shit",
+}
+_EMOJI_RE = re.compile(f"[{''.join(_EMOJI_WORDS)}][\U0001F3FB-\U0001F3FF]?")
+
 # Symbols and punctuation kept as written (currency, arrows, emoji, ...); any other non-ASCII
 # character (letters, digits, marks) is part of a word to transliterate.
 _SYMBOL_RANGES = (
@@ -207,7 +226,9 @@ _ALONE_AFTER = r"(?![^\W_]|[@$])"
 _SPACED_RE = re.compile(
     rf"{_ALONE_BEFORE}{_SINGLE}(?:{_SEP}{_SINGLE}{_ALONE_AFTER}){{2,}}"
 )
-_SINGLE_RE = re.compile(_SINGLE)
+_SEP_SPLIT_RE = re.compile(r"([ \t]*[./*~+·•_-][ \t]*|[ \t]+)")
+# One-letter words that may stand before a spaced-out word ("a k i k e", "u r a c u n t").
+_ONE_LETTER_WORDS = frozenset("aiur")
 _WIDE_GAP_RE = re.compile(r"[ \t]{2,}")
 _NARROW_GAP_RE = re.compile(r"(?<![ \t])[ \t](?![ \t])")
 _LETTER_RE = re.compile(r"[a-z]")
@@ -223,6 +244,9 @@ _KEEP_TOKEN_RE = re.compile(
     r"(?:st|nd|rd|th|s|am|pm|k|m|bn|tn|p|x|g|kg|km|mph|ft|cm|mm|ml|gb|mb|tb|hrs?|mins?|yo|yrs?)"
     r"|[a-z_]{1,2}\d+|[a-z_]+\d{2,}"
 )
+# A plain-text handle ("@racheladler"): "@" and four or more characters; shorter ones ("@ss")
+# are leetspeak.
+_HANDLE_RE = re.compile(r"@[a-z][a-z0-9_]{3,}")
 _LEET_I = str.maketrans({
     "0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g",
     "@": "a", "$": "s", "!": "i", "|": "i",
@@ -235,6 +259,84 @@ _LEET_L = str.maketrans({
 _RUN_RE = re.compile(r"([a-z])\1{2,}")
 # A literal alternation is several times faster to search than the back-reference.
 _RUN_HINT_RE = re.compile("|".join(c * 3 for c in "abcdefghijklmnopqrstuvwxyz"))
+
+
+# --------------------------------------------------------------------------------------------
+# Masked words
+
+# Characters that stand in for letters ("n*gger", "c**t", "f#ck") or are pushed into a word
+# ("bell-end", "fu.ck"). A "." or "-" is only ever dropped, never read as a letter, so initials
+# and abbreviations ("F.G.", "a.m.", "e-mail") cannot turn into a word.
+_MASKS = frozenset("*#%_.-")
+_LETTER_MASKS = frozenset("*#%_-")
+_DROP_MASKS = str.maketrans(dict.fromkeys(_MASKS, None))
+# A word with masks inside it, or trailing "*#%" ("f***"); matched from a word start only.
+_MASKED_RE = re.compile(
+    r"(?<![\w*#%.-])[a-z]+(?:[*#%_.-]+[a-z]+)+[*#%]*|(?<![\w*#%.-])[a-z]+[*#%]+"
+)
+_MASKED_HINT_RE = re.compile(r"[a-z][*#%]|[a-z][_.-]+[a-z]")
+
+# Swear words and slurs whose masked spellings are common. The rule scorer adds the policy's
+# own keywords (see `Lexicon.extended`).
+_MASKABLE = (
+    "fuck fucks fucking fucked fucker fuckers motherfucker shit shite shitty bullshit cunt cunts "
+    "twat twats wanker wankers tosser prick pricks dick dickhead bellend knobhead bastard "
+    "bastards bollocks bitch bitches whore whores slut sluts slag slags skank nigger niggers "
+    "faggot faggots fag kike kikes yid yids paki pakis wog wogs raghead ragheads tranny trannies "
+    "retard retards spastic"
+)
+
+
+class Lexicon:
+    """Words a masked spelling may stand for; a masked word is read as one only if it is unique.
+
+    Each of "*", "#", "%", "_" and "-" in a word stands for one letter ("n*gger", "c**t",
+    "f-ck") or for none ("fu*ck", "bell-end"); "." for none only. A word that fits no entry,
+    or more than one ("s**t": shit or slut?), is left as written.
+    """
+
+    __slots__ = ("_by_shape", "words")
+
+    def __init__(self, words: Iterable[str], /) -> None:
+        self.words = frozenset(w for w in (w.casefold() for w in words)
+                               if len(w) >= 3 and w.isalpha() and w.isascii())
+        by_shape: dict[tuple[str, int], list[str]] = {}
+        for word in sorted(self.words):
+            by_shape.setdefault((word[0], len(word)), []).append(word)
+        self._by_shape = {k: tuple(v) for k, v in by_shape.items()}
+
+    def extended(self, words: Iterable[str], /) -> Lexicon:
+        """This lexicon with more words (those that are not plain lowercase letters are skipped)."""
+        return Lexicon(self.words | frozenset(words))
+
+    def read(self, token: str, /) -> str:
+        """The one word a masked token stands for, or the token as it is."""
+        found = set()
+        dropped = token.translate(_DROP_MASKS)
+        if dropped in self.words:
+            found.add(dropped)
+        # A hyphen or underscore read as a letter needs a longer word ("f-g" may be anything).
+        loose = "-" in token or "_" in token
+        if "." not in token and (not loose or (len(token) >= 4
+                                                and sum(c.isalpha() for c in token) >= 2)):
+            for word in self._by_shape.get((token[0], len(token)), ()):
+                if all(t == w or t in _LETTER_MASKS for t, w in zip(token, word, strict=True)):
+                    found.add(word)
+        return found.pop() if len(found) == 1 else token
+
+    def _read_match(self, m: re.Match[str]) -> str:
+        return self.read(m.group())
+
+    def unmask(self, pieces: list[str], /) -> list[str]:
+        """Read the masked words in the free (even) pieces."""
+        return [
+            _MASKED_RE.sub(self._read_match, p) if i % 2 == 0 and _MASKED_HINT_RE.search(p)
+            else p
+            for i, p in enumerate(pieces)
+        ]
+
+
+DEFAULT_LEXICON = Lexicon(_MASKABLE.split())
 
 
 def strip_invisible(text: str, /) -> str:
@@ -269,25 +371,83 @@ def _by_shape_or_sound(m: re.Match[str]) -> str:
 def _ascii_fold(text: str) -> str:
     """Look-alikes to Latin, then everything else transliterated; symbols kept."""
     text = text.translate(_LETTER_SYMBOLS).translate(_PUNCTUATION)
+    text = _EMOJI_RE.sub(lambda m: f" {_EMOJI_WORDS[m.group()[0]]} ", text)
     return _NON_ASCII_WORD_RE.sub(_by_shape_or_sound, text)
 
 
-def _join_spaced(m: re.Match[str]) -> str:
-    run = m.group()
-    # Where single spaces separate letters, a wider gap separates words.
-    pieces = _WIDE_GAP_RE.split(run) if _NARROW_GAP_RE.search(run) else [run]
-    out = []
-    for piece in pieces:
-        singles = _SINGLE_RE.findall(piece)
-        letters = sum(c.isalpha() for c in singles)
-        out.append("".join(singles) if len(singles) >= 2 and letters >= 2 else piece)
-    return " ".join(out)
+def _sep_key(sep: str) -> tuple[str, bool, bool]:
+    """What kind of separator this is: its mark and whether spaces stand before or after it."""
+    mark = sep.strip(" \t")
+    return (mark, sep[:1] in " \t", sep[-1:] in " \t")
+
+
+def _join_piece(piece: str, min_singles: int, split_words: bool) -> tuple[str, bool]:
+    """Join runs of single characters that share one kind of separator; keep the rest as written.
+
+    Returns the text and whether a joined run began with a one-letter word ("a", "i", "u", "r")
+    that `split_words` would have kept apart.
+    """
+    tokens = _SEP_SPLIT_RE.split(piece)
+    singles, seps = tokens[0::2], tokens[1::2]
+    if len(singles) < 2:
+        return piece, False
+    keys = [_sep_key(sep) for sep in seps]
+    out: list[str] = []
+    splittable = False
+    start = 0  # index of the first sep of the current group of identical separators
+    while start < len(seps):
+        end = start
+        while end + 1 < len(seps) and keys[end + 1] == keys[start]:
+            end += 1
+        group = singles[start:end + 2]
+        letters = sum(c.isalpha() for c in group)
+        if len(group) >= min_singles and letters >= 2:
+            if not out:
+                out.append(group[0])
+            lead = 1
+            while (group[lead - 1] in _ONE_LETTER_WORDS and start == 0
+                   and len(group) - lead >= 3):
+                splittable = True
+                if not split_words:
+                    break
+                out.append(" ")
+                out.append(group[lead])
+                lead += 1
+            out.extend(group[lead:])
+        else:
+            if not out:
+                out.append(group[0])
+            for sep, single in zip(seps[start:end + 1], group[1:], strict=True):
+                out.append(sep)
+                out.append(single)
+        start = end + 1
+    return "".join(out), splittable
+
+
+def _spaced_joiner(split_words: bool) -> tuple[Callable[[re.Match[str]], str], list[bool]]:
+    seen: list[bool] = []
+
+    def join(m: re.Match[str]) -> str:
+        run = m.group()
+        # Where single spaces separate letters, a wider gap separates words.
+        wide = bool(_NARROW_GAP_RE.search(run)) and bool(_WIDE_GAP_RE.search(run))
+        pieces = _WIDE_GAP_RE.split(run) if wide else [run]
+        out = []
+        for piece in pieces:
+            joined, splittable = _join_piece(piece, 2 if wide else 3, split_words)
+            if splittable:
+                seen.append(True)
+            out.append(joined)
+        return " ".join(out)
+
+    return join, seen
 
 
 def _leet_folder(table: dict[int, str]) -> Callable[[re.Match[str]], str]:
     def fold_token(m: re.Match[str]) -> str:
         token = m.group()
-        if not _LETTER_RE.search(token) or _KEEP_TOKEN_RE.fullmatch(token):
+        if (not _LETTER_RE.search(token) or _KEEP_TOKEN_RE.fullmatch(token)
+                or _HANDLE_RE.fullmatch(token)):
             return token
         return token.translate(table)
 
@@ -303,8 +463,11 @@ _FOLD_I = _leet_folder(_LEET_I)
 _FOLD_L = _leet_folder(_LEET_L)
 
 
-def _prepare(text: str) -> list[str]:
-    """Clean, fold to ASCII lowercase, join spaced letters; alternate free and protected pieces."""
+def _prepare(text: str, *, split_words: bool = False) -> tuple[list[str], bool]:
+    """Clean, fold to ASCII lowercase, join spaced letters; alternate free and protected pieces.
+
+    Also says whether a joined run began with a one-letter word that `split_words` keeps apart.
+    """
     if not text.isascii():
         text = _ascii_fold(clean(text))
     text = text.casefold()
@@ -312,9 +475,10 @@ def _prepare(text: str) -> list[str]:
         pieces = _PROTECTED_RE.split(text)
     else:
         pieces = [text]
+    join, seen = _spaced_joiner(split_words)
     for i in range(0, len(pieces), 2):
-        pieces[i] = _SPACED_RE.sub(_join_spaced, pieces[i])
-    return pieces
+        pieces[i] = _SPACED_RE.sub(join, pieces[i])
+    return pieces, bool(seen)
 
 
 def _leet(pieces: list[str], fold: Callable[[re.Match[str]], str]) -> list[str]:
@@ -339,19 +503,25 @@ def _collapse(pieces: list[str], runs_to: str) -> tuple[str, int]:
     return "\n".join(line for line in lines if line), runs
 
 
-def normalize(text: str, /) -> str:
+def normalize(text: str, /, *, lexicon: Lexicon | None = None) -> str:
     """The canonical form of a message for keyword and regex rules (see the module docstring)."""
-    return _collapse(_leet(_prepare(text), _FOLD_I), r"\1")[0]
+    lexicon = lexicon or DEFAULT_LEXICON
+    pieces, _ = _prepare(text)
+    return _collapse(lexicon.unmask(_leet(pieces, _FOLD_I)), r"\1")[0]
 
 
-def fold_variants(text: str, /) -> tuple[str, ...]:
+def fold_variants(text: str, /, *, lexicon: Lexicon | None = None) -> tuple[str, ...]:
     """The distinct forms worth matching, `normalize(text)` first; a rule hits if any matches."""
-    pieces = _prepare(text)
-    folded = _leet(pieces, _FOLD_I)
+    lexicon = lexicon or DEFAULT_LEXICON
+    pieces, splittable = _prepare(text)
+    folded = lexicon.unmask(_leet(pieces, _FOLD_I))
     primary, runs = _collapse(folded, r"\1")
     forms = [primary]
     if runs:
         forms.append(_collapse(folded, r"\1\1")[0])
     if any("1" in p or "|" in p for p in pieces[::2]):
-        forms.append(_collapse(_leet(pieces, _FOLD_L), r"\1")[0])
+        forms.append(_collapse(lexicon.unmask(_leet(pieces, _FOLD_L)), r"\1")[0])
+    if splittable:
+        split, _ = _prepare(text, split_words=True)
+        forms.append(_collapse(lexicon.unmask(_leet(split, _FOLD_I)), r"\1")[0])
     return tuple(dict.fromkeys(forms))

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+import string
 import sys
+import time
 import unicodedata
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from bot.normalize import clean, fold_variants, normalize, strip_invisible
+from bot.normalize import DEFAULT_LEXICON, Lexicon, clean, fold_variants, normalize, strip_invisible
 
 EVASIONS = [
     ("cyrillic es", "s\u0441um", "scum"),
@@ -166,3 +170,124 @@ def test_idempotent() -> None:
     for _, text, _ in EVASIONS + PRESERVED:
         once = normalize(text)
         assert normalize(once) == once, text
+
+
+MASKED = [
+    ("starred slur", "n*gger", "nigger"),
+    ("two stars", "c**t", "cunt"),
+    ("hash", "f#ck off", "fuck off"),
+    ("hyphenated letters", "f-a-g", "fag"),
+    ("dotted letters", "k.i.k.e", "kike"),
+    ("spaced letters", "p a k i", "paki"),
+    ("hyphen pushed in", "bell-end", "bellend"),
+    ("dot pushed in", "fu.ck", "fuck"),
+    ("hyphen for a letter", "f-ck you", "fuck you"),
+    ("trailing stars", "f*** you", "fuck you"),
+    ("spaced kys", "k y s", "kys"),
+    ("dotted kys", "k.y.s", "kys"),
+    ("fullwidth kys", "ｋｙｓ", "kys"),
+    ("emoji word", "immigrants are 🐀", "immigrants are rat"),
+    ("emoji with skin tone", "🖕🏽 you", "fuck you"),
+    ("weapon emoji kept", "you 🔪", "you 🔪"),
+    ("coffin loses its variation selector", "⚰️", "⚰"),
+]
+
+NOT_MASKED = [
+    ("faq", "f-a-q", "faq"),
+    ("times", "9 a.m. to 5 p.m.", "9 a.m. to 5 p.m."),
+    ("latin", "e.g. and i.e.", "e.g. and i.e."),
+    ("initials", "U.K. and F.G. Smith", "u.k. and f.g. smith"),
+    ("hyphenated words", "co-op fag-end ex-wife", "co-op fag-end ex-wife"),
+    ("dotted word", "ph.d", "ph.d"),
+    ("ambiguous mask", "s**t", "s**t"),
+    ("short hyphen", "f-g", "f-g"),
+    ("hashtag", "#labour c#", "#labour c#"),
+    ("handle", "@racheladler", "@racheladler"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), [c[1:] for c in MASKED],
+                         ids=[c[0] for c in MASKED])
+def test_masked_words_are_read(text: str, expected: str) -> None:
+    assert expected in fold_variants(text)
+
+
+@pytest.mark.parametrize(("text", "expected"), [c[1:] for c in NOT_MASKED],
+                         ids=[c[0] for c in NOT_MASKED])
+def test_abbreviations_are_not_read_as_words(text: str, expected: str) -> None:
+    assert fold_variants(text) == (expected,)
+
+
+def test_one_letter_word_before_spaced_word() -> None:
+    forms = fold_variants("a k i k e")
+    assert "a kike" in forms and forms[0] == normalize("a k i k e")
+
+
+def test_lexicon_extension_and_uniqueness() -> None:
+    lex = DEFAULT_LEXICON.extended(["muppet", "not a word", "Numpty"])
+    assert normalize("m*ppet", lexicon=lex) == "muppet"
+    assert normalize("n*mpty", lexicon=lex) == "numpty"
+    assert normalize("m*ppet") == "m*ppet"  # not in the default lexicon
+    assert Lexicon(["shit", "slut"]).read("s**t") == "s**t"  # two readings: left alone
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" * 40_000,
+        "a." * 20_000,
+        "a-" * 20_000,
+        "a *" * 13_333,
+        "ab*" * 13_333,
+        "a b " * 10_000,
+        "x" + "-a" * 19_999 + "!",
+        "f" + "*" * 39_999,
+        ("k" + "\u200b") * 20_000,
+        "🐀" * 20_000,
+        ("n*gg3r " * 6_000)[:40_000],
+        ("1!|@$" * 8_000),
+    ],
+    ids=["run", "dots", "hyphens", "spaced stars", "masks", "spaced pairs", "hyphen chain",
+         "stars", "zero width", "emoji", "slurs", "leet symbols"],
+)
+def test_long_messages_stay_fast(text: str) -> None:
+    start = time.perf_counter()
+    fold_variants(text)
+    # Linear work is a few milliseconds; a backtracking blow-up would take minutes. The bound is
+    # loose because the suite may share the machine with other jobs.
+    assert time.perf_counter() - start < 2.0
+
+
+WORDS = st.text(alphabet=string.ascii_lowercase, min_size=2, max_size=9).filter(
+    lambda w: not re.search(r"(.)\1\1", w))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(WORDS, min_size=1, max_size=8))
+def test_plain_words_pass_unchanged(words: list[str]) -> None:
+    text = " ".join(words)
+    assert fold_variants(text) == (text,)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.text(max_size=200))
+def test_any_text_folds_to_lowercase_without_invisibles(text: str) -> None:
+    forms = fold_variants(text)
+    assert forms[0] == normalize(text)
+    for form in forms:
+        assert form == form.casefold()
+        assert not any(unicodedata.category(c) == "Cf" for c in form)
+        assert form == form.strip()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(sorted(DEFAULT_LEXICON.words)), st.data())
+def test_one_starred_letter_reads_back(word: str, data: st.DataObject) -> None:
+    i = data.draw(st.integers(min_value=1, max_value=len(word) - 1))
+    masked = word[:i] + "*" + word[i + 1:]
+    readings = {w for w in DEFAULT_LEXICON.words if len(w) == len(word)
+                and all(m == c or m == "*" for m, c in zip(masked, w, strict=True))}
+    if masked.replace("*", "") in DEFAULT_LEXICON.words:  # a star may also stand for nothing
+        readings.add(masked.replace("*", ""))
+    expected = word if readings == {word} else masked
+    assert normalize(f"you {masked} there") == f"you {expected} there"
