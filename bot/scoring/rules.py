@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 
 from bot.models import Category, RuleHit, VerdictAction
-from bot.normalize import clean, fold_variants
+from bot.normalize import DEFAULT_LEXICON, clean, fold_variants
 from bot.policy import Policy, phone_digits
 
 # UK numbers: mobiles (07xxx xxx xxx) and geographic/London landlines (01xxx, 02x), with or
@@ -26,15 +26,44 @@ _STREET = re.compile(
     re.IGNORECASE,
 )
 _ADDRESS_SPAN = 80  # a street and a postcode this close together make an address
-# Quoting abuse in order to report or condemn it is not misconduct (clause 1.2 says so): a rule
-# match that lies inside quotation marks, in a message with a reporting cue, does not act.
+# Quoting abuse in order to report or condemn it is not misconduct (clause 1.2 says so), and nor
+# is explaining what a trope or a slur means. A rule match does not act when its own sentence
+# reports or explains abuse and the match is either inside quotation marks or introduced as what
+# someone said or claimed ("the idea that ...", "being told they were only selected because ...").
+# The cue must be in the match's sentence, so a report elsewhere in the message excuses nothing.
 _QUOTED = re.compile(r"""(?:^|(?<=[\s(:=]))(["'])(.{1,200}?)\1(?=[\s).,!?:;]|$)""")
 _REPORTING = re.compile(
     r"\b(report(ed|ing)?|flag(ged|ging)?|call(ed|ing) (her|him|them|me|us)|shout(ed|ing)|"
     r"screenshots?|disgusting|condemn(ed)?|unacceptable|police|spray-?painted|graffiti|"
-    r"received|sent (me|her|him|them)|abuse|vile)\b"
+    r"received|sent (me|her|him|them)|abuse|vile|block(ed|ing)?|"
+    r"(messages|comments|tweets|dms|emails|posts) like|"
+    r"jailed|arrested|convicted|charged|sacked|suspended|expelled|investigated)\b"
 )
-
+_EXPLAINING = re.compile(
+    r"\b(tropes?|dog-?whistles?|conspiracy theor(y|ies)|antisemiti(c|sm)|anti-semiti(c|sm)|ihra|"
+    r"is a classic|are a classic|code ?words?|canards?|blood libel|myths?|smears?|sexis[mt]|"
+    r"misogyn(y|ist|istic)|racis[mt]|homophobi[ac]|transphobi[ac]|islamophobi[ac]|bigot(ed|ry)?|"
+    r"hate speech|offensive|prejudice)\b"
+)
+# "That's not antisemitic", "it isn't a trope": a denial is no explanation.
+_DENIED = re.compile(
+    r"\b(not|isn'?t|aren'?t|wasn'?t|no|nothing|never)\s+(\w+\s+){0,2}?"
+    r"(tropes?|dog-?whistles?|conspiracy theor(y|ies)|antisemiti(c|sm)|anti-semiti(c|sm)|myths?|"
+    r"smears?|sexis[mt]|misogyn\w*|racis[mt]|homophobi[ac]|transphobi[ac]|islamophobi[ac]|"
+    r"bigot\w*|offensive|prejudice)\b"
+)
+# Words that introduce the matched words as someone else's claim, just before the match.
+_FRAMED = re.compile(
+    r"\b(the (idea|claim|notion|myth|lie|trope|smear|accusation|suggestion|slur|canard|theory|"
+    r"insinuation|charge) (that|of)|(saying|claiming|suggesting|implying|insinuating|alleging|"
+    r"accusing \w+( \w+)? of|accusations? of|claims? of|told|tell(ing)?|hear(ing)?|heard|"
+    r"say|says|said|claim|claims|claimed|suggests?|implies|the word|the phrase|phrases like|"
+    r"terms like|words like|such as)( that)?)\s+"
+    r"((?!this\b|but\b|and\b|so\b|though\b|anyway\b|honestly\b|frankly\b)\w+\s+){0,3}$"
+)
+# Matches examined per rule and form: bounds the work on a long message full of quotations.
+_MAX_EXCUSED = 20
+_SENTENCE_END = re.compile(r"[.!?;:]\s|\n")
 
 def mask(value: str, /, *, keep: int = 4) -> str:
     """Hide all but the first `keep` characters, so evidence logs don't repeat the details."""
@@ -53,25 +82,40 @@ class RuleScorer:
 
     def __init__(self, policy: Policy, /) -> None:
         self.policy = policy
+        # Masked spellings ("n*gger", "f-a-g") are read as the policy's own keywords too.
+        self._lexicon = DEFAULT_LEXICON.extended(
+            p for rule in policy.rules if rule.kind == "keyword" for p in rule.patterns
+        )
         self._people = tuple(
             _Person(p.id, _name_pattern((p.name, *p.aliases))) for p in policy.protected.persons
         )
 
     def hits(self, text: str, /) -> list[RuleHit]:
         """Every rule that matches, in policy order, each at most once."""
-        variants = fold_variants(text)
+        variants = fold_variants(text, lexicon=self._lexicon)
         hits: list[RuleHit] = []
         for rule in self.policy.rules:
+            excused: str | None = None
+            acting: str | None = None
             for variant in variants:
-                found = rule.regex.search(variant)
-                if found:
-                    if _reported_quote(variant, found.start(), found.end()):
-                        hits.append(RuleHit(rule.id, rule.clause, VerdictAction.ALLOW,
-                                            rule.category, "quoted", found.group(0)))
+                # Every match, not only the first: a quoted example must not excuse the same
+                # words said for real later in the message.
+                for n, found in enumerate(rule.regex.finditer(variant)):
+                    if n == _MAX_EXCUSED:
+                        break
+                    if _excused(variant, found.start(), found.end()):
+                        excused = excused or found.group(0)
                     else:
-                        hits.append(RuleHit(rule.id, rule.clause, rule.action, rule.category,
-                                            rule.kind, found.group(0)))
+                        acting = found.group(0)
+                        break
+                if acting is not None:
                     break
+            if acting is not None:
+                hits.append(RuleHit(rule.id, rule.clause, rule.action, rule.category, rule.kind,
+                                    acting))
+            elif excused is not None:
+                hits.append(RuleHit(rule.id, rule.clause, VerdictAction.ALLOW, rule.category,
+                                    "quoted", excused))
         cleaned = clean(text)
         hits.extend(self.protected_mentions(cleaned, variants))
         hits.extend(self.doxxing(cleaned))
@@ -119,12 +163,30 @@ class RuleScorer:
         return found
 
 
-def _reported_quote(text: str, start: int, end: int) -> bool:
-    """Whether text[start:end] sits inside quotation marks in a message that reports abuse."""
-    if not _REPORTING.search(text):
-        return False
-    return any(q.start(2) <= start and end <= q.end(2) for q in _QUOTED.finditer(text))
+def _sentence(text: str, start: int, end: int) -> tuple[int, int]:
+    """The bounds of the sentence around text[start:end] (punctuation, line breaks, dashes)."""
+    begin = 0
+    for m in _SENTENCE_END.finditer(text, 0, start):
+        begin = m.end()
+    after = _SENTENCE_END.search(text, end)
+    return begin, after.start() if after else len(text)
 
+
+def _excused(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] is reported or explained rather than said (see `_EXPLAINING`)."""
+    begin, stop = _sentence(text, start, end)
+    sentence = text[begin:stop]
+    explains = bool(_EXPLAINING.search(sentence)) and not _DENIED.search(sentence)
+    reports = bool(_REPORTING.search(sentence))
+    # A question about what someone said ("is he saying gays are a disease?") reports it too.
+    asks = text[stop:stop + 1] == "?" or sentence.rstrip().endswith("?")
+    if not (explains or reports or asks):
+        return False
+    quoted = any(q.start(2) <= start and end <= q.end(2) for q in _QUOTED.finditer(text))
+    if quoted:
+        return True
+    # Unquoted, the words must be introduced as someone's claim ("saying that ...").
+    return bool(_FRAMED.search(text, begin, start))
 
 def _name_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
     alternatives = sorted({n.casefold().strip() for n in names if n.strip()}, key=len,

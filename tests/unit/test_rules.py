@@ -30,7 +30,12 @@ def ids(policy: Policy, text: str) -> set[str]:
         ("we know where you live, Sarah", "threat-violence"),
         ("you absolute m0ron", "insult-member"),
         ("s h u t   u p", "insult-member"),
-        ("this is bollocks", "profanity"),
+        ("f*ck y0u", "profanity"),                                    # aimed swearing only
+        ("n*gger", "slur-racist"),                                  # masked
+        ("f-a-g", "slur-homophobic"),
+        ("k.i.k.e", "slur-antisemitic"),
+        ("p a k i", "slur-racist"),
+        ("c**t", "slur-misogynist"),
     ],
 )
 def test_rules_catch_evasive_spellings(policy: Policy, text: str, rule_id: str) -> None:
@@ -45,6 +50,10 @@ def test_rules_catch_evasive_spellings(policy: Policy, text: str, rule_id: str) 
         "As a Jewish member I found the conference motion on antisemitism reassuring",
         "Whitfield's vote on the housing bill was a betrayal of renters",
         "The committee will publish the minutes in 2026",
+        "this is bollocks",                                  # untargeted swearing
+        "Read the F-A-Q before 9 a.m., e.g. the U.K. section",
+        "nipped out for a fag break before the count",
+        "faggots and peas at the social",
     ],
 )
 def test_ordinary_debate_matches_no_rule(policy: Policy, text: str) -> None:
@@ -94,6 +103,9 @@ def test_not_doxxing(policy: Policy, text: str) -> None:
     [
         "Someone replied to her calling her a 'dirty kike'. Disgusting, I've reported it.",
         'The man was shouting "traitor scum" at him; police called.',
+        'People who send me messages like "you are just a slag" get blocked.',
+        "The 'Jews control the media' trope is antisemitic",
+        "Is he really saying immigrants are vermin?",
     ],
 )
 def test_quoting_abuse_to_report_it_does_not_act(policy: Policy, text: str) -> None:
@@ -106,6 +118,8 @@ def test_quoting_abuse_to_report_it_does_not_act(policy: Policy, text: str) -> N
     [
         "she's a 'whore' and you know it",              # quotes without any reporting cue
         "Disgusting. She is a whore, report me if you like",  # a cue but no quotation
+        # The cue must be in the match's own sentence.
+        "That 'slag' post got reported. Anyway she's a slag.",
     ],
 )
 def test_quotes_are_no_loophole(policy: Policy, text: str) -> None:
@@ -136,6 +150,22 @@ def test_veiled_threats_pile_ons_and_tropes(policy: Policy, text: str, rule_id: 
 )
 def test_political_figures_of_speech_are_not_threats(policy: Policy, text: str) -> None:
     assert "threat-violence" not in ids(policy, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "rule_id"),
+    [
+        # An explained or reported example does not excuse the same words said for real.
+        ("The 'Jews control the media' trope is antisemitic. But the Jews control the media.",
+         "trope-antisemitic"),
+        ("It's not antisemitic to say it: the Jews control the banks", "trope-antisemitic"),
+        ("Call it a conspiracy theory if you like, Jews control the media", "trope-antisemitic"),
+        ("I'll get reported for saying this but immigrants are vermin", "dehumanising-groups"),
+    ],
+)
+def test_explanation_cues_are_no_loophole(policy: Policy, text: str, rule_id: str) -> None:
+    hits = [h for h in RuleScorer(policy).hits(text) if h.rule_id == rule_id]
+    assert hits and hits[0].action != "allow", hits
 
 
 def test_party_office_numbers_are_not_doxxing(policy: Policy) -> None:
