@@ -37,7 +37,8 @@ _REPORTING = re.compile(
     r"screenshots?|disgusting|condemn(ed)?|unacceptable|police|spray-?painted|graffiti|"
     r"received|sent (me|her|him|them)|abuse|vile|block(ed|ing)?|"
     r"(messages|comments|tweets|dms|emails|posts) like|"
-    r"jailed|arrested|convicted|charged|sacked|suspended|expelled|investigated)\b"
+    r"jailed|arrested|convicted|charged|sacked|suspended|expelled|investigated|"
+    r"describ(e|es|ed|ing)|scream(ed|ing)|yell(ed|ing)|chant(ed|ing)|threaten(ed|ing))\b"
 )
 _EXPLAINING = re.compile(
     r"\b(tropes?|dog-?whistles?|conspiracy theor(y|ies)|antisemiti(c|sm)|anti-semiti(c|sm)|ihra|"
@@ -56,10 +57,12 @@ _DENIED = re.compile(
 _FRAMED = re.compile(
     r"\b(the (idea|claim|notion|myth|lie|trope|smear|accusation|suggestion|slur|canard|theory|"
     r"insinuation|charge) (that|of)|(saying|claiming|suggesting|implying|insinuating|alleging|"
-    r"accusing \w+( \w+)? of|accusations? of|claims? of|told|tell(ing)?|hear(ing)?|heard|"
+    r"accus(e|es|ed|ing)|accusations? of|claims? of|told|tell(ing)?|hear(ing)?|heard|"
     r"say|says|said|claim|claims|claimed|suggests?|implies|the word|the phrase|phrases like|"
-    r"terms like|words like|such as)( that)?)\s+"
-    r"((?!this\b|but\b|and\b|so\b|though\b|anyway\b|honestly\b|frankly\b)\w+\s+){0,3}$"
+    r"terms like|words like|such as|imagines|imagining|portrays|portraying|depicts|depicting|"
+    r"called|calling|screaming|shouting|yelling|chanting)( that)?)\s+"
+    r"((?!this\b|but\b|and\b|so\b|though\b|anyway\b|honestly\b|frankly\b|you\b|u\b|ya\b)"
+    r"\w+\s+){0,3}$"
 )
 # Matches examined per rule and form: bounds the work on a long message full of quotations.
 _MAX_EXCUSED = 20
@@ -176,17 +179,25 @@ def _excused(text: str, start: int, end: int) -> bool:
     """Whether text[start:end] is reported or explained rather than said (see `_EXPLAINING`)."""
     begin, stop = _sentence(text, start, end)
     sentence = text[begin:stop]
-    explains = bool(_EXPLAINING.search(sentence)) and not _DENIED.search(sentence)
+    explains = _explains(sentence)
     reports = bool(_REPORTING.search(sentence))
     # A question about what someone said ("is he saying gays are a disease?") reports it too.
     asks = text[stop:stop + 1] == "?" or sentence.rstrip().endswith("?")
     if not (explains or reports or asks):
-        return False
+        if begin == 0 or not _FRAMED.search(text, begin, start):
+            return False
+        before, _ = _sentence(text, max(0, begin - 2), max(0, begin - 2))
+        return _explains(text[before:begin])
     quoted = any(q.start(2) <= start and end <= q.end(2) for q in _QUOTED.finditer(text))
     if quoted:
         return True
-    # Unquoted, the words must be introduced as someone's claim ("saying that ...").
+    # Unquoted, the words must be introduced as someone's claim ("saying that ..."); then the
+    # explanation may also be the sentence before ("That's a trope. It suggests Jews ...").
     return bool(_FRAMED.search(text, begin, start))
+
+
+def _explains(sentence: str) -> bool:
+    return bool(_EXPLAINING.search(sentence)) and not _DENIED.search(sentence)
 
 def _name_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
     alternatives = sorted({n.casefold().strip() for n in names if n.strip()}, key=len,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from bot.policy import Policy
@@ -181,7 +183,10 @@ PHENOMENA: dict[str, tuple[str, list[str], list[str]]] = {
             "following the shekels again",
             "(((Adler))) strikes again",
             "send them to the ovens",
-            "jews belong in the gas chambers",
+            "send the j3ws to the ovens",
+            "gas the kikes",
+            "typical oven dodger",
+            "she has a clear dual loyalty",
         ],
         [
             "The Israeli government's settlement expansion breaks international law",
@@ -195,6 +200,11 @@ PHENOMENA: dict[str, tuple[str, list[str], list[str]]] = {
             "It costs about 40 shekels for a bus pass in Jerusalem",
             "Religious Zionists now run the Israeli government",
             "the government's support for Israel is shameful",
+            "The Nazis murdered six million Jews in the gas chambers.",
+            "Our Holocaust Memorial Day talk covers how Jews were deported to the gas chambers",
+            "Nothing invokes the dual loyalty smear more than conflating Jews with Israel",
+            "That is an antisemitic trope. It suggests Jews control the media.",
+            "The speaker called Ruth Smeeth a zionazi and was rightly expelled",
         ],
     ),
     "sexist abuse": (
@@ -288,3 +298,24 @@ def test_abuse_matches(policy: Policy, rule_id: str, text: str) -> None:
 )
 def test_look_alikes_match_no_rule(policy: Policy, text: str) -> None:
     check_quiet(policy, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        ("jews zionists globalists control " * 1_300)[:40_000],
+        ("'kike' was reported. " * 2_000)[:40_000],
+        ("i know where you park and when you leave " * 1_000)[:40_000],
+        ("you 🔪 " * 6_000)[:40_000],
+        ("hope she " * 5_000)[:40_000],
+        ("n*gg3r k.i.k.e f-a-g " * 2_000)[:40_000],
+        "a " * 20_000,
+    ],
+    ids=["trope words", "reported quotes", "veiled", "emoji", "death wish", "masked", "letters"],
+)
+def test_long_messages_stay_fast(policy: Policy, text: str) -> None:
+    scorer = RuleScorer(policy)
+    start = time.perf_counter()
+    scorer.hits(text)
+    # A few tens of milliseconds when linear; the bound is loose for a shared machine.
+    assert time.perf_counter() - start < 3.0
