@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DEMO_DB := data/demo.sqlite3
 
-.PHONY: demo test bench lint eval clean
+.PHONY: demo test bench lint eval train clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ lint: $(STAMP)
 
 eval: $(STAMP)
 	$(PY) bot.py eval
+
+# Fine-tunes the offline model into bot/scoring/model/ (about 30 minutes on 2 cores; needs
+# ../shared/data). Never part of `make test`.
+train: $(STAMP)
+	$(PY) scripts/train_model.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

