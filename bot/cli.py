@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bot.config import Settings
+from bot.corpus import FORUM_DIR
 from bot.errors import ConductError, PolicyError
 from bot.models import Platform, Standing, Verdict, VerdictAction
 from bot.policy import Policy, load_policy
@@ -119,8 +120,13 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="precision/recall/F1 per source on labelled data")
     e.add_argument("--data", type=Path, default=Path("../shared/data/dev/conduct_dev.csv"))
-    e.add_argument("--split", choices=("heldout", "all"), default="heldout",
-                   help="heldout: only rows the offline heads were not trained on (default)")
+    e.add_argument("--split", choices=("test", "val", "train", "all"), default="test",
+                   help="test (default): rows and forum writers the model never trained on "
+                        "and thresholds were not chosen on; val: where thresholds are chosen")
+    e.add_argument("--forum", type=Path, default=FORUM_DIR, metavar="DIR",
+                   help="the forum corpus, evaluated per phenomenon (default corpus/forum)")
+    e.add_argument("--no-forum", dest="forum", action="store_const", const=None,
+                   help="evaluate the shared data only")
     e.add_argument("--per-source", type=int, default=0, metavar="N",
                    help="at most N rows per source (0: all), sampled deterministically")
     e.add_argument("--json", action="store_true", help="one JSON object per source")
@@ -169,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.evaluate import run_eval
 
             return run_eval(settings, data=args.data, split=args.split,
-                            per_source=args.per_source, as_json=args.json)
+                            per_source=args.per_source, as_json=args.json, forum=args.forum)
     except PolicyError as exc:
         err.print(f"[red]policy error[/red] {escape(str(exc))}")
         return 2

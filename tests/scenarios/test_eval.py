@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
+from bot.corpus import ForumLine
 from bot.errors import InputError
-from bot.evaluate import BinaryCounts, Row, evaluate_rows, read_rows
-from bot.policy import Policy
+from bot.evaluate import BinaryCounts, Row, evaluate_forum, evaluate_rows, read_rows
+from bot.policy import Policy, load_policy
 from tests.conftest import KeywordScorer, needs_data
 
 
@@ -44,7 +45,7 @@ def test_evaluate_rows_counts_per_source(test_policy: Policy) -> None:
     a, b, everything = results["a"], results["b"], results["ALL"]
     assert (a.violation.tp, a.violation.fp, a.violation.fn, a.violation.tn) == (1, 0, 0, 3)
     assert (a.any_action.tp, a.any_action.fp, a.any_action.fn, a.any_action.tn) == (2, 1, 0, 1)
-    assert a.false_positive_rate == 0.5
+    assert a.false_positive_rate == 0.5 and a.benign_hidden_rate == 0.0
     assert b.violation.fn == 1 and b.violation.recall == 0.0
     assert everything.rows == 5 and everything.violation.recall == 0.5
 
@@ -69,14 +70,15 @@ def test_eval_command_on_any_csv(tmp_path: Path, capsys: pytest.CaptureFixture[s
         ("forum", "3", "Her number is 07700 900123, ring her at home", 2),
         ("forum", "4", "Adler and her k1ke mates run the party", 2),
     ])
-    assert main(["eval", "--data", str(data), "--split", "all", "--json"]) == 0
+    assert main(["eval", "--data", str(data), "--split", "all", "--json", "--no-forum"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     by_source = {line["source"]: line for line in lines}
     forum = by_source["forum"]
     assert forum["rows"] == 4
     assert forum["severity2"]["recall"] == 1.0 and forum["severity2"]["precision"] == 1.0
     assert forum["false_positive_rate_sev0"] == 0.0
-    assert forum["policy_version"] == "2026.11-1" and forum["scorer"] == "minilm-heads"
+    shipped = load_policy(Path(__file__).resolve().parents[2] / "policies" / "default.toml")
+    assert forum["policy_version"] == shipped.version and forum["scorer"] == "conduct-minilm"
     assert by_source["ALL"]["rows"] == 4
 
 
@@ -84,9 +86,56 @@ def test_eval_command_on_any_csv(tmp_path: Path, capsys: pytest.CaptureFixture[s
 @pytest.mark.data
 def test_eval_on_the_labelled_data(capsys: pytest.CaptureFixture[str]) -> None:
     data = needs_data()
-    assert main(["eval", "--data", str(data), "--per-source", "40", "--json"]) == 0
+    assert main(["eval", "--data", str(data), "--per-source", "40", "--json",
+                 "--no-forum"]) == 0
     results = {r["source"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
     assert {"hatecheck", "edos", "isca", "identity_templates"} <= set(results)
-    # held-out rows only; a broken scorer or policy would fall to chance or below
+    # test rows only; a broken scorer or policy would fall to chance or below
     assert results["hatecheck"]["severity2"]["f1"] > 0.7
     assert results["identity_templates"]["false_positive_rate_sev0"] < 0.2
+
+
+def test_evaluate_forum_counts_per_phenomenon_and_severity(test_policy: Policy) -> None:
+    def line(n: int, text: str, severity: int, phenomenon: str) -> ForumLine:
+        category = {0: "none", 1: "insult", 2: "identity_attack"}[severity]
+        return ForumLine("w9", n, text, severity, category, phenomenon, "plain")
+
+    lines = [line(1, "you are vermin", 2, "dehumanising"),    # escalated
+             line(2, "we will win", 2, "dehumanising"),       # missed
+             line(3, "you idiot", 1, "british_insult"),       # warned
+             line(4, "hello idiot", 0, "heated_debate"),      # warned though legitimate
+             line(5, "lovely day", 0, "ordinary")]            # allowed
+    results = evaluate_forum(lines, scorer=KeywordScorer(), policy=test_policy)
+    assert set(results) == {"dehumanising", "british_insult", "heated_debate", "ordinary",
+                            "violation", "incivility", "legitimate"}
+    d = results["dehumanising"]
+    assert (d.rows, d.hidden, d.caught) == (2, 1, 0.5)
+    assert results["incivility"].caught == 1.0 and results["incivility"].warned == 1
+    legit = results["legitimate"]
+    assert (legit.rows, legit.acted, legit.hidden, legit.caught) == (2, 1, 0, 0.5)
+    assert legit.as_dict() | {"name": "x"} == {"name": "x", "severity": 0, "rows": 2,
+                                                "acted": 0.5, "warned": 0.5, "hidden": 0.0,
+                                                "as_labelled": 0.5}
+
+
+@pytest.mark.model
+def test_eval_command_on_a_forum_corpus(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    forum = tmp_path / "forum"
+    forum.mkdir()
+    (forum / "w6.jsonl").write_text("\n".join(json.dumps(o) for o in [
+        {"text": "Leaflets are in the office, grab a bundle.", "severity": 0,
+         "category": "none", "phenomenon": "ordinary", "form": "plain"},
+        {"text": "I know where you live and I will kill you.", "severity": 2,
+         "category": "threat", "phenomenon": "threat_direct", "form": "plain"},
+    ]) + "\n", encoding="utf-8")
+    (forum / "w1.jsonl").write_text("", encoding="utf-8")  # a training writer: not evaluated
+    absent = tmp_path / "absent.csv"
+    assert main(["eval", "--data", str(absent), "--forum", str(forum), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "labelled data not found" in captured.err
+    results = {r["forum"]["name"]: r["forum"] for r in map(json.loads,
+                                                          captured.out.splitlines())}
+    assert results["ordinary"]["acted"] == 0.0
+    assert results["threat_direct"]["hidden"] == 1.0
+    assert results["violation"]["rows"] == 1 and results["legitimate"]["rows"] == 1
