@@ -43,6 +43,16 @@ _SEVERITY = {
 }
 
 
+def _model_confirms(scores: ScoreSet, policy: Policy) -> bool:
+    """Whether the model finds a conduct violation in the whole message: severe_toxicity at its
+    warn level. Without that score or threshold the rule stands alone."""
+    category = policy.categories.get(Category.SEVERE_TOXICITY)
+    limit = category.thresholds.warn if category is not None else None
+    if limit is None or Category.SEVERE_TOXICITY not in scores.values:
+        return True
+    return scores.get(Category.SEVERE_TOXICITY) >= limit
+
+
 @dataclass(frozen=True, slots=True)
 class _Finding:
     action: VerdictAction
@@ -50,6 +60,7 @@ class _Finding:
     clause: str
     reason: str
     rule_id: str | None = None
+    score: float | None = None  # the model's, for a model finding
 
     @property
     def weight(self) -> tuple[int, int]:
@@ -87,7 +98,8 @@ def decide(
         if action is not VerdictAction.ALLOW:
             findings.append(_Finding(action, category, policy.categories[category].clause,
                                      f"{category} {score:.2f} reached {action} "
-                                     f"({limits.as_dict()[action.value]:.2f})"))
+                                     f"({limits.as_dict()[action.value]:.2f})",
+                                     score=score))
 
     mentions = [h for h in hits if h.kind == "protected"]
     notes: list[str] = []
@@ -102,18 +114,27 @@ def decide(
             notes.append(f"rule {hit.rule_id} matched inside a quotation reporting abuse: "
                          "not acted on")
             continue
+        if hit.reported and not _model_confirms(scores, policy):
+            notes.append(f"rule {hit.rule_id} matched words that the message quotes or "
+                         "reports, and the model does not find abuse: not acted on")
+            continue
         findings.append(_Finding(hit.action, hit.category, hit.clause,
                                  f"rule {hit.rule_id} matched", hit.rule_id))
 
-    base = max((f.action for f in findings), key=lambda a: a.rank, default=VerdictAction.ALLOW)
     protected = policy.protected
+    # Only abuse aimed at the person (an insult, threat, identity or sexual abuse) turns a
+    # mention into harassment; a sharp word about their record or votes does not.
+    aimed = [f for f in findings if f.category in protected.categories
+             and (f.score is None or f.score >= protected.min_score)]
+    base = max((f.action for f in aimed), key=lambda a: a.rank, default=VerdictAction.ALLOW)
     targets = ", ".join(h.rule_id.removeprefix("protected:") for h in mentions)
     if replies_to_protected:
         targets = ", ".join(filter(None, (targets, "a reply to one")))
-    if targets and base.rank >= protected.min_action.rank:
+    if targets and aimed and base.rank >= protected.min_action.rank:
+        kinds = ", ".join(dict.fromkeys(f.category.value for f in aimed))
         findings.append(_Finding(protected.action, Category.HARASSMENT, protected.clause,
-                                 f"names a protected person ({targets}) in a message that "
-                                 f"reached {base}"))
+                                 f"names a protected person ({targets}) in a message with "
+                                 f"{kinds} that reached {base}"))
         findings.extend(_Finding(protected.action, Category.HARASSMENT, protected.clause,
                                  "", hit.rule_id) for hit in mentions)
 

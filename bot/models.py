@@ -214,6 +214,9 @@ class RuleHit:
     category: Category
     kind: str
     matched: str = ""
+    #: The match is in quotation marks, or the message reports or explains abuse elsewhere:
+    #: it may be a report rather than abuse, so it acts only if the model agrees.
+    reported: bool = False
 
 
 @dataclass(frozen=True, slots=True)

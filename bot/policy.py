@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "AIMED_CATEGORIES",
     "CategoryPolicy",
     "ChannelOverride",
     "Clause",
@@ -119,14 +120,26 @@ class ProtectedPerson:
     aliases: tuple[str, ...]
 
 
+#: Findings that make a message naming a protected person abuse aimed at them. Toxicity and
+#: obscenity alone do not: harsh criticism of a representative's record is not harassment.
+AIMED_CATEGORIES = (Category.THREAT, Category.INSULT, Category.IDENTITY_ATTACK,
+                    Category.SEXUAL_EXPLICIT, Category.SEVERE_TOXICITY, Category.HARASSMENT,
+                    Category.DOXXING)
+
+
 @dataclass(frozen=True, slots=True)
 class ProtectedPolicy:
-    """What happens when a message that names a protected person reaches `min_action`."""
+    """What happens when a message naming a protected person reaches `min_action` with an
+    abusive finding (`categories`: insult, threat, identity or sexual abuse by default)."""
 
     clause: str
     action: VerdictAction
     min_action: VerdictAction
     persons: tuple[ProtectedPerson, ...]
+    categories: frozenset[Category] = frozenset(AIMED_CATEGORIES)
+    #: A model finding counts as aimed abuse only from this score: a low insult score on
+    #: "useless on housing, should resign" must not make criticism harassment.
+    min_score: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -459,8 +472,19 @@ def parse_policy(source: str, /, *, file: str = "<policy>") -> Policy:
 
     # Protected persons
     t = c.table(top.get("protected", {}), "protected",
-                {"clause", "action", "min_action", "persons"})
+                {"clause", "action", "min_action", "persons", "categories", "min_score"})
     p_clause = cite(t, "protected") if t else ""
+    p_categories = t.get("categories", [c.value for c in AIMED_CATEGORIES])
+    if not isinstance(p_categories, list) or not p_categories or any(
+            v not in _CATEGORIES for v in p_categories):
+        c.problem("protected.categories", f"must be a non-empty list of categories from "
+                  f"{', '.join(_CATEGORIES)}")
+        p_categories = [c.value for c in AIMED_CATEGORIES]
+    p_min_score = t.get("min_score", 0.5)
+    if isinstance(p_min_score, bool) or not isinstance(p_min_score, int | float) or not (
+            0.0 <= p_min_score <= 1.0):
+        c.problem("protected.min_score", f"must be a number from 0 to 1, not {p_min_score!r}")
+        p_min_score = 0.5
     p_action = c.enum(t, "action", "protected", VerdictAction, _ACTING, default="escalate")
     p_min = c.enum(t, "min_action", "protected", VerdictAction, _ACTING, default="warn")
     persons: list[ProtectedPerson] = []
@@ -530,7 +554,9 @@ def parse_policy(source: str, /, *, file: str = "<policy>") -> Policy:
         rules=tuple(rules),
         channels=tuple(overrides),
         protected=ProtectedPolicy(p_clause, p_action or VerdictAction.ESCALATE,
-                                  p_min or VerdictAction.WARN, tuple(persons)),
+                                  p_min or VerdictAction.WARN, tuple(persons),
+                                  frozenset(Category(v) for v in p_categories),
+                                  float(p_min_score)),
         doxxing=DoxxingPolicy(d_clause, d_action or VerdictAction.ESCALATE, frozenset(detect),
                               frozenset(d.casefold() for d in allow_domains),
                               frozenset(phone_digits(n) for n in allow_numbers)),

@@ -99,7 +99,7 @@ class RuleScorer:
         hits: list[RuleHit] = []
         for rule in self.policy.rules:
             excused: str | None = None
-            acting: str | None = None
+            acting: re.Match[str] | None = None
             for variant in variants:
                 # Every match, not only the first: a quoted example must not excuse the same
                 # words said for real later in the message.
@@ -109,13 +109,13 @@ class RuleScorer:
                     if _excused(variant, found.start(), found.end()):
                         excused = excused or found.group(0)
                     else:
-                        acting = found.group(0)
+                        acting = found
                         break
                 if acting is not None:
                     break
             if acting is not None:
                 hits.append(RuleHit(rule.id, rule.clause, rule.action, rule.category, rule.kind,
-                                    acting))
+                                    acting.group(0), _reported(acting)))
             elif excused is not None:
                 hits.append(RuleHit(rule.id, rule.clause, VerdictAction.ALLOW, rule.category,
                                     "quoted", excused))
@@ -194,6 +194,17 @@ def _excused(text: str, start: int, end: int) -> bool:
     # Unquoted, the words must be introduced as someone's claim ("saying that ..."); then the
     # explanation may also be the sentence before ("That's a trope. It suggests Jews ...").
     return bool(_FRAMED.search(text, begin, start))
+
+
+def _reported(found: re.Match[str]) -> bool:
+    """Whether a match that no sentence excuses may still be a report: it is in quotation marks,
+    or the message reports or explains abuse somewhere. The model, which reads the whole
+    message, then decides (see `bot.decide`)."""
+    text = found.string
+    if any(q.start(2) <= found.start() and found.end() <= q.end(2)
+           for q in _QUOTED.finditer(text)):
+        return True
+    return bool(_REPORTING.search(text)) or _explains(text)
 
 
 def _explains(sentence: str) -> bool:
