@@ -133,3 +133,49 @@ def test_channel_can_switch_a_rule_off(test_policy: Policy) -> None:
     assert general.action is A.WARN
     assert debate.action is A.ALLOW
     assert "rule profanity does not apply in this channel" in debate.reasons
+
+
+def test_criticism_naming_a_protected_person_is_not_harassment(test_policy: Policy) -> None:
+    # Toxicity at warn level ("useless on housing, she should resign") is not aimed abuse.
+    sharp = decide(scores(toxicity=0.8), [MENTION], policy=test_policy, standing=Standing(),
+                   channel="general")
+    assert sharp.action is A.WARN and "harassment" not in sharp.categories
+    # An insult at her is: escalated to the compliance unit under clause 1.4.
+    insult = decide(scores(insult=0.8), [MENTION], policy=test_policy, standing=Standing(),
+                    channel="general")
+    assert insult.action is A.ESCALATE and insult.clause == "1.4"
+    assert any("insult" in r for r in insult.reasons)
+
+
+def test_protected_needs_a_model_score_of_min_score(test_policy: Policy) -> None:
+    from dataclasses import replace
+
+    strict = replace(test_policy, protected=replace(test_policy.protected, min_score=0.9))
+    below = decide(scores(insult=0.8), [MENTION], policy=strict, standing=Standing(),
+                   channel="general")
+    assert below.action is A.WARN
+    above = decide(scores(insult=0.92), [MENTION], policy=strict, standing=Standing(),
+                   channel="general")
+    assert above.action is A.ESCALATE
+    # A rule's aimed finding needs no score.
+    slur = rule("slur-misogynist", A.HIDE, Category.IDENTITY_ATTACK)
+    assert decide(scores(), [slur, MENTION], policy=strict, standing=Standing(),
+                  channel="general").action is A.ESCALATE
+
+
+def test_a_reported_rule_match_needs_the_model_to_agree(test_policy: Policy) -> None:
+    reported = RuleHit("slur-antisemitic", "1.2", A.ESCALATE, Category.IDENTITY_ATTACK,
+                       "keyword", "k", reported=True)
+    # The model reads the whole message as a report (severe_toxicity below its warn level).
+    calm = decide(scores(severe_toxicity=0.1), [reported], policy=test_policy,
+                  standing=Standing(), channel="general")
+    assert calm.action is A.ALLOW
+    assert any("quotes or reports" in r for r in calm.reasons)
+    # ... or as abuse: the rule acts.
+    hostile = decide(scores(severe_toxicity=0.6), [reported], policy=test_policy,
+                     standing=Standing(), channel="general")
+    assert hostile.action is A.ESCALATE and hostile.rule_ids == ("slur-antisemitic",)
+    # A scorer without severe_toxicity cannot confirm or deny: the rule stands alone.
+    bare = ScoreSet({"toxicity": 0.0}, "test-model", "7")
+    assert decide(bare, [reported], policy=test_policy, standing=Standing(),
+                  channel="general").action is A.ESCALATE

@@ -172,3 +172,20 @@ def test_party_office_numbers_are_not_doxxing(policy: Policy) -> None:
     office = "Ring the regional office on 0161 496 0500 during office hours"
     assert not any(i.startswith("doxxing:") for i in ids(policy, office))
     assert "doxxing:uk_phone" in ids(policy, office + ", or her mobile 07700 900871")
+
+
+@pytest.mark.parametrize(("text", "reported"), [
+    # in quotation marks, though no sentence excuses it: maybe a report, the model decides
+    ("Flagging for the mods: someone replied with 'k y s' under Shona's post.", True),
+    # a report elsewhere in the message
+    ("Zionists own the NEC. Anyway, I've reported the last one.", True),
+    # said plainly: acts on its own
+    ("Zionists own the NEC and everyone knows it.", False),
+])
+def test_matches_that_may_be_reports_are_marked(policy: Policy, text: str,
+                                                reported: bool) -> None:
+    from bot.scoring.rules import RuleScorer
+
+    acting = [h for h in RuleScorer(policy).hits(text)
+              if h.kind not in ("protected", "quoted")]
+    assert acting and all(h.reported is reported for h in acting)
