@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["Batcher", "Scorer"]
+__all__ = ["Batcher", "Scorer", "file_sha256"]
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from bot.models import ScoreSet
@@ -106,3 +108,12 @@ class Batcher:
                 if not fut.done():
                     fut.set_result(ScoreSet(values=values, model=self.scorer.name,
                                             version=self.scorer.version))
+
+
+def file_sha256(path: Path, /) -> str:
+    """The sha256 of a (possibly large) file, read in 1 MiB blocks: a model's version."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

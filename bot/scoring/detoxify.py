@@ -25,7 +25,6 @@ __all__ = [
     "published_url",
 ]
 
-import hashlib
 import io
 import logging
 import threading
@@ -37,6 +36,7 @@ from typing import Any
 
 from bot.errors import ModelError
 from bot.models import MODEL_CATEGORIES, Category
+from bot.scoring.base import file_sha256
 from bot.scoring.windows import score_by_units, text_windows
 
 log = logging.getLogger(__name__)
@@ -126,14 +126,6 @@ def _download_hint(model_type: str) -> str:
         f"https://huggingface.co/{hub} into one folder, then point the bot at both "
         "(checkpoint=PATH, config_dir=FOLDER); the bot never downloads them itself"
     )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _load_checkpoint(path: Path, hint: str) -> dict[str, Any]:
@@ -281,7 +273,7 @@ class DetoxifyScorer:
         self.quantized = quantize
         self.name = f"detoxify-{model_type}"
         self.version = (f"{metadata.version('detoxify')}/{checkpoint.name}/"
-                        f"sha256:{_sha256(checkpoint)[:12]}" + ("/int8" if quantize else ""))
+                        f"sha256:{file_sha256(checkpoint)[:12]}" + ("/int8" if quantize else ""))
         self._lock = threading.Lock()
 
     @staticmethod

@@ -20,7 +20,6 @@ __all__ = [
     "base_model_path",
 ]
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ import torch
 from torch import nn
 
 from bot.errors import ModelError
+from bot.scoring.base import file_sha256
 from bot.scoring.windows import score_by_units, text_windows
 
 #: Where the shipped model lives.
@@ -91,14 +91,6 @@ class ConductModel(nn.Module):
         return out
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class OfflineScorer:
     """Scores texts with the shipped fine-tuned MiniLM, offline and on the CPU by default.
 
@@ -130,7 +122,7 @@ class OfflineScorer:
             raise ModelError(f"the offline model's metadata is unreadable: {exc}",
                              path=str(meta_path), hint=_TRAIN_HINT) from exc
         weights = self.model_dir / "model.safetensors"
-        sha = _sha256(weights)
+        sha = file_sha256(weights)
         if meta.get("sha256") and meta["sha256"] != sha:
             raise ModelError("model.safetensors does not match the sha256 in model.json",
                              path=str(weights), hint=_TRAIN_HINT)
