@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
-from bot.corpus import PHENOMENA, ForumLine, read_forum_dir, row_split
+from bot.corpus import PHENOMENA, SPLITS, ForumLine, read_forum_dir, row_split
 from bot.decide import decide
 from bot.errors import InputError
 from bot.models import ScoreSet, Standing, Verdict, VerdictAction
@@ -272,8 +272,8 @@ def run_eval(settings: Settings, /, *, data: Path, split: str, per_source: int,
         err.print(f"[yellow]labelled data not found: {data}; evaluating the forum corpus only")
     lines: list[ForumLine] = []
     if forum is not None:
-        wanted = tuple(s for s in ("train", "val", "test") if split in (s, "all"))
-        lines = read_forum_dir(forum, splits=wanted)  # type: ignore[arg-type]
+        wanted = tuple(s for s in SPLITS if split in (s, "all"))
+        lines = read_forum_dir(forum, splits=wanted)
     if not rows and not lines:
         raise InputError(f"no rows to evaluate in {data} or the forum corpus (split {split})")
     scorer = build_scorer(settings)

@@ -18,6 +18,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import random
 import shutil
 import sys
@@ -30,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.corpus import FORUM_DIR, read_forum_dir, row_split  # noqa: E402
+from bot.scoring.base import file_sha256  # noqa: E402
 from bot.scoring.offline import (  # noqa: E402
     DEFAULT_MODEL_DIR,
     MAX_TOKENS,
@@ -150,8 +152,6 @@ def main() -> int:
         print(f"labelled data not found: {DATA}", file=sys.stderr)
         return 2
 
-    import os
-
     os.environ["HF_HUB_OFFLINE"] = "1"
     import torch
     from safetensors.torch import save_file
@@ -234,8 +234,6 @@ def main() -> int:
     for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt",
                  "special_tokens_map.json"):
         shutil.copyfile(base / name, out / name)
-    import hashlib
-
     elapsed = time.perf_counter() - started
     meta = {
         "name": "conduct-minilm",
@@ -243,7 +241,7 @@ def main() -> int:
         "categories": list(MODEL_CATEGORIES),
         "max_tokens": MAX_TOKENS,
         "trained": datetime.now(UTC).isoformat(timespec="seconds"),
-        "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+        "sha256": file_sha256(weights),
         "training": {
             "examples": len(examples), "epochs": args.epochs, "batch_size": args.batch_size,
             "lr": args.lr, "seed": args.seed, "forum_repeat": args.forum_repeat,
