@@ -646,25 +646,28 @@ def _sanctions(c: _Checker, raw: Any) -> SanctionPolicy:
 
 def _compile_rule(c: _Checker, kind: str | None, patterns: tuple[str, ...], path: str,
                   rid: str | None) -> re.Pattern[str] | None:
-    """One alternation per rule; keywords match whole words of the normalised text."""
-    parts: list[str] = []
+    """One alternation per rule (see `rule_parts`)."""
     ok = True
-    for i, pattern in enumerate(patterns):
-        if kind == "regex":
+    if kind == "regex":
+        for i, pattern in enumerate(patterns):
             try:
                 re.compile(pattern)
             except re.error as exc:
                 c.problem(f"{path}.patterns[{i}]", f"regex {pattern!r} does not compile: {exc}",
                           rule=rid)
                 ok = False
-                continue
-            parts.append(f"(?:{pattern})")
-        else:
-            words = pattern.casefold().split()
-            parts.append(r"\b" + r"\s*".join(re.escape(w) for w in words) + r"\b")
-    if not ok or not parts:
+    if not ok or not patterns:
         return None
-    return re.compile("|".join(parts), re.IGNORECASE)
+    return re.compile("|".join(rule_parts(kind or "keyword", patterns)), re.IGNORECASE)
+
+
+def rule_parts(kind: str, patterns: tuple[str, ...], /) -> list[str]:
+    """A rule's alternatives as regex source, matched case-insensitively against normalised
+    text: regexes as written, keywords as whole words (spaces inside may be dropped)."""
+    if kind == "regex":
+        return [f"(?:{pattern})" for pattern in patterns]
+    return [r"\b" + r"\s*".join(re.escape(w) for w in pattern.casefold().split()) + r"\b"
+            for pattern in patterns]
 
 
 def phone_digits(number: str) -> str:

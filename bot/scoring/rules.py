@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from bot.models import Category, RuleHit, VerdictAction
 from bot.normalize import DEFAULT_LEXICON, clean, fold_variants
-from bot.policy import Policy, phone_digits
+from bot.policy import Policy, phone_digits, rule_parts
+from bot.scoring.literals import Prefilter, fold
 
 # UK numbers: mobiles (07xxx xxx xxx) and geographic/London landlines (01xxx, 02x), with or
 # without +44; digits may be grouped with spaces or hyphens.
@@ -89,6 +90,9 @@ class RuleScorer:
         self._lexicon = DEFAULT_LEXICON.extended(
             p for rule in policy.rules if rule.kind == "keyword" for p in rule.patterns
         )
+        # Most messages hold none of the words a rule needs: a substring test skips the regex.
+        self._prefilter = Prefilter([rule_parts(rule.kind, rule.patterns)
+                                     for rule in policy.rules])
         self._people = tuple(
             _Person(p.id, _name_pattern((p.name, *p.aliases))) for p in policy.protected.persons
         )
@@ -96,14 +100,15 @@ class RuleScorer:
     def hits(self, text: str, /) -> list[RuleHit]:
         """Every rule that matches, in policy order, each at most once."""
         variants = fold_variants(text, lexicon=self._lexicon)
+        candidates = tuple(self._prefilter.candidates(fold(v)) for v in variants)
         hits: list[RuleHit] = []
-        for rule in self.policy.rules:
+        for r, rule in enumerate(self.policy.rules):
             excused: str | None = None
             acting: re.Match[str] | None = None
-            for variant in variants:
+            for variant, may_match in zip(variants, candidates, strict=True):
                 # Every match, not only the first: a quoted example must not excuse the same
                 # words said for real later in the message.
-                for n, found in enumerate(rule.regex.finditer(variant)):
+                for n, found in enumerate(self._prefilter.finditer(r, variant, may_match)):
                     if n == _MAX_EXCUSED:
                         break
                     if _excused(variant, found.start(), found.end()):

@@ -1,0 +1,165 @@
+"""Required literals of a regex: a cheap test that rules a pattern out before it runs.
+
+Python's ``re`` tries a pattern that opens with a large alternation (``\\b(i'll|we will|...)``)
+at every position of the text, so the policy's big rules cost a millisecond a message. Most
+messages contain none of the words such a rule needs, and a substring test says so in
+microseconds. :func:`required_literals` reads the parsed pattern (``re._parser``, the
+standard library's own parser) and returns a set of strings of which every match must contain
+at least one, casefolded, or None when no such set can be told.
+
+The test is conservative: when it says no literal is present the pattern cannot match (the
+property tests check this against ``re`` itself); when it says yes, the regex decides.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Prefilter", "fold", "required_literals"]
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from re import _casefix, _parser  # type: ignore[attr-defined]
+from re import _constants as _c  # type: ignore[attr-defined]
+from typing import Any
+
+import ahocorasick
+
+#: A literal set larger than this filters too little to be worth the substring tests.
+MAX_LITERALS = 200
+
+Literals = frozenset[str]
+
+# Characters that ``re.IGNORECASE`` matches to each other although casefold() keeps them apart
+# (dotless i and i, long s and s, ...): each class is read as its smallest member.
+_SAME: dict[int, str] = {}
+for _code, _others in _casefix._EXTRA_CASES.items():
+    _members = {chr(_code), *map(chr, _others)}
+    for _member in _members:
+        _SAME[ord(_member)] = min(_members)
+
+
+def fold(text: str, /) -> str:
+    """Text as the literal test compares it: casefolded, ignore-case look-alikes merged."""
+    return text.translate(_SAME).casefold().translate(_SAME)
+
+
+
+def required_literals(pattern: str | re.Pattern[str], /) -> Literals | None:
+    """Strings, casefolded, of which every match of `pattern` contains one; None if unknown."""
+    source = pattern.pattern if isinstance(pattern, re.Pattern) else pattern
+    try:
+        parsed = _parser.parse(source)
+    except (re.error, RecursionError):  # pragma: no cover - compiled patterns parse
+        return None
+    found = _sequence(list(parsed))
+    if found is None or not found or "" in found or len(found) > MAX_LITERALS:
+        return None
+    return found
+
+
+def _sequence(items: list[tuple[Any, Any]]) -> Literals | None:
+    """The most selective literal set any item of a sequence guarantees."""
+    candidates: list[Literals] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if run:
+            candidates.append(frozenset({fold("".join(run))}))
+            run.clear()
+
+    for op, arg in items:
+        if op is _c.LITERAL:
+            run.append(chr(arg))
+        elif op in (_c.AT, _c.ASSERT, _c.ASSERT_NOT):
+            continue  # zero width: the literals either side stay adjacent
+        else:
+            flush()
+            inner = _item(op, arg)
+            if inner is not None:
+                candidates.append(inner)
+    flush()
+    if not candidates:
+        return None
+    # The set whose shortest literal is longest (spaces aside) hits by chance least often.
+    return max(candidates, key=lambda s: (min(len(lit.strip()) for lit in s), -len(s)))
+
+
+def _item(op: Any, arg: Any) -> Literals | None:
+    if op is _c.SUBPATTERN:
+        return _sequence(list(arg[-1]))
+    if op is _c.BRANCH:
+        return _union(_sequence(list(branch)) for branch in arg[1])
+    if op in (_c.MAX_REPEAT, _c.MIN_REPEAT, _c.POSSESSIVE_REPEAT):
+        low, _high, body = arg
+        return _sequence(list(body)) if low >= 1 else None
+    if op is _c.ATOMIC_GROUP:
+        return _sequence(list(arg))
+    if op is _c.IN:
+        chars: set[str] = set()
+        for member_op, member_arg in arg:
+            if member_op is not _c.LITERAL:
+                return None  # ranges, classes and negations: no literal to require
+            chars.add(fold(chr(member_arg)))
+        return frozenset(chars) or None
+    return None
+
+
+def _union(sets: Iterable[Literals | None]) -> Literals | None:
+    out: set[str] = set()
+    for found in sets:
+        if found is None:
+            return None
+        out |= found
+    return frozenset(out)
+
+
+class Prefilter:
+    """Alternations that try only the alternatives whose literals occur in the text.
+
+    Built over many rules (each a list of regex alternatives), it finds every required literal
+    of every alternative in one Aho-Corasick pass (``pyahocorasick``, in C) over the folded
+    text, then runs each rule's regex over just the alternatives that may match. That matches
+    exactly as ``re.compile("|".join(parts), flags)`` would: an alternative none of whose
+    required literals occurs cannot match, so leaving it out changes nothing.
+    """
+
+    __slots__ = ("_always", "_automaton", "_compiled", "_parts", "flags")
+
+    def __init__(self, rules: Sequence[Sequence[str]], /, flags: int = re.IGNORECASE) -> None:
+        self._parts = tuple(tuple(parts) for parts in rules)
+        self.flags = flags
+        needs: dict[str, set[tuple[int, int]]] = {}
+        always: set[tuple[int, int]] = set()
+        for r, parts in enumerate(self._parts):
+            for i, part in enumerate(parts):
+                literals = required_literals(part)
+                if literals is None:
+                    always.add((r, i))
+                for literal in literals or ():
+                    needs.setdefault(literal, set()).add((r, i))
+        self._always = frozenset(always)
+        self._automaton = ahocorasick.Automaton()
+        for literal, alternatives in needs.items():
+            self._automaton.add_word(literal, frozenset(alternatives))
+        if needs:
+            self._automaton.make_automaton()
+        self._compiled: dict[tuple[int, tuple[int, ...]], re.Pattern[str]] = {}
+
+    def candidates(self, folded: str, /) -> frozenset[tuple[int, int]]:
+        """(rule, alternative) pairs that may match a text already through :func:`fold`."""
+        found = set(self._always)
+        if len(self._automaton):
+            for _end, alternatives in self._automaton.iter(folded):
+                found |= alternatives
+        return frozenset(found)
+
+    def finditer(self, rule: int, text: str, candidates: frozenset[tuple[int, int]],
+                 /) -> Iterator[re.Match[str]]:
+        """Rule `rule`'s matches in `text`, given the text's :meth:`candidates`."""
+        key = tuple(i for i in range(len(self._parts[rule])) if (rule, i) in candidates)
+        if not key:
+            return iter(())
+        pattern = self._compiled.get((rule, key))
+        if pattern is None:
+            pattern = self._compiled[rule, key] = re.compile(
+                "|".join(self._parts[rule][i] for i in key), self.flags)
+        return pattern.finditer(text)

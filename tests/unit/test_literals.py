@@ -1,0 +1,67 @@
+"""The rules' literal prefilter must never hide a match the full regex would find."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.policy import load_policy, rule_parts
+from bot.scoring.literals import Prefilter, fold, required_literals
+
+ROOT = Path(__file__).resolve().parents[2]
+POLICY = load_policy(ROOT / "policies" / "default.toml")
+PARTS = [rule_parts(rule.kind, rule.patterns) for rule in POLICY.rules]
+FULL = [re.compile("|".join(parts), re.IGNORECASE) for parts in PARTS]
+PREFILTER = Prefilter(PARTS)
+
+# Words the default rules are made of, so random texts hit rules often, plus characters that
+# re.IGNORECASE treats as equal although casefold() does not.
+_WORDS = sorted({w for parts in PARTS for part in parts
+                 for w in re.findall(r"[a-z']{2,}", part)})[:400]
+_TOKENS = st.one_of(st.sampled_from(_WORDS), st.sampled_from(
+    [" ", " ", ". ", "\n", "(((", ")))", "🔪", "@sam", "ı", "ſ", "K", "İ", "ß", "YOU", "Kill"]))
+
+
+@pytest.mark.parametrize(("pattern", "expected"), [
+    (r"\bkys\b", {"kys"}),
+    (r"\b(kill|hang) (your|ur)self\b", {"self"}),
+    (r"\b(i'?ll|i will) hurt you", {" hurt you"}),
+    (r"watch (your|ur) back", {"watch "}),
+    (r"[🔪🔫]\s*\w+", {"🔪", "🔫"}),
+    (r"Shekels?", {"shekel"}),
+])
+def test_required_literals_are_what_every_match_contains(pattern: str,
+                                                         expected: set[str]) -> None:
+    assert required_literals(pattern) == expected
+
+
+@pytest.mark.parametrize("pattern", [r"\w+", r"(a|\d+)", r"(kill)?\s*(you)?", r"[a-z]{3}"])
+def test_patterns_without_a_required_literal_always_run(pattern: str) -> None:
+    assert required_literals(pattern) is None
+
+
+def test_fold_merges_what_ignorecase_merges() -> None:
+    assert fold("ı") == fold("i")
+    assert fold("ſ") == fold("s")
+    assert fold("K") == "k"  # the Kelvin sign
+    assert fold("KILL Them") == "kill them"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_TOKENS, min_size=1, max_size=14).map(" ".join))
+def test_prefiltered_rules_match_exactly_like_the_full_alternation(text: str) -> None:
+    candidates = PREFILTER.candidates(fold(text))
+    for r, full in enumerate(FULL):
+        expected = [(m.start(), m.end()) for m in full.finditer(text)]
+        got = [(m.start(), m.end()) for m in PREFILTER.finditer(r, text, candidates)]
+        assert got == expected, POLICY.rules[r].id
+
+
+def test_a_message_without_any_rule_word_tries_no_rule() -> None:
+    candidates = PREFILTER.candidates(fold("Lovely turnout at the ward meeting, thanks all"))
+    # Only the few alternatives without any required literal remain possible.
+    assert len(candidates) < sum(map(len, PARTS)) // 4
