@@ -83,8 +83,8 @@ def targets(severity: int, category: str) -> list[float]:
 Example = tuple[str, list[float], list[float]]
 
 
-def load_rows(rng: random.Random, *, forum_repeat: int = FORUM_REPEAT,
-              shared_limit: int = 0) -> tuple[list[Example], Counter[str]]:
+def load_rows(rng: random.Random, *, forum_repeat: int = FORUM_REPEAT, shared_limit: int = 0,
+              forum_dir: Path = FORUM_DIR) -> tuple[list[Example], Counter[str]]:
     """Training examples (text, targets, loss mask) and counts per source."""
     by_key: dict[tuple[str, int], list[dict[str, str]]] = {}
     with DATA.open(encoding="utf-8", newline="") as handle:
@@ -109,7 +109,7 @@ def load_rows(rng: random.Random, *, forum_repeat: int = FORUM_REPEAT,
         examples = examples[:shared_limit]
         counts = Counter({k: round(v * shared_limit / sum(counts.values()))
                           for k, v in counts.items()})
-    forum = read_forum_dir(FORUM_DIR, splits=("train",))
+    forum = read_forum_dir(forum_dir, splits=("train",))
     for line in forum:
         for _ in range(forum_repeat):
             examples.append((line.text, targets(line.severity, line.category),
@@ -146,6 +146,8 @@ def main() -> int:
                         help="times each forum training line is seen per epoch")
     parser.add_argument("--shared-limit", type=int, default=0, metavar="N",
                         help="a random N of the shared-data rows only (0: all, after caps)")
+    parser.add_argument("--forum", type=Path, default=FORUM_DIR, metavar="DIR",
+                        help="the forum corpus folder (default: corpus/forum)")
     parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args()
     if not DATA.is_file():
@@ -163,7 +165,7 @@ def main() -> int:
     rng = random.Random(args.seed)
     started = time.perf_counter()
     examples, counts = load_rows(rng, forum_repeat=args.forum_repeat,
-                                 shared_limit=args.shared_limit)
+                                 shared_limit=args.shared_limit, forum_dir=args.forum)
     if args.limit:
         rng.shuffle(examples)
         examples = examples[:args.limit]
