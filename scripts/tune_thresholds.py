@@ -39,6 +39,9 @@ LEVELS = ("warn", "hide", "escalate")
 GRID = [round(x, 3) for x in np.concatenate([np.arange(0.2, 0.9, 0.05),
                                              np.arange(0.9, 1.0, 0.01)])] + [None]
 TARGETS = ("hatecheck", "edos", "isca")
+#: Categories that only ever warn: rudeness, not a conduct violation.
+INCIVILITY = ("toxicity", "insult", "obscene")
+Thresholds = dict[str, dict[str, float | None]]
 
 
 def load(per_source: int) -> tuple[list[str], list[str], np.ndarray]:
@@ -95,7 +98,7 @@ def main() -> int:
     thresholds = {c: {lvl: policy.categories[c].thresholds.as_dict().get(lvl) for lvl in LEVELS}
                   for c in MODEL_CATEGORIES if c in policy.categories}
 
-    def actions(th: dict[str, dict[str, float | None]]) -> np.ndarray:
+    def actions(th: Thresholds) -> np.ndarray:
         model = np.zeros(len(texts), int)
         model_aimed = np.zeros(len(texts), int)
         for j, cat in enumerate(MODEL_CATEGORIES):
@@ -153,27 +156,40 @@ def main() -> int:
         value -= sum(10 * max(0.0, v - limit) for v, limit in penalties)
         return value
 
-    best = objective(figures(actions(thresholds)))
-    for _ in range(3):
-        improved = False
-        for cat in thresholds:
-            for lvl in LEVELS:
-                for value in GRID:
-                    trial = {c: dict(v) for c, v in thresholds.items()}
-                    trial[cat][lvl] = value
-                    chain = [trial[cat][x] for x in LEVELS if trial[cat][x] is not None]
-                    if chain != sorted(chain):
-                        continue
-                    score = objective(figures(actions(trial)))
-                    if score > best + 1e-9:
-                        best, thresholds, improved = score, trial, True
-        if not improved:
-            break
+    def search(start: dict[str, dict[str, float | None]]) -> tuple[float, Thresholds]:
+        """Coordinate search from `start`: one threshold at a time, while any change helps."""
+        current, best = start, objective(figures(actions(start)))
+        for _ in range(3):
+            improved = False
+            for cat in current:
+                for lvl in LEVELS:
+                    for value in GRID:
+                        trial = {c: dict(v) for c, v in current.items()}
+                        trial[cat][lvl] = value
+                        chain = [v for x in LEVELS if (v := trial[cat][x]) is not None]
+                        if chain != sorted(chain):
+                            continue
+                        score = objective(figures(actions(trial)))
+                        if score > best + 1e-9:
+                            best, current, improved = score, trial, True
+            if not improved:
+                break
+        return best, current
+
+    # Two starting points, since the search stops at the first local optimum: the policy's
+    # thresholds (for the model they were chosen for) and a neutral start (for a new model).
+    neutral: Thresholds = {c: ({"warn": 0.8, "hide": None, "escalate": None}
+                               if c in INCIVILITY else {"warn": 0.5, "hide": 0.9, "escalate": 0.98})
+                           for c in thresholds}
+    _, thresholds = max((search(start) for start in (thresholds, neutral)),
+                        key=lambda found: found[0])
     for cat, levels in thresholds.items():
         print(f"[categories.{cat}] " + ", ".join(
             f"{lvl} = {'false' if v is None else v}" for lvl, v in levels.items()))
-    for name, value in figures(actions(thresholds)).items():
+    final = figures(actions(thresholds))
+    for name, value in final.items():
         print(f"  {name:<26} {value:.3f}")
+    print(f"  {'objective':<26} {objective(final):.3f}")
     return 0
 
 
