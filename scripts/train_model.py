@@ -64,7 +64,7 @@ HATE_ONLY = {"edos", "isca", "redditbias", "stormfront", "implicit_hate", "hatem
              "hatemoji_check", "toxigen"}
 UNKNOWN_WHEN_HATE_ONLY = ("toxicity", "insult", "obscene")
 #: How many times each forum training line is seen per epoch: the domain the bot serves.
-FORUM_REPEAT = 2
+FORUM_REPEAT = 3
 
 
 def targets(severity: int, category: str) -> list[float]:

@@ -41,6 +41,7 @@ GRID = [round(x, 3) for x in np.concatenate([np.arange(0.2, 0.9, 0.05),
 TARGETS = ("hatecheck", "edos", "isca")
 #: Categories that only ever warn: rudeness, not a conduct violation.
 INCIVILITY = ("toxicity", "insult", "obscene")
+PROTECTED = "protected"
 Thresholds = dict[str, dict[str, float | None]]
 
 
@@ -95,8 +96,12 @@ def main() -> int:
                     rule_rank[a, int(hit.reported), i] = max(rule_rank[a, int(hit.reported), i],
                                                              hit.action.rank)
     groups_arr = np.array(groups)
-    thresholds = {c: {lvl: policy.categories[c].thresholds.as_dict().get(lvl) for lvl in LEVELS}
-                  for c in MODEL_CATEGORIES if c in policy.categories}
+    thresholds: Thresholds = {
+        c: {lvl: policy.categories[c].thresholds.as_dict().get(lvl) for lvl in LEVELS}
+        for c in MODEL_CATEGORIES if c in policy.categories}
+    # The protected-person rule's min_score is searched too: how sure the model must be that
+    # abuse is aimed before naming a representative escalates it.
+    thresholds[PROTECTED] = {"min_score": policy.protected.min_score}
 
     def actions(th: Thresholds) -> np.ndarray:
         model = np.zeros(len(texts), int)
@@ -112,7 +117,7 @@ def main() -> int:
             model = np.maximum(model, level)
             if cat in aimed:
                 model_aimed = np.maximum(model_aimed, np.where(
-                    scores[:, j] >= policy.protected.min_score, level, 0))
+                    scores[:, j] >= th[PROTECTED]["min_score"], level, 0))
         confirm = th["severe_toxicity"]["warn"]
         confirmed = (scores[:, MODEL_CATEGORIES.index("severe_toxicity")] >= confirm
                      if confirm is not None else np.ones(len(texts), bool))
@@ -162,16 +167,23 @@ def main() -> int:
         for _ in range(3):
             improved = False
             for cat in current:
-                for lvl in LEVELS:
+                for lvl in (("min_score",) if cat == PROTECTED else LEVELS):
                     for value in GRID:
+                        if value is None and cat == PROTECTED:
+                            continue
                         trial = {c: dict(v) for c, v in current.items()}
                         trial[cat][lvl] = value
-                        chain = [v for x in LEVELS if (v := trial[cat][x]) is not None]
+                        chain = [] if cat == PROTECTED else [
+                            v for x in LEVELS if (v := trial[cat][x]) is not None]
                         if chain != sorted(chain):
                             continue
                         score = objective(figures(actions(trial)))
-                        if score > best + 1e-9:
-                            best, current, improved = score, trial, True
+                        # On a tie, the protected-person rule takes the higher min_score: an
+                        # escalation is the harshest action, so it waits for surer evidence.
+                        tie = (cat == PROTECTED and score > best - 1e-9 and value is not None
+                               and value > (current[cat]["min_score"] or 0.0))
+                        if score > best + 1e-9 or tie:
+                            best, current, improved = max(best, score), trial, True
             if not improved:
                 break
         return best, current
@@ -180,10 +192,14 @@ def main() -> int:
     # thresholds (for the model they were chosen for) and a neutral start (for a new model).
     neutral: Thresholds = {c: ({"warn": 0.8, "hide": None, "escalate": None}
                                if c in INCIVILITY else {"warn": 0.5, "hide": 0.9, "escalate": 0.98})
-                           for c in thresholds}
+                           for c in thresholds if c != PROTECTED}
+    neutral[PROTECTED] = {"min_score": 0.5}
     _, thresholds = max((search(start) for start in (thresholds, neutral)),
                         key=lambda found: found[0])
+    print(f"[protected] min_score = {thresholds[PROTECTED]['min_score']}")
     for cat, levels in thresholds.items():
+        if cat == PROTECTED:
+            continue
         print(f"[categories.{cat}] " + ", ".join(
             f"{lvl} = {'false' if v is None else v}" for lvl, v in levels.items()))
     final = figures(actions(thresholds))

@@ -189,10 +189,10 @@ def _ok(expected: str, action: str) -> bool:
     return action == expected
 
 
-#: Where the model of 2026-11-30 falls short (issue 9 stays open for them): strict xfails, so
+#: Where the model of 2026-12-01 falls short (issue 9 stays open for them): strict xfails, so
 #: they fail loudly once fixed and get moved back.
 _SHORT = pytest.mark.xfail(strict=True, reason="issue 9, open: the model misjudges these")
-_KNOWN_GAPS = {"belittling", "holocaust_denial", "swearing_untargeted", "threat_veiled"}
+_KNOWN_GAPS = {"belittling"}
 
 
 def _cases(names: list[str]) -> list[object]:

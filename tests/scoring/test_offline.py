@@ -73,9 +73,6 @@ def test_order_and_batch_independence(scorer: OfflineScorer) -> None:
     assert scorer.score_batch([]) == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9, open: a threat after 120 tokens of minutes is "
-                   "diluted in its window; scoring sentences as well cost more on the "
-                   "validation split than it gained")
 def test_threat_at_the_end_of_a_long_text_is_found(scorer: OfflineScorer) -> None:
     filler = " ".join(
         f"Item {i}: the branch agreed to review leaflet costs and the rota for door knocking."
