@@ -2,10 +2,11 @@
 
 Python's ``re`` tries a pattern that opens with a large alternation (``\\b(i'll|we will|...)``)
 at every position of the text, so the policy's big rules cost a millisecond a message. Most
-messages contain none of the words such a rule needs, and a substring test says so in
-microseconds. :func:`required_literals` reads the parsed pattern (``re._parser``, the
-standard library's own parser) and returns a set of strings of which every match must contain
-at least one, casefolded, or None when no such set can be told.
+messages contain none of the words such a rule needs, and one Aho-Corasick pass over the
+message (:class:`Prefilter`) says so in microseconds. :func:`required_literals` reads the
+parsed pattern (``re._parser``, the standard library's own parser) and returns a set of
+strings of which every match must contain at least one, casefolded, or None when no such set
+can be told.
 
 The test is conservative: when it says no literal is present the pattern cannot match (the
 property tests check this against ``re`` itself); when it says yes, the regex decides.
@@ -23,7 +24,7 @@ from typing import Any
 
 import ahocorasick
 
-#: A literal set larger than this filters too little to be worth the substring tests.
+#: A literal set larger than this filters too little to be worth keeping.
 MAX_LITERALS = 200
 
 Literals = frozenset[str]
@@ -40,7 +41,6 @@ for _code, _others in _casefix._EXTRA_CASES.items():
 def fold(text: str, /) -> str:
     """Text as the literal test compares it: casefolded, ignore-case look-alikes merged."""
     return text.translate(_SAME).casefold().translate(_SAME)
-
 
 
 def required_literals(pattern: str | re.Pattern[str], /) -> Literals | None:
