@@ -161,7 +161,7 @@ def main() -> int:
         value -= sum(10 * max(0.0, v - limit) for v, limit in penalties)
         return value
 
-    def search(start: dict[str, dict[str, float | None]]) -> tuple[float, Thresholds]:
+    def search(start: Thresholds) -> tuple[float, Thresholds]:
         """Coordinate search from `start`: one threshold at a time, while any change helps."""
         current, best = start, objective(figures(actions(start)))
         for _ in range(3):

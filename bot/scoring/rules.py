@@ -90,7 +90,8 @@ class RuleScorer:
         self._lexicon = DEFAULT_LEXICON.extended(
             p for rule in policy.rules if rule.kind == "keyword" for p in rule.patterns
         )
-        # Most messages hold none of the words a rule needs: a substring test skips the regex.
+        # Most messages hold none of the words a rule needs: one Aho-Corasick pass finds which
+        # rule alternatives can match at all, and only those run.
         self._prefilter = Prefilter([rule_parts(rule.kind, rule.patterns)
                                      for rule in policy.rules])
         self._people = tuple(
