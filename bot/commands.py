@@ -6,7 +6,7 @@ __all__ = ["COMMANDS", "Button", "Commands", "Refusal", "Reply", "render_text"]
 
 import shlex
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from bot.decide import decide
@@ -15,6 +15,7 @@ from bot.models import (
     Account,
     Action,
     ActionKind,
+    ActionStatus,
     Case,
     CaseState,
     Member,
@@ -150,21 +151,27 @@ class Commands:
             raise Refusal(f"There is no case {number}")
         return case
 
-    async def ladder(self, member: Member, strike: float) -> tuple[list[Action], str]:
-        """The ladder step a sanction's strike points cross: its timeouts and a note."""
+    async def ladder(self, member: Member, strike: float, *, confirming: int | None = None,
+                     where: tuple[str, str] | None = None) -> tuple[list[Action], str]:
+        """The ladder step a sanction's strike points cross (or, with `confirming`, the
+        points awaiting review in that case): its timeouts and a note. `where` (platform,
+        channel) is where the breach was, for a platform that times out per channel."""
         before = await self.moderator.points(member.id)
-        step = crossed_step(before, before + strike, policy=self.moderator.policy.strikes)
+        after = before + strike if confirming is None else \
+            await self.moderator.points(member.id, confirming=confirming)
+        step = crossed_step(before, after, policy=self.moderator.policy.strikes)
         if step is None:
             return [], ""
-        note = f" Ladder at {before + strike:g} points: {step.note}"
+        note = f" Ladder at {after:g} points: {step.note}"
         if step.escalate:
             note += " Consider `suspend`."
         if step.timeout is None:
             return [], note
         until = self.store.clock() + step.timeout
-        return self.accounts_actions(member, ActionKind.TIMEOUT, {
-            "until": until.isoformat(), "duration": format_duration(step.timeout),
-            "reason": step.note}), note
+        return [replace(a, channel=where[1]) if where and a.platform == where[0] else a
+                for a in self.accounts_actions(member, ActionKind.TIMEOUT, {
+                    "until": until.isoformat(), "duration": format_duration(step.timeout),
+                    "reason": step.note})], note
 
     def accounts_actions(self, member: Member, kind: ActionKind,
                          payload: dict[str, object]) -> list[Action]:
@@ -173,6 +180,23 @@ class Commands:
             raise Refusal(f"{member.label} has no linked platform account to act on")
         return [Action(kind=kind, platform=a.platform, user=a.id, payload=payload)
                 for a in member.accounts]
+
+    async def undone(self, case: Case) -> str:
+        """What dismissing or pardoning `case` undoes, as sentences ('' when nothing)."""
+        strikes = [s for s in await self.store.strikes(case.member_id) if s["case_id"] == case.id]
+        timeouts = [a for a in await self.store.actions(case_id=case.id)
+                    if a.kind is ActionKind.TIMEOUT
+                    and a.status in (ActionStatus.PENDING, ActionStatus.DONE)]
+        return " ".join(text for text, applies in (
+            ("Its strike points no longer count.", strikes),
+            ("The timeout it caused has been lifted.", timeouts)) if applies)
+
+    async def notices(self, case: Case, text: str) -> list[Action]:
+        """Tell a case's member `text` on each linked account (none when there is none)."""
+        member = await self.store.get_member(case.member_id)
+        if member is None or not member.accounts:
+            return []
+        return self.accounts_actions(member, ActionKind.NOTIFY, {"text": text})
 
 
 def _split(words: str) -> list[str]:
@@ -257,13 +281,15 @@ async def _history(self: Commands, actor: Member, args: list[str]) -> Reply:
     if member.status_reason:
         status += f" ({member.status_reason})"
     pardoned = sum(1 for s in strikes if s["pardoned_at"])
+    waiting = sum(1 for s in strikes if s["pending"] and not s["pardoned_at"])
     return Reply(
         member.label,
         "\n".join(_case_line(c, now) for c in cases[:10]) or "No cases.",
         fields=(("status", status),
                 ("roles", ", ".join(sorted(member.roles)) or "-"),
                 ("points now", f"{points:g}"),
-                ("strikes", f"{len(strikes) - pardoned} ({pardoned} pardoned)"),
+                ("strikes", f"{len(strikes) - pardoned} ({pardoned} pardoned"
+                            + (f", {waiting} awaiting review)" if waiting else ")")),
                 ("accounts", ", ".join(f"{a.platform}:{a.id}" for a in member.accounts) or "-")))
 
 
@@ -447,9 +473,14 @@ async def _reinstate(self: Commands, actor: Member, args: list[str]) -> Reply:
 async def _pardon(self: Commands, actor: Member, args: list[str]) -> Reply:
     case = await self.case(args[0])
     reason = _reason(args[1:], "pardon")
+    undone = await self.undone(case)
+    notices = await self.notices(case, f"Case {case.id} has been pardoned: {reason}. "
+                                       f"{undone}".strip())
     await self.store.update_case(case.id, actor=_who(actor), event="pardoned", detail=reason,
-                                 pardon=reason, audit_action="pardon")
-    return Reply(f"Case {case.id} pardoned", "Its strike points no longer count.")
+                                 pardon=reason, actions=notices, audit_action="pardon")
+    return Reply(f"Case {case.id} pardoned", (undone or "It had no strike points or timeout "
+                                              "to undo.") + (" The member is told."
+                                                             if notices else ""))
 
 
 @command("note", "note N TEXT", "add a note to a case's history", min_args=2)
@@ -499,15 +530,39 @@ async def _resolve(self: Commands, actor: Member, args: list[str]) -> Reply:
     upheld = outcome == "uphold"
     state = CaseState.UPHELD if upheld else CaseState.DISMISSED
     appeal_outcome = None
+    actions: list[Action] = []
+    note = ""
+    member = await self.store.get_member(case.member_id)
+    if upheld and member is not None:
+        # Review before punishment: the case's strike points count from now, and may take the
+        # member up the ladder.
+        evidence = await self.store.case_evidence(case.id)
+        actions, note = await self.ladder(
+            member, 0.0, confirming=case.id,
+            where=(evidence[0]["platform"], evidence[0]["channel"]) if evidence else None)
+    undone = "" if upheld else await self.undone(case)
     if case.state is CaseState.APPEALED:
         appeal_outcome = f"appeal rejected: {reason}" if upheld else f"appeal granted: {reason}"
+        actions += await self.notices(case, (
+            f"Your appeal of case {case.id} was rejected: {reason}. The decision stands."
+            if upheld else f"Your appeal of case {case.id} was granted: {reason}. {undone}"
+        ).strip())
+    elif not upheld and (case.automatic or await self.store.actions(case_id=case.id)):
+        # The member was told of the action: they hear it was dismissed.
+        actions += await self.notices(case, f"Case {case.id} was reviewed by a moderator and "
+                                            f"dismissed: {reason}. {undone}".strip())
     await self.store.update_case(
         case.id, actor=_who(actor), event="upheld" if upheld else "dismissed", state=state,
         detail=reason, resolution=reason, appeal_outcome=appeal_outcome,
         review=("upheld" if upheld else "dismissed") if case.automatic else None,
+        confirm_strikes=upheld, actions=actions,
         pardon=None if upheld else f"dismissed: {reason}", audit_action=f"resolve:{outcome}")
-    note = " Recorded as an overturn of the automatic verdict." if case.automatic and \
-        not upheld else ""
+    if undone:
+        note += f" {undone}"
+    if case.automatic and not upheld:
+        note += " Recorded as an overturn of the automatic verdict."
+    if any(a.kind is ActionKind.NOTIFY for a in actions):
+        note += f" {case.member_id if member is None else member.display_name} is told."
     return Reply(f"Case {case.id} {state}", reason + note)
 
 

@@ -257,6 +257,7 @@ class ActionStatus(StrEnum):
     DONE = "done"
     FAILED = "failed"
     UNSUPPORTED = "unsupported"
+    CANCELLED = "cancelled"  # never sent: the case that queued it was dismissed or pardoned
 
 
 @dataclass(frozen=True, slots=True)

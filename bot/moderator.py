@@ -32,7 +32,13 @@ from bot.platform import PlatformPort
 from bot.policy import Policy
 from bot.scoring.base import Batcher
 from bot.scoring.rules import RuleScorer
-from bot.standing import LadderStep, crossed_step, decayed_points, format_duration
+from bot.standing import (
+    LadderStep,
+    counted_strikes,
+    crossed_step,
+    decayed_points,
+    format_duration,
+)
 from bot.store import CaseDraft, Store
 
 log = logging.getLogger(__name__)
@@ -115,7 +121,12 @@ class Moderator:
             # counted again.
             conduct = set(verdict.categories) - {Category.SANCTIONED}
             strike = self.policy.strikes.points.get(verdict.action, 0.0) if conduct else 0.0
-            step = crossed_step(points, points + strike, policy=self.policy.strikes)
+            # Review before punishment: an escalation's points wait for a moderator's uphold,
+            # so a mistaken one times nobody out.
+            pending = bool(strike) and verdict.action is VerdictAction.ESCALATE and \
+                self.policy.strikes.escalation_points == "on_uphold"
+            step = None if pending else crossed_step(points, points + strike,
+                                                     policy=self.policy.strikes)
             if step is not None and step.timeout is not None:
                 planned.append(self._timeout(message, step.timeout, step.note))
             case = None
@@ -131,7 +142,8 @@ class Moderator:
                     state=CaseState.OPEN if verdict.action is VerdictAction.ESCALATE
                     or (step and step.escalate) else CaseState.UPHELD)
             recorded = await self.store.record(message, member, verdict, planned,
-                                               strike=strike, case=case)
+                                               strike=strike, strike_pending=pending,
+                                               case=case)
             # None: the same revision came twice in this batch or another delivery won the race.
             results.append(None if recorded is None else
                            Handled(message, member, hits, verdict, recorded.actions,
@@ -149,11 +161,14 @@ class Moderator:
             member = await self.store.member_for(platform, account)
         return member
 
-    async def points(self, member_id: str, /) -> float:
-        """A member's strike points now, after decay."""
-        strikes = await self.store.strikes(member_id)
-        return decayed_points(((s["points"], s["at"]) for s in strikes),
-                              now=self.store.clock(), policy=self.policy.strikes)
+    async def points(self, member_id: str, /, *, confirming: int | None = None) -> float:
+        """A member's strike points now, after decay; with `confirming`, as they will be once
+        that case's strikes awaiting review count."""
+        strikes = [s | {"pending": 0} if confirming is not None and s["case_id"] == confirming
+                   else s for s in await self.store.strikes(member_id)]
+        now = self.store.clock()
+        return decayed_points(counted_strikes(strikes, now=now, policy=self.policy.strikes),
+                              now=now, policy=self.policy.strikes)
 
     async def _replies_to_protected(self, message: Message) -> bool:
         if message.reply_to is None:

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from bot.errors import PolicyError, PolicyProblem
 from bot.models import MODEL_CATEGORIES, Category, MemberStatus, Role, VerdictAction
-from bot.standing import LadderStep, StrikePolicy, parse_duration
+from bot.standing import ESCALATION_POINTS, LadderStep, StrikePolicy, parse_duration
 
 E = TypeVar("E")
 
@@ -593,11 +593,20 @@ def _duration(c: _Checker, table: Mapping[str, Any], key: str, path: str,
 
 def _strikes(c: _Checker, raw: Any) -> StrikePolicy:
     t = c.table(raw, "strikes", {"warn", "hide", "escalate", "half_life", "expire_after",
-                                 "ladder"})
+                                 "ladder", "escalation_points", "unreviewed_after"})
     points = {VerdictAction(a): _number(c, t, a, "strikes", d)
               for a, d in (("warn", 1.0), ("hide", 2.0), ("escalate", 3.0))}
     half_life = _duration(c, t, "half_life", "strikes", None)
     expire_after = _duration(c, t, "expire_after", "strikes", None)
+    escalation_points = t.get("escalation_points", "on_uphold")
+    if escalation_points not in ESCALATION_POINTS:
+        c.problem("strikes.escalation_points", f"must be one of "
+                  f"{', '.join(map(repr, ESCALATION_POINTS))}, not {escalation_points!r}")
+        escalation_points = "on_uphold"
+    unreviewed_after = _duration(c, t, "unreviewed_after", "strikes", None)
+    if unreviewed_after is not None and escalation_points == "at_once":
+        c.problem("strikes.unreviewed_after", "applies only with escalation_points = "
+                  "\"on_uphold\" (with \"at_once\" nothing waits for review)")
     steps: list[LadderStep] = []
     raw_ladder = t.get("ladder", [])
     if not isinstance(raw_ladder, list):
@@ -622,7 +631,8 @@ def _strikes(c: _Checker, raw: Any) -> StrikePolicy:
             c.problem(f"strikes.ladder[{i}].points", f"two ladder steps at {step.points:g} points")
         seen.add(step.points)
     return StrikePolicy(points, half_life, expire_after,
-                        tuple(sorted(steps, key=lambda s: s.points, reverse=True)))
+                        tuple(sorted(steps, key=lambda s: s.points, reverse=True)),
+                        escalation_points, unreviewed_after)
 
 
 def _sanctions(c: _Checker, raw: Any) -> SanctionPolicy:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 __all__ = [
+    "ESCALATION_POINTS",
     "LadderStep",
     "StrikePolicy",
+    "counted_strikes",
     "crossed_step",
     "decayed_points",
     "format_duration",
@@ -12,7 +14,7 @@ __all__ = [
 ]
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,6 +25,9 @@ _DURATION = re.compile(r"^\s*(\d+)\s*(m|min|mins|minutes?|h|hrs?|hours?|d|days?|
 _UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1),
           "w": timedelta(weeks=1)}
 INDEFINITE = ("indefinite", "indefinitely", "permanent", "forever")
+#: When an automatic escalation's strike points count: once a moderator upholds the case
+#: (the default: a mistaken escalation punishes nobody) or at once.
+ESCALATION_POINTS = ("on_uphold", "at_once")
 
 
 def parse_duration(text: str, /, *, allow_indefinite: bool = False) -> timedelta | None:
@@ -64,12 +69,33 @@ class LadderStep:
 
 @dataclass(frozen=True, slots=True)
 class StrikePolicy:
-    """Points per verdict, how they decay, and the ladder (highest step first)."""
+    """Points per verdict, how they decay, and the ladder (highest step first).
+
+    `escalation_points` is one of ESCALATION_POINTS; with "on_uphold", an automatic
+    escalation's points wait for a moderator, or count anyway once `unreviewed_after` has
+    passed with no review (when the party sets it).
+    """
 
     points: Mapping[VerdictAction, float]
     half_life: timedelta | None
     expire_after: timedelta | None
     ladder: tuple[LadderStep, ...]
+    escalation_points: str = "on_uphold"
+    unreviewed_after: timedelta | None = None
+
+
+def counted_strikes(strikes: Iterable[Mapping[str, object]], /, *, now: datetime,
+                    policy: StrikePolicy) -> Iterator[tuple[float, datetime]]:
+    """(points, at) of the strikes that count now: reviewed ones, and those awaiting review
+    for longer than the policy's `unreviewed_after`."""
+    for strike in strikes:
+        at = strike["at"]
+        points = strike["points"]
+        assert isinstance(at, datetime) and isinstance(points, int | float)
+        waiting = bool(strike.get("pending"))
+        if waiting and (policy.unreviewed_after is None or now - at < policy.unreviewed_after):
+            continue
+        yield float(points), at
 
 
 def decayed_points(strikes: Iterable[tuple[float, datetime]], /, *, now: datetime,

@@ -539,6 +539,12 @@ class DiscordAdapter:
         end = limit if until is None or until > limit else until
         if end <= now:
             return None  # already over: nothing left to enforce
+        await self._set_timeout(action, user, end, kind=kind)
+        return end if capped else None
+
+    async def _set_timeout(self, action: Action, user: str, end: datetime | None, *,
+                           kind: str) -> None:
+        """Time the member out until `end` (None: lift it) in every guild they are in."""
         reason = _clip(str(action.payload.get("reason") or kind), 512)
         guilds = self._guilds_for(action)
         if not guilds:
@@ -550,14 +556,13 @@ class DiscordAdapter:
                 with _translate(kind):
                     await self.client.http.edit_member(
                         guild_id, int(user), reason=reason,
-                        communication_disabled_until=end.isoformat())
+                        communication_disabled_until=end.isoformat() if end else None)
                 found = True
             except TargetNotFound:
                 continue  # not a member of this guild
         if not found:
             raise TargetNotFound(f"member {user} is in none of the bot's guilds",
                                  platform="discord", action=kind)
-        return end if capped else None
 
     def _guilds_for(self, action: Action) -> list[int]:
         if action.channel and action.channel.isdigit():
@@ -570,9 +575,13 @@ class DiscordAdapter:
         return [g.id for g in self.client.guilds]
 
     async def restore(self, action: Action, /) -> None:
-        """Discord ends its own timeouts: there is nothing to restore."""
-        raise UnsupportedAction("Discord timeouts end by themselves", platform="discord",
-                                action="restore")
+        """End a timeout early (its case was dismissed or pardoned); Discord ends timeouts
+        that run their course by itself."""
+        if not action.payload.get("lift"):
+            raise UnsupportedAction("Discord timeouts end by themselves", platform="discord",
+                                    action="restore")
+        user = need(action.user, "user", platform=Platform.DISCORD)
+        await self._set_timeout(action, user, None, kind="restore")
 
     async def post(self, action: Action, /) -> None:
         """Send payload['text'] to the channel, with payload['embeds'] (the digest) if any."""

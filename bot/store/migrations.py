@@ -174,6 +174,10 @@ MIGRATIONS: tuple[str, ...] = (
         posted TEXT
     );
     """,
+    # 4: review before punishment: an automatic escalation's strike waits for a moderator.
+    """
+    ALTER TABLE strikes ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -219,11 +219,13 @@ class Store:
 
     async def record(self, message: Message, member: Member, verdict: Verdict,
                      actions: Sequence[Action], /, *, strike: float = 0.0,
+                     strike_pending: bool = False,
                      case: CaseDraft | None = None) -> Recorded | None:
         """Write the message (evidence), verdict, case, strike, outbox rows and audit entry.
 
         All in one transaction; returns None, writing nothing, when the message was already
-        recorded. Escalation rows carry the case number assigned here.
+        recorded. Escalation rows carry the case number assigned here. A pending strike
+        counts only once its case is upheld (``update_case(confirm_strikes=True)``).
         """
         now = iso(self.clock())
         async with self.transaction() as db:
@@ -257,10 +259,11 @@ class Store:
                                  "VALUES (?,?,?)", (case_id, message_row, verdict_id))
             if strike:
                 await db.execute(
-                    "INSERT INTO strikes (member_id, case_id, verdict_id, points, reason, at) "
-                    "VALUES (?,?,?,?,?,?)", (member.id, case_id, verdict_id, strike,
-                                             f"{verdict.action} under clause {verdict.clause}",
-                                             now))
+                    "INSERT INTO strikes (member_id, case_id, verdict_id, points, reason, at, "
+                    "pending) VALUES (?,?,?,?,?,?,?)",
+                    (member.id, case_id, verdict_id, strike,
+                     f"{verdict.action} under clause {verdict.clause}", now,
+                     int(strike_pending)))
             written = await self._outbox(db, actions, now, verdict_id=verdict_id,
                                          case_id=case_id)
             await self._audit(db, now, actor="bot", action=f"verdict:{verdict.action}",
@@ -270,6 +273,7 @@ class Store:
                               model_version=f"{verdict.model} {verdict.model_version}",
                               detail={"message": f"{message.platform}:{message.id}",
                                       "revision": message.revision, "strike": strike,
+                                      "strike_pending": strike_pending,
                                       "rule_ids": list(verdict.rule_ids)})
         return Recorded(verdict_id, tuple(written), case_id)
 
@@ -316,11 +320,14 @@ class Store:
             rows = await cur.fetchall()
         return [_action(row) for row in rows]
 
-    async def actions(self, *, verdict_id: int | None = None) -> list[Action]:
-        """Outbox rows, all or of one verdict, in order."""
+    async def actions(self, *, verdict_id: int | None = None,
+                      case_id: int | None = None) -> list[Action]:
+        """Outbox rows, all or of one verdict or one case, in order."""
         sql, params = "SELECT * FROM outbox", ()  # type: tuple[str, tuple[int, ...]]
         if verdict_id is not None:
             sql, params = sql + " WHERE verdict_id=?", (verdict_id,)
+        elif case_id is not None:
+            sql, params = sql + " WHERE json_extract(payload, '$.case')=?", (case_id,)
         async with self._db.execute(sql + " ORDER BY id", params) as cur:
             return [_action(row) for row in await cur.fetchall()]
 
@@ -605,11 +612,14 @@ class Store:
                           assignee: str | None = None, resolution: str | None = None,
                           appeal: str | None = None, appeal_outcome: str | None = None,
                           review: str | None = None, pardon: str | None = None,
+                          confirm_strikes: bool = False, actions: Sequence[Action] = (),
                           audit_action: str | None = None) -> Case:
         """Change a case and write its history event and audit entry in one transaction.
 
         `review` ('upheld' or 'dismissed') records moderators' view of the automatic verdicts
-        in the case, for calibration; `pardon` removes the case's strikes with that reason.
+        in the case, for calibration; `confirm_strikes` makes the case's pending strikes count;
+        `pardon` removes the case's strikes with that reason and lifts the timeouts the case
+        caused (``lift_timeouts``); `actions` are queued for the case.
         """
         now = iso(self.clock())
         async with self.transaction() as db:
@@ -642,17 +652,59 @@ class Store:
                             "INSERT INTO reviews (verdict_id, case_id, outcome, moderator, "
                             "categories, at) VALUES (?,?,?,?,?,?)",
                             (verdict_id, case_id, review, actor, categories, now))
+            if confirm_strikes:
+                await db.execute("UPDATE strikes SET pending=0 WHERE case_id=? AND pending=1",
+                                 (case_id,))
+            lifted = 0
             if pardon is not None:
                 await db.execute("UPDATE strikes SET pardoned_at=?, pardon_reason=? "
                                  "WHERE case_id=? AND pardoned_at IS NULL",
                                  (now, pardon, case_id))
+                lifted = await self._lift_timeouts(db, case_id, now, reason=pardon)
+            await self._outbox(db, actions, now, verdict_id=None, case_id=case_id)
             await self._audit(db, now, actor=actor, action=audit_action or f"case:{event}",
                               member_id=before.member_id, case_id=case_id, reason=detail,
-                              detail={"from": before.state, "to": state or before.state})
+                              detail={"from": before.state, "to": state or before.state,
+                                      "timeouts_lifted": lifted,
+                                      "actions": [a.kind for a in actions]})
             async with db.execute("SELECT * FROM cases WHERE id=?", (case_id,)) as cur:
                 after = await cur.fetchone()
         assert after is not None
         return _case(after)
+
+    async def _lift_timeouts(self, db: aiosqlite.Connection, case_id: int, now: str, *,
+                             reason: str) -> int:
+        """Undo the timeouts a case caused; how many members' accounts it frees.
+
+        A timeout still waiting in the outbox is cancelled; a restore already waiting for the
+        timeout's end (Slack) is brought forward to now; a timeout the platform applied with no
+        restore waiting (Discord) gets one, which ends it early.
+        """
+        async with db.execute(
+                "SELECT * FROM outbox WHERE kind IN ('timeout', 'restore') "
+                "AND json_extract(payload, '$.case')=? ORDER BY id", (case_id,)) as cur:
+            rows = await cur.fetchall()
+        lifted = 0
+        restoring = {(r["platform"], r["user_id"]) for r in rows if r["kind"] == "restore"}
+        for row in rows:
+            if row["kind"] == "timeout" and row["status"] == ActionStatus.PENDING:
+                await db.execute("UPDATE outbox SET status=?, error=?, updated_at=? WHERE id=?",
+                                 (ActionStatus.CANCELLED, f"case {case_id}: {reason}", now,
+                                  row["id"]))
+                lifted += 1
+            elif row["kind"] == "restore" and row["status"] == ActionStatus.PENDING:
+                await db.execute("UPDATE outbox SET not_before=?, updated_at=? WHERE id=?",
+                                 (now, now, row["id"]))
+                lifted += 1
+            elif row["kind"] == "timeout" and row["status"] == ActionStatus.DONE and (
+                    row["platform"], row["user_id"]) not in restoring:
+                restore = Action(kind=ActionKind.RESTORE, platform=Platform(row["platform"]),
+                                 channel=row["channel"], user=row["user_id"],
+                                 payload={"reason": f"timeout lifted: {reason}", "lift": True})
+                await self._outbox(db, [restore], now, verdict_id=None, case_id=case_id)
+                restoring.add((row["platform"], row["user_id"]))
+                lifted += 1
+        return lifted
 
     async def reviews(self) -> list[dict[str, Any]]:
         """Moderators' reviews of automatic verdicts (upheld or dismissed), oldest first."""

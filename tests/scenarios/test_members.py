@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -60,12 +61,12 @@ class World:
         return await self.commands.run(account, words)
 
 
-@pytest.fixture
-async def world(tmp_path: Path, test_policy: Policy) -> AsyncIterator[World]:
+@asynccontextmanager
+async def open_world(path: Path, policy: Policy) -> AsyncIterator[World]:
+    """A store at `path` under `policy`, with two moderators: Karen and Omar."""
     clock = Clock()
-    async with Store.open(tmp_path / "db.sqlite3", clock=clock) as store, \
-            Batcher(KeywordScorer()) as batcher:
-        moderator = Moderator(store=store, policy=test_policy, scorer=batcher)
+    async with Store.open(path, clock=clock) as store, Batcher(KeywordScorer()) as batcher:
+        moderator = Moderator(store=store, policy=policy, scorer=batcher)
         for number, name, account in (("M0001", "Karen Lomax", KAREN),
                                       ("M0002", "Omar Haddad", OMAR)):
             await store.import_member(membership_number=number, name=name,
@@ -73,6 +74,12 @@ async def world(tmp_path: Path, test_policy: Policy) -> AsyncIterator[World]:
                                       reason=None, suspended_from=None, suspended_until=None,
                                       accounts=[(account.platform, account.id)], actor="test")
         yield World(moderator, Commands(moderator), clock)
+
+
+@pytest.fixture
+async def world(tmp_path: Path, test_policy: Policy) -> AsyncIterator[World]:
+    async with open_world(tmp_path / "db.sqlite3", test_policy) as opened:
+        yield opened
 
 
 async def audit_count(store: Store) -> int:
@@ -100,13 +107,20 @@ async def test_repeat_offences_climb_the_ladder_and_decay(world: World) -> None:
     later = await world.post("idiot")
     assert later.ladder is None
 
-    # escalations pile up: 1.375 + 3 + 3 crosses 6 -> one-day timeout and a review case
-    await world.post("immigrants are vermin")
-    review = await world.post("vermin, all of them")
-    assert review.ladder is not None and review.ladder.note == "review"
-    assert any(a.payload.get("duration") == "1d" for a in review.actions)
-    reviewed = await world.store.get_case(review.case_id)  # type: ignore[arg-type]
-    assert reviewed is not None and reviewed.state is CaseState.OPEN
+    # escalations wait for a moderator: their points count once upheld, and then climb:
+    # 1.375 + 3 crosses 3 (cooling-off), + 3 more crosses 6 (one-day timeout, review)
+    escalations = [await world.post("immigrants are vermin"),
+                   await world.post("vermin, all of them")]
+    assert [e.ladder for e in escalations] == [None, None]
+    assert not any(a.kind is ActionKind.TIMEOUT for e in escalations for a in e.actions)
+    assert await world.moderator.points(first.member.id) == pytest.approx(1.375)
+    notes = [(await world.run(KAREN, f"resolve {e.case_id} uphold abuse of a group")).text
+             for e in escalations]
+    assert "Ladder at 4.375 points: cooling-off" in notes[0]
+    assert "Ladder at 7.375 points: review" in notes[1]
+    timeouts = [a.payload["duration"] for a in await world.store.actions(
+        case_id=escalations[1].case_id) if a.kind is ActionKind.TIMEOUT]
+    assert timeouts == ["1d"]
 
 
 async def test_escalation_opens_a_case_that_keeps_its_evidence(world: World) -> None:
@@ -350,7 +364,7 @@ async def test_platform_results_are_audited(world: World) -> None:
     await world.moderator.run_outbox(ConsolePort(Platform.DISCORD))
     done = await world.store.audit_entries(member_id=handled.member.id, action="platform:")
     assert {e["action"] for e in done} == {"platform:delete:done", "platform:notify:done",
-                                           "platform:escalate:done", "platform:timeout:done"}
+                                           "platform:escalate:done"}
     assert all(e["case_id"] == handled.case_id and e["policy_version"] == "test-1"
                for e in done)
 

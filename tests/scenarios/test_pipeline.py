@@ -41,15 +41,15 @@ async def test_abusive_message_is_hidden_noticed_and_escalated(moderator: Modera
     handled = await moderator.handle(msg("1", "immigrants are vermin"))
     assert handled is not None
     assert handled.verdict.action == "escalate" and handled.verdict.clause == "1.2"
-    # 3 strike points reach the ladder's first step: a one-hour cooling-off timeout
-    assert [a.kind for a in handled.actions] == ["delete", "notify", "escalate", "timeout"]
+    # its 3 strike points wait for a moderator's review: no timeout before anyone has looked
+    assert [a.kind for a in handled.actions] == ["delete", "notify", "escalate"]
     notice = handled.actions[1].payload["text"]
     assert "clause 1.2 (No discrimination or hate)" in notice
     assert "> immigrants are vermin" in notice  # their text, given back to fix and repost
     port = ConsolePort(Platform.DISCORD)
     done = await moderator.run_outbox(port)
-    assert [a.kind for a in port.performed] == ["delete", "notify", "escalate", "timeout"]
-    assert len(done) == 4
+    assert [a.kind for a in port.performed] == ["delete", "notify", "escalate"]
+    assert len(done) == 3
     assert await moderator.store.pending_actions() == []
 
 
@@ -143,7 +143,7 @@ class FlakyPort(ConsolePort):
 async def test_platform_failures_are_written_back_not_lost(moderator: Moderator) -> None:
     await moderator.handle(msg("1", "immigrants are vermin"))
     done = await moderator.run_outbox(FlakyPort(Platform.DISCORD))
-    assert [a.kind for a in done] == ["timeout"]
+    assert done == []
     rows = {a.kind: a for a in await moderator.store.actions()}
     assert rows[ActionKind.DELETE].status is ActionStatus.FAILED
     assert "PermissionDenied" in (rows[ActionKind.DELETE].error or "")
@@ -165,5 +165,5 @@ async def test_concurrent_outbox_runs_never_execute_a_row_twice(moderator: Moder
     await moderator.handle(msg("1", "immigrants are vermin"))
     port = SlowPort(Platform.DISCORD)
     runs = await asyncio.gather(*(moderator.run_outbox(port) for _ in range(3)))
-    assert sorted(len(r) for r in runs) == [0, 0, 4]
-    assert len(port.performed) == len({a.id for a in port.performed}) == 4
+    assert sorted(len(r) for r in runs) == [0, 0, 3]
+    assert len(port.performed) == len({a.id for a in port.performed}) == 3

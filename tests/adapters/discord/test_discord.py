@@ -179,10 +179,8 @@ async def test_abusive_message_is_deleted_noticed_and_escalated(world: World) ->
     assert buttons[0]["custom_id"] == "cb:resolve 1 uphold upheld from escalation"
     assert all(b["custom_id"].startswith("cb:") for b in buttons)
 
-    # The ladder's first step (3 points): a one-hour timeout.
-    (patch,) = fake.find("PATCH", rf"/guilds/{GUILD_ID}/members/{MEMBER_ID}")
-    until = datetime.fromisoformat(patch.body["communication_disabled_until"])
-    assert 3500 < (until - datetime.now(UTC)).total_seconds() <= 3600
+    # Its 3 strike points reach the ladder's first step only once a moderator upholds it.
+    assert fake.find("PATCH", rf"/guilds/{GUILD_ID}/members/{MEMBER_ID}") == []
     assert await world.store.pending_actions() == []
     assert {a.status for a in await world.store.actions()} == {ActionStatus.DONE}
 
@@ -290,6 +288,36 @@ async def test_uphold_button_resolves_the_case(world: World) -> None:
     case = await world.store.get_case(1)
     assert case is not None and case.state is CaseState.UPHELD
     assert case.resolution == "upheld from escalation"
+    # upheld, its 3 points count: the ladder's first step, a one-hour timeout
+    member_path = rf"/guilds/{GUILD_ID}/members/{MEMBER_ID}"
+    await world.fake.wait_for(lambda: bool(world.fake.find("PATCH", member_path)))
+    (patch,) = world.fake.find("PATCH", member_path)
+    until = datetime.fromisoformat(patch.body["communication_disabled_until"])
+    assert 3500 < (until - datetime.now(UTC)).total_seconds() <= 3600
+    assert "cooling-off" in followup["embeds"][0]["description"]
+
+
+async def test_pardon_lifts_the_timeout_and_tells_the_member(world: World) -> None:
+    mid = snowflake()
+    await world.fake.dispatch("MESSAGE_CREATE", message(mid, "immigrants are vermin"))
+    await world.settle(mid)
+    for payload in (
+            slash("resolve", [{"type": 4, "name": "number", "value": 1},
+                              {"type": 3, "name": "outcome", "value": "uphold"},
+                              {"type": 3, "name": "reason", "value": "abuse"}]),
+            slash("pardon", [{"type": 4, "name": "number", "value": 1},
+                             {"type": 3, "name": "reason", "value": "the member apologised"}])):
+        await world.fake.dispatch("INTERACTION_CREATE", payload)
+        await replies(world, payload["token"])
+    await world.fake.wait_for(lambda: len(world.fake.find(
+        "PATCH", rf"/guilds/{GUILD_ID}/members/{MEMBER_ID}")) == 2)
+    timeout, lift = world.fake.find("PATCH", rf"/guilds/{GUILD_ID}/members/{MEMBER_ID}")
+    assert timeout.body["communication_disabled_until"] is not None
+    assert lift.body == {"communication_disabled_until": None}
+    await world.fake.wait_for(lambda: len(world.sent_to(f"96{MEMBER_ID[2:]}")) == 2)
+    notice = world.sent_to(f"96{MEMBER_ID[2:]}")[-1]["content"]
+    assert notice == ("Case 1 has been pardoned: the member apologised. Its strike points no "
+                      "longer count. The timeout it caused has been lifted.")
 
 
 async def test_button_pressed_by_a_member_changes_nothing(world: World) -> None:

@@ -230,14 +230,8 @@ async def test_abusive_message_is_deleted_noticed_and_escalated(world: World) ->
     actions = {a.kind: a for a in await world.store.actions()}
     assert actions[ActionKind.DELETE].status is ActionStatus.DONE
     assert actions[ActionKind.ESCALATE].status is ActionStatus.DONE
-    # The ladder's one-hour timeout: Slack has none, so the member leaves the channel and a
-    # restore row waits for the hour to pass.
-    assert actions[ActionKind.TIMEOUT].status is ActionStatus.DONE
-    (kick,) = world.fake.find("conversations.kick")
-    assert kick.params == {"channel": GENERAL, "user": MEMBER}
-    restore = actions[ActionKind.RESTORE]
-    assert restore.status is ActionStatus.PENDING and restore.payload["channels"] == [GENERAL]
-    assert await world.store.pending_actions(platform=Platform.SLACK) == []  # not yet
+    # Its strike points wait for a moderator: no timeout (no kick) before review.
+    assert ActionKind.TIMEOUT not in actions and world.fake.find("conversations.kick") == []
 
 
 async def test_acceptable_message_causes_no_calls(world: World) -> None:
@@ -400,6 +394,27 @@ async def test_uphold_button_resolves_the_case(world: World) -> None:
     case = await world.store.get_case(1)
     assert case is not None and case.state is CaseState.UPHELD
     assert case.resolution == "upheld from escalation"
+    # Upheld, the ladder's one-hour timeout: Slack has none, so the member leaves the channel
+    # and a restore row waits for the hour to pass.
+    await world.fake.wait_for(lambda: bool(world.fake.find("conversations.kick")))
+    (kick,) = world.fake.find("conversations.kick")
+    assert kick.params == {"channel": GENERAL, "user": MEMBER}
+    await world.adapter.moderator.outbox_idle(Platform.SLACK)  # the kick's run has ended
+    restore = next(a for a in await world.store.actions() if a.kind is ActionKind.RESTORE)
+    assert restore.status is ActionStatus.PENDING and restore.payload["channels"] == [GENERAL]
+    assert await world.store.pending_actions(platform=Platform.SLACK) == []  # not yet
+
+    # Pardoned: the member is invited back now and told.
+    await world.command("/mod", "pardon 1 the context was a quotation", user=MODERATOR)
+    await world.fake.wait_for(lambda: bool(world.fake.find("conversations.invite")))
+    (invite,) = world.fake.find("conversations.invite")
+    assert invite.params == {"channel": GENERAL, "users": MEMBER}
+    await world.fake.wait_for(lambda: len(world.fake.find("chat.postMessage")) == 3)
+    notice = world.fake.find("chat.postMessage")[-1].params
+    assert notice["channel"] == "D" + MEMBER[1:]
+    assert notice["text"] == ("Case 1 has been pardoned: the context was a quotation. Its "
+                              "strike points no longer count. The timeout it caused has been "
+                              "lifted.")
 
 
 async def test_button_clicked_by_a_member_changes_nothing(world: World) -> None:

@@ -1,0 +1,185 @@
+"""Review before punishment: an automatic escalation's points wait for a moderator, and a
+dismissal or pardon undoes what a case caused and tells the member.
+
+Through Moderator and Commands with a real temporary SQLite store, the stable test policy
+(ladder: 1h timeout at 3 points) and a controllable clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from adapters.console import ConsolePort
+from bot.models import Action, ActionKind, ActionStatus, CaseState, Platform
+from bot.policy import Policy, PolicyError, load_policy
+from tests.conftest import ROOT
+from tests.scenarios.test_members import KAREN, MEMBER, OMAR, START, World, open_world
+
+ABUSE = "immigrants are vermin"  # the keyword scorer escalates this: 3 strike points
+
+
+Under = Callable[[Policy], AbstractAsyncContextManager[World]]
+
+
+@pytest.fixture
+def world_under(tmp_path: Path) -> Under:
+    return lambda policy: open_world(tmp_path / "db.sqlite3", policy)
+
+
+def at_once(policy: Policy) -> Policy:
+    return replace(policy, strikes=replace(policy.strikes, escalation_points="at_once"))
+
+
+async def kinds(world: World, case_id: int | None) -> list[str]:
+    return [str(a.kind) for a in await world.store.actions(case_id=case_id)]
+
+
+async def test_a_mistaken_escalation_times_nobody_out_and_dismissal_tells_the_member(
+        world_under: Under, test_policy: Policy) -> None:
+    async with world_under(test_policy) as world:
+        handled = await world.post(ABUSE)
+        assert handled.verdict.action == "escalate" and handled.ladder is None
+        assert await kinds(world, handled.case_id) == ["delete", "notify", "escalate"]
+        assert await world.moderator.points(handled.member.id) == 0  # awaiting review
+        history = await world.run(KAREN, f"history discord:{MEMBER.id}")
+        assert ("strikes", "1 (0 pardoned, 1 awaiting review)") in history.fields
+
+        reply = await world.run(KAREN, f"resolve {handled.case_id} dismiss quoting to report")
+        assert reply.ok and "is told" in reply.text
+        notices = [a for a in await world.store.actions(case_id=handled.case_id)
+                   if a.kind is ActionKind.NOTIFY][1:]
+        assert len(notices) == 1 and notices[0].user == MEMBER.id
+        text = notices[0].payload["text"]
+        assert f"Case {handled.case_id}" in text and "dismissed: quoting to report" in text
+        assert "strike points no longer count" in text and "timeout" not in text
+        assert ActionKind.TIMEOUT not in {a.kind for a in await world.store.actions()}
+        # the dismissed case's points never count, even once it is no longer awaiting review
+        history = await world.run(KAREN, f"history discord:{MEMBER.id}")
+        assert ("strikes", "0 (1 pardoned)") in history.fields
+
+
+async def test_upholding_counts_the_points_and_climbs_the_ladder(
+        world_under: Under, test_policy: Policy) -> None:
+    async with world_under(test_policy) as world:
+        handled = await world.post(ABUSE)
+        reply = await world.run(KAREN, f"resolve {handled.case_id} uphold dehumanising")
+        assert reply.ok and "Ladder at 3 points: cooling-off" in reply.text
+        assert await world.moderator.points(handled.member.id) == 3
+        timeouts = [a for a in await world.store.actions(case_id=handled.case_id)
+                    if a.kind is ActionKind.TIMEOUT]
+        assert [(a.user, a.payload["duration"]) for a in timeouts] == [(MEMBER.id, "1h")]
+        audit = await world.store.audit_entries(action="resolve:uphold")
+        assert audit and audit[-1]["case_id"] == handled.case_id
+
+
+async def test_unreviewed_points_count_after_the_policy_time(
+        world_under: Under, test_policy: Policy) -> None:
+    policy = replace(test_policy, strikes=replace(test_policy.strikes,
+                                                  unreviewed_after=timedelta(days=3)))
+    async with world_under(policy) as world:
+        handled = await world.post(ABUSE)
+        world.clock.now = START + timedelta(days=2, hours=23)
+        assert await world.moderator.points(handled.member.id) == 0
+        world.clock.now = START + timedelta(days=3)
+        assert await world.moderator.points(handled.member.id) == pytest.approx(2.436, abs=0.01)
+
+
+async def test_dismissal_lifts_a_discord_timeout_already_applied(
+        world_under: Under, test_policy: Policy) -> None:
+    async with world_under(at_once(test_policy)) as world:
+        handled = await world.post(ABUSE)
+        assert handled.ladder is not None  # at once: the ladder fires before any review
+        port = ConsolePort(Platform.DISCORD)
+        await world.moderator.run_outbox(port)
+        assert [a.kind for a in port.performed][-1] is ActionKind.TIMEOUT
+
+        await world.run(OMAR, f"resolve {handled.case_id} dismiss not abuse on review")
+        await world.moderator.run_outbox(port)
+        restore, notice = port.performed[-2:]
+        assert restore.kind is ActionKind.RESTORE and restore.payload["lift"] is True
+        assert restore.user == MEMBER.id
+        assert notice.kind is ActionKind.NOTIFY
+        assert "The timeout it caused has been lifted." in notice.payload["text"]
+        assert await world.moderator.points(handled.member.id) == 0
+
+
+async def test_dismissal_cancels_a_timeout_not_yet_sent(
+        world_under: Under, test_policy: Policy) -> None:
+    async with world_under(at_once(test_policy)) as world:
+        handled = await world.post(ABUSE)
+        await world.run(KAREN, f"resolve {handled.case_id} dismiss satire, read the thread")
+        timeout = next(a for a in await world.store.actions(case_id=handled.case_id)
+                       if a.kind is ActionKind.TIMEOUT)
+        assert timeout.status is ActionStatus.CANCELLED
+        port = ConsolePort(Platform.DISCORD)
+        await world.moderator.run_outbox(port)
+        assert ActionKind.TIMEOUT not in {a.kind for a in port.performed}
+        assert ActionKind.RESTORE not in {a.kind for a in port.performed}
+
+
+async def test_pardon_brings_a_slack_return_forward(
+        world_under: Under, test_policy: Policy) -> None:
+    async with world_under(test_policy) as world:
+        reply = await world.run(KAREN, f"timeout {OMAR.platform}:{OMAR.id} 2d pile-on")
+        case_id = int(reply.text.split()[1].rstrip(";"))
+        # what the Slack adapter leaves after kicking the member: a return at the timeout's end
+        await world.store.enqueue([Action(kind=ActionKind.RESTORE, platform=Platform.SLACK,
+                                          user=OMAR.id, payload={"channels": ["C1"]})],
+                                  case_id=case_id, not_before=START + timedelta(days=2))
+        await world.store.mark_action(
+            next(a.id for a in await world.store.actions(case_id=case_id)
+                 if a.kind is ActionKind.TIMEOUT and a.id is not None),
+            status=ActionStatus.DONE)
+        assert await world.store.pending_actions(platform=Platform.SLACK) == []
+        reply = await world.run(KAREN, f"pardon {case_id} the thread was misread")
+        assert reply.ok and "lifted" in reply.text
+        due = await world.store.pending_actions(platform=Platform.SLACK)
+        assert [a.kind for a in due] == [ActionKind.RESTORE, ActionKind.NOTIFY]
+        assert "has been pardoned: the thread was misread" in due[1].payload["text"]
+
+
+async def test_resolving_an_appeal_tells_the_member_the_outcome(
+        world_under: Under, test_policy: Policy) -> None:
+    async with world_under(test_policy) as world:
+        first = await world.post(ABUSE)
+        second = await world.post("vermin, all of them")
+        for case_id in (first.case_id, second.case_id):
+            assert (await world.run(MEMBER, f"appeal {case_id} I was quoting a leaflet")).ok
+        await world.run(KAREN, f"resolve {first.case_id} uphold the leaflet line was yours")
+        await world.run(KAREN, f"resolve {second.case_id} dismiss checked the leaflet")
+        first_notice, second_notice = [
+            [a.payload["text"] for a in await world.store.actions(case_id=c)
+             if a.kind is ActionKind.NOTIFY][-1] for c in (first.case_id, second.case_id)]
+        assert first_notice == (f"Your appeal of case {first.case_id} was rejected: the "
+                                "leaflet line was yours. The decision stands.")
+        assert second_notice.startswith(f"Your appeal of case {second.case_id} was granted: "
+                                        "checked the leaflet.")
+        assert "strike points no longer count" in second_notice
+        cases = [await world.store.get_case(c) for c in (first.case_id, second.case_id)]
+        assert [c.state for c in cases if c] == [CaseState.UPHELD, CaseState.DISMISSED]
+        # the rejected appeal confirmed the points; the granted one never counted
+        assert await world.moderator.points(first.member.id) == 3
+
+
+def test_policy_refuses_unknown_escalation_points(tmp_path: Path) -> None:
+    text = (ROOT / "tests" / "fixtures" / "policy.toml").read_text(encoding="utf-8")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace("[strikes]\n", '[strikes]\nescalation_points = "later"\n'),
+                   encoding="utf-8")
+    with pytest.raises(PolicyError, match=r"strikes.escalation_points.*'on_uphold', "
+                                          r"'at_once', not 'later'"):
+        load_policy(bad)
+    bad.write_text(text.replace("[strikes]\n", '[strikes]\nescalation_points = "at_once"\n'
+                                               'unreviewed_after = "3d"\n'), encoding="utf-8")
+    with pytest.raises(PolicyError, match=r"unreviewed_after.*only with"):
+        load_policy(bad)
+    good = tmp_path / "good.toml"
+    good.write_text(text.replace("[strikes]\n", '[strikes]\nunreviewed_after = "72h"\n'),
+                    encoding="utf-8")
+    assert load_policy(good).strikes.unreviewed_after == timedelta(hours=72)
