@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["notice_text", "plan_actions"]
+__all__ = ["appeal_invitation", "notice_text", "plan_actions", "with_case"]
 
+from dataclasses import replace
 from typing import Any
 
 from bot.models import Action, ActionKind, Message, Verdict, VerdictAction
@@ -66,6 +67,24 @@ def notice_text(message: Message, verdict: Verdict, /, *, policy: Policy) -> str
     if verdict.action is not VerdictAction.WARN:
         parts.append("Here is your text, so you can post it again without the problem:\n"
                      + "\n".join(f"> {line}" for line in quoted.splitlines() or [""]))
-    parts.append("If you think this is a mistake you can appeal "
-                 f"(policy {verdict.policy_version}).")
+    parts.append(appeal_invitation(verdict.policy_version))
     return "\n\n".join(parts)
+
+
+def appeal_invitation(policy_version: str, case: int | None = None) -> str:
+    """A notice's last paragraph: how to appeal, with the case number once there is one."""
+    if case is None:
+        return f"If you think this is a mistake you can appeal (policy {policy_version})."
+    return (f"This is case {case}. If you think it is a mistake, appeal with `/appeal {case}` "
+            f"and say why; `/appeal` on its own lists your cases (policy {policy_version}).")
+
+
+def with_case(action: Action, case: int, /) -> Action:
+    """`action` as written for case number `case`: the payload names the case, and a notice's
+    appeal invitation gives the number (known only once the case is recorded)."""
+    payload = dict(action.payload) | {"case": case}
+    text, version = payload.get("text"), str(payload.get("policy_version"))
+    generic = appeal_invitation(version)
+    if action.kind is ActionKind.NOTIFY and isinstance(text, str) and text.endswith(generic):
+        payload["text"] = text[:-len(generic)] + appeal_invitation(version, case)
+    return replace(action, payload=payload)

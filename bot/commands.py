@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from bot.actions import appeal_invitation
 from bot.decide import decide
 from bot.errors import ConductError, StoreError
 from bot.models import (
@@ -181,6 +182,13 @@ class Commands:
         return [Action(kind=kind, platform=a.platform, user=a.id, payload=payload)
                 for a in member.accounts]
 
+    def notice(self, text: str, **payload: object) -> dict[str, object]:
+        """A notice's payload: `text` and the invitation to appeal (the case number is added
+        when the case is recorded)."""
+        version = self.moderator.policy.version
+        return {**payload, "policy_version": version,
+                "text": f"{text}\n\n{appeal_invitation(version)}"}
+
     async def undone(self, case: Case) -> str:
         """What dismissing or pardoning `case` undoes, as sentences ('' when nothing)."""
         strikes = [s for s in await self.store.strikes(case.member_id) if s["case_id"] == case.id]
@@ -334,9 +342,9 @@ async def _case(self: Commands, actor: Member, args: list[str]) -> Reply:
 async def _warn(self: Commands, actor: Member, args: list[str]) -> Reply:
     member = await self.member(args[0])
     reason = _reason(args[1:], "warning")
-    text = f"A moderator has warned you: {reason}. Please read the code of conduct " \
-           f"(policy {self.moderator.policy.version}). You can appeal this warning."
-    actions = self.accounts_actions(member, ActionKind.NOTIFY, {"text": text, "reason": reason})
+    actions = self.accounts_actions(member, ActionKind.NOTIFY, self.notice(
+        f"A moderator has warned you: {reason}. Please read the code of conduct.",
+        reason=reason))
     points = self.moderator.policy.strikes.points.get(VerdictAction.WARN, 0.0)
     timeouts, note = await self.ladder(member, points)
     case_id, _ = await self.store.sanction(
@@ -364,12 +372,15 @@ async def _hide(self: Commands, actor: Member, args: list[str]) -> Reply:
     assert member is not None
     delete = Action(kind=ActionKind.DELETE, platform=platform, channel=row["channel"],
                     message_id=message_id, user=row["author"], payload={"reason": reason})
+    notice = replace(delete, kind=ActionKind.NOTIFY, message_id=None, payload=self.notice(
+        f"A moderator hid your message in #{row['channel_name'] or row['channel']}: {reason}.",
+        reason=reason))
     points = self.moderator.policy.strikes.points.get(VerdictAction.HIDE, 0.0)
     timeouts, note = await self.ladder(member, points)
     case_id, _ = await self.store.sanction(
         member.id, draft=CaseDraft("hide", f"message hidden: {reason}", _who(actor),
                                    state=CaseState.UPHELD),
-        actions=[delete, *timeouts], strike=points, reason=reason, audit_action="hide",
+        actions=[delete, notice, *timeouts], strike=points, reason=reason, audit_action="hide",
         message_rows=[row["id"]])
     return Reply(f"Hiding {args[0]}", f"Case {case_id}; {member.display_name} gets "
                                       f"{points:g} strike point(s).{note}")
@@ -388,6 +399,9 @@ async def _timeout(self: Commands, actor: Member, args: list[str]) -> Reply:
     until = self.store.clock() + duration
     actions = self.accounts_actions(member, ActionKind.TIMEOUT, {
         "until": until.isoformat(), "duration": format_duration(duration), "reason": reason})
+    actions += self.accounts_actions(member, ActionKind.NOTIFY, self.notice(
+        f"A moderator has stopped you posting for {format_duration(duration)}, until "
+        f"{until:%Y-%m-%d %H:%M} UTC: {reason}.", reason=reason))
     case_id, _ = await self.store.sanction(
         member.id, draft=CaseDraft("timeout", f"timeout {format_duration(duration)}: {reason}",
                                    _who(actor), state=CaseState.UPHELD),
@@ -446,15 +460,18 @@ async def _apply_suspension(self: Commands, actor: Member, case: Case) -> Reply:
     reason = str(case.proposal["reason"])
     await self.store.set_status(member.id, status=MemberStatus.SUSPENDED, actor=_who(actor),
                                 reason=reason, since=now, until=until, case_id=case.id)
+    when = f"until {until:%Y-%m-%d}" if until else "indefinitely"
     actions = [Action(kind=ActionKind.SUSPEND, platform=a.platform, user=a.id,
                       payload={"until": until.isoformat() if until else None,
-                               "reason": reason, "case": case.id}) for a in member.accounts]
-    await self.store.enqueue(actions, case_id=case.id)
+                               "reason": reason}) for a in member.accounts]
+    if member.accounts:
+        actions += self.accounts_actions(member, ActionKind.NOTIFY, self.notice(
+            f"You are suspended from the party's member forums {when}: {reason}.",
+            reason=reason))
     await self.store.update_case(case.id, actor=_who(actor), event="confirmed",
                                  state=CaseState.UPHELD, detail=reason,
                                  resolution=f"suspended {format_duration(duration)}",
-                                 audit_action="suspend:confirmed")
-    when = f"until {until:%Y-%m-%d}" if until else "indefinitely"
+                                 actions=actions, audit_action="suspend:confirmed")
     return Reply(f"{member.display_name} is suspended {when}", f"Case {case.id}.")
 
 
@@ -585,9 +602,34 @@ async def _policy(self: Commands, actor: Member, args: list[str]) -> Reply:
                  "\n".join(f"{c.id} {c.title}" for c in policy.clauses.values()))
 
 
-@command("appeal", "appeal N STATEMENT", "appeal a decision about you (once per case)",
-         moderators_only=False, min_args=2)
+@command("mycases", "mycases", "the cases about you, and which you can still appeal",
+         moderators_only=False)
+async def _mycases(self: Commands, actor: Member, args: list[str]) -> Reply:
+    cases = await self.store.member_cases(actor.id)
+    if not cases:
+        return Reply("No cases about you", "The moderators have taken no action about you.")
+    lines = [f"#{c.id} {c.opened_at:%Y-%m-%d}: {c.summary} ({_appeal_state(c)})" for c in cases]
+    return Reply(f"{len(cases)} case(s) about you", "\n".join(lines) + "\n\nTo appeal, "
+                 "`appeal N` and say why the decision should change.")
+
+
+def _appeal_state(case: Case) -> str:
+    if case.appeal_outcome:
+        return case.appeal_outcome
+    if case.appeal is not None:
+        return "appealed, waiting for a moderator"
+    if case.state is CaseState.DISMISSED:
+        return "dismissed"
+    return f"{case.state}; you can appeal"
+
+
+@command("appeal", "appeal N STATEMENT", "appeal a decision about you (once per case); "
+         "on its own, list your cases", moderators_only=False)
 async def _appeal(self: Commands, actor: Member, args: list[str]) -> Reply:
+    if not args:
+        return await _mycases(self, actor, args)
+    if len(args) < 2:
+        raise Refusal(f"Say why case {args[0]} should change: `appeal {args[0]} STATEMENT`")
     case = await self.case(args[0])
     if case.member_id != actor.id:
         raise Refusal(f"Case {case.id} is not about you: only its member can appeal it")

@@ -49,6 +49,9 @@ MAX_TEXT_CHARS = 40_000
 MAX_ATTEMPTS = 5
 
 
+#: The kind of case an automatic verdict opens, unless it escalates.
+_CASE_KINDS = {VerdictAction.WARN: "warning", VerdictAction.HIDE: "hide"}
+
 #: Roles whose members are protected persons (replying to them counts as naming them).
 PROTECTED_ROLES = frozenset({Role.MP, Role.COUNCILLOR, Role.STAFF})
 
@@ -130,17 +133,18 @@ class Moderator:
             if step is not None and step.timeout is not None:
                 planned.append(self._timeout(message, step.timeout, step.note))
             case = None
-            if verdict.action is VerdictAction.ESCALATE or step is not None:
+            if verdict.action is not VerdictAction.ALLOW:
+                # Every action against a member is a case: its number is in the notice, and
+                # the member can appeal it; only escalations wait in the queue.
                 ladder = f"; ladder at {points + strike:g} points: {step.note}" if step else ""
+                escalated = verdict.action is VerdictAction.ESCALATE or bool(
+                    step and step.escalate)
                 case = CaseDraft(
-                    kind="escalation" if verdict.action is VerdictAction.ESCALATE
-                    or (step and step.escalate) else "sanction",
+                    kind="escalation" if escalated else _CASE_KINDS[verdict.action],
                     summary=f"{verdict.action} under clause {verdict.clause} "
                             f"({verdict.clause_title}){ladder}",
                     opened_by="bot", priority=verdict.priority, clause=verdict.clause,
-                    automatic=True,
-                    state=CaseState.OPEN if verdict.action is VerdictAction.ESCALATE
-                    or (step and step.escalate) else CaseState.UPHELD)
+                    automatic=True, state=CaseState.OPEN if escalated else CaseState.UPHELD)
             recorded = await self.store.record(message, member, verdict, planned,
                                                strike=strike, strike_pending=pending,
                                                case=case)

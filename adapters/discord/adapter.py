@@ -46,7 +46,7 @@ from bot.errors import (
     TargetNotFound,
     UnsupportedAction,
 )
-from bot.models import Account, Action, Message, Platform, Role
+from bot.models import Account, Action, CaseState, Message, Platform, Role
 from bot.moderator import Moderator
 
 log = logging.getLogger(__name__)
@@ -401,6 +401,26 @@ class DiscordAdapter:
                          case: app_commands.Range[int, 1], statement: str) -> None:
             await run(interaction, ["appeal", str(case), statement])
 
+        @appeal.autocomplete("case")
+        async def own_cases(interaction: discord.Interaction[Any], current: str
+                            ) -> list[app_commands.Choice[int]]:
+            """The member's own cases that can still be appealed (never anyone else's)."""
+            member = await self.moderator.store.member_by_account(Platform.DISCORD,
+                                                                  str(interaction.user.id))
+            if member is None:
+                return []
+            digits = "".join(c for c in current if c.isdigit())
+            cases = [c for c in await self.moderator.store.member_cases(member.id)
+                     if c.appeal is None and c.state is not CaseState.DISMISSED
+                     and str(c.id).startswith(digits)]
+            return [app_commands.Choice(name=_clip(f"Case {c.id}: {c.summary}", 100), value=c.id)
+                    for c in cases[:25]]
+
+        @app_commands.command(name="mycases",
+                              description="The cases about you, and which you can appeal")
+        async def mycases(interaction: discord.Interaction[Any]) -> None:
+            await run(interaction, ["mycases"])
+
         @app_commands.context_menu(name="Check message")
         @app_commands.default_permissions(manage_messages=True)
         @app_commands.guild_only()
@@ -415,6 +435,7 @@ class DiscordAdapter:
 
         self.tree.add_command(mod)
         self.tree.add_command(appeal)
+        self.tree.add_command(mycases)
         self.tree.add_command(check_message)
         self.tree.add_command(report)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import aiosqlite
 
+from bot.actions import with_case
 from bot.errors import StoreError
 from bot.models import (
     Account,
@@ -153,7 +154,7 @@ class Store:
     async def member_for(self, platform: Platform, account_id: str, /, *,
                          display_name: str | None = None) -> Member:
         """The member behind a platform account; an unknown account becomes a member of its own."""
-        member = await self._member_by_account(platform, account_id)
+        member = await self.member_by_account(platform, account_id)
         if member is not None:
             if display_name:
                 await self._remember_handle(platform, account_id, display_name)
@@ -170,7 +171,7 @@ class Store:
                 await db.execute(
                     "INSERT INTO accounts (platform, account_id, member_id, display_name) "
                     "VALUES (?, ?, ?, ?)", (platform, account_id, member_id, display_name))
-        member = await self._member_by_account(platform, account_id)
+        member = await self.member_by_account(platform, account_id)
         if member is None:  # pragma: no cover - the row was written just above
             raise StoreError(f"account {platform}:{account_id} vanished after insert")
         return member
@@ -185,7 +186,10 @@ class Store:
                 await db.execute("UPDATE accounts SET display_name=? WHERE platform=? AND "
                                  "account_id=?", (name, platform, account_id))
 
-    async def _member_by_account(self, platform: Platform, account_id: str) -> Member | None:
+    async def member_by_account(self, platform: Platform, account_id: str, /
+                                ) -> Member | None:
+        """The member an account is linked to; None for an account never seen (nothing is
+        created)."""
         async with self._db.execute(
             "SELECT m.* FROM accounts a JOIN members m ON m.id = a.member_id "
             "WHERE a.platform=? AND a.account_id=?", (platform, account_id)) as cur:
@@ -282,9 +286,9 @@ class Store:
                       not_before: datetime | None = None) -> list[Action]:
         written = []
         for action in actions:
-            payload = dict(action.payload)
             if case_id is not None:
-                payload["case"] = case_id
+                action = with_case(action, case_id)
+            payload = dict(action.payload)
             cur = await db.execute(
                 "INSERT INTO outbox (verdict_id, kind, platform, channel, message_id, user_id,"
                 " payload, status, not_before, created_at, updated_at) "

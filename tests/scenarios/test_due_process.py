@@ -136,12 +136,15 @@ async def test_pardon_brings_a_slack_return_forward(
             next(a.id for a in await world.store.actions(case_id=case_id)
                  if a.kind is ActionKind.TIMEOUT and a.id is not None),
             status=ActionStatus.DONE)
-        assert await world.store.pending_actions(platform=Platform.SLACK) == []
-        reply = await world.run(KAREN, f"pardon {case_id} the thread was misread")
-        assert reply.ok and "lifted" in reply.text
         due = await world.store.pending_actions(platform=Platform.SLACK)
-        assert [a.kind for a in due] == [ActionKind.RESTORE, ActionKind.NOTIFY]
-        assert "has been pardoned: the thread was misread" in due[1].payload["text"]
+        assert [a.kind for a in due] == [ActionKind.NOTIFY]  # the timeout's notice; no return
+        reply = await world.run(KAREN, f"pardon {case_id} the thread was misread")
+        assert reply.ok and "The timeout it caused has been lifted." in reply.text
+        due = await world.store.pending_actions(platform=Platform.SLACK)
+        assert [a.kind for a in due] == [ActionKind.NOTIFY, ActionKind.RESTORE,
+                                         ActionKind.NOTIFY]
+        assert due[2].payload["text"] == (f"Case {case_id} has been pardoned: the thread was "
+                                          "misread. The timeout it caused has been lifted.")
 
 
 async def test_resolving_an_appeal_tells_the_member_the_outcome(
@@ -183,3 +186,70 @@ def test_policy_refuses_unknown_escalation_points(tmp_path: Path) -> None:
     good.write_text(text.replace("[strikes]\n", '[strikes]\nunreviewed_after = "72h"\n'),
                     encoding="utf-8")
     assert load_policy(good).strikes.unreviewed_after == timedelta(hours=72)
+
+
+# -- everything appealable ---------------------------------------------------------------------
+
+
+async def test_every_automatic_action_is_a_case_its_notice_numbers(
+        world_under: Under, test_policy: Policy) -> None:
+    async with world_under(test_policy) as world:
+        warned = await world.post("you idiot")
+        escalated = await world.post(ABUSE)
+        for handled, kind in ((warned, "warning"), (escalated, "escalation")):
+            assert handled.case_id is not None
+            case = await world.store.get_case(handled.case_id)
+            assert case is not None and case.kind == kind and case.automatic
+            (notice,) = [a for a in handled.actions if a.kind is ActionKind.NOTIFY]
+            assert notice.payload["case"] == handled.case_id
+            assert notice.payload["text"].endswith(
+                f"This is case {handled.case_id}. If you think it is a mistake, appeal with "
+                f"`/appeal {handled.case_id}` and say why; `/appeal` on its own lists your "
+                "cases (policy test-1).")
+        queue = await world.run(KAREN, "queue")
+        assert queue.title == "1 case(s) waiting"  # the warning is decided, not queued
+
+
+async def test_moderators_actions_are_cases_whose_notices_number_them(
+        world_under: Under, test_policy: Policy) -> None:
+    async with world_under(test_policy) as world:
+        posted = await world.post("hello all", account=OMAR)
+        for words in (f"warn {OMAR.platform}:{OMAR.id} keep it civil",
+                      f"hide slack:{posted.message.id} off topic",
+                      f"timeout {OMAR.platform}:{OMAR.id} 30m cooling off"):
+            reply = await world.run(KAREN, words)
+            case_id = int(reply.text.split()[1].rstrip(";"))
+            (notice,) = [a for a in await world.store.actions(case_id=case_id)
+                         if a.kind is ActionKind.NOTIFY]
+            assert notice.user == OMAR.id
+            assert f"This is case {case_id}." in notice.payload["text"], words
+        texts = [a.payload["text"] for a in await world.store.actions()
+                 if a.kind is ActionKind.NOTIFY]
+        assert texts[0].startswith("A moderator has warned you: keep it civil.")
+        assert texts[1].startswith("A moderator hid your message in #general: off topic.")
+        assert texts[2].startswith("A moderator has stopped you posting for 30m, until ")
+
+
+async def test_a_member_lists_their_cases_and_appeals_a_warning(
+        world_under: Under, test_policy: Policy) -> None:
+    async with world_under(test_policy) as world:
+        assert (await world.run(MEMBER, "mycases")).title == "No cases about you"
+        warned = await world.post("you idiot")
+        await world.post("hello all", account=OMAR)
+        listed = await world.run(MEMBER, "appeal")
+        assert listed.title == "1 case(s) about you"
+        assert f"#{warned.case_id} " in listed.text and "you can appeal" in listed.text
+        refused = await world.run(MEMBER, f"appeal {warned.case_id}")
+        assert not refused.ok and "Say why" in refused.text
+        assert (await world.run(MEMBER, f"appeal {warned.case_id} it was a joke between "
+                                        "friends")).ok
+        assert "appealed, waiting for a moderator" in (await world.run(MEMBER, "mycases")).text
+        queue = await world.run(KAREN, "queue")
+        assert queue.text.startswith(f"#{warned.case_id} ")
+        await world.run(KAREN, f"resolve {warned.case_id} dismiss friends joking")
+        assert await world.moderator.points(warned.member.id) == 0
+        notice = [a for a in await world.store.actions(case_id=warned.case_id)
+                  if a.kind is ActionKind.NOTIFY][-1]
+        assert notice.payload["text"] == (f"Your appeal of case {warned.case_id} was granted: "
+                                          "friends joking. Its strike points no longer count.")
+        assert "appeal granted: friends joking" in (await world.run(MEMBER, "mycases")).text

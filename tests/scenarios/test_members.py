@@ -97,9 +97,10 @@ async def test_repeat_offences_climb_the_ladder_and_decay(world: World) -> None:
     assert third.ladder is not None and third.ladder.note == "cooling-off"
     timeout = [a for a in third.actions if a.kind is ActionKind.TIMEOUT]
     assert len(timeout) == 1 and timeout[0].payload["duration"] == "1h"
-    assert third.case_id is not None  # a sanction opens a case
+    assert third.case_id is not None  # every warning is a case the member can appeal
     case = await world.store.get_case(third.case_id)
-    assert case is not None and case.kind == "sanction" and case.state is CaseState.UPHELD
+    assert case is not None and case.kind == "warning" and case.state is CaseState.UPHELD
+    assert "ladder at 3 points: cooling-off" in case.summary
 
     # a month later the points have decayed (3 -> 3/8): one more warning is no new step
     world.clock.now += timedelta(days=30)

@@ -506,13 +506,45 @@ async def test_case_numbers_autocomplete_for_moderators_only(world: World) -> No
     assert await complete(MEMBER_ID) == []
 
 
+async def test_a_member_lists_and_autocompletes_only_their_own_cases(world: World) -> None:
+    for author, text in ((MEMBER_ID, "you idiot"), (NEW_MOD_ID, "immigrants are vermin"),
+                         (MEMBER_ID, "immigrants are vermin")):
+        mid = snowflake()
+        await world.fake.dispatch("MESSAGE_CREATE", message(mid, text, author=author))
+        await world.settle(mid)
+
+    async def complete(user: str) -> list[dict[str, Any]]:
+        payload = interaction(4, {"id": snowflake(), "name": "appeal", "type": 1,
+                                  "guild_id": GUILD_ID,
+                                  "options": [{"type": 4, "name": "case", "value": "",
+                                               "focused": True}]}, user=user)
+        await world.fake.dispatch("INTERACTION_CREATE", payload)
+        path = rf"/interactions/{payload['id']}/.*/callback"
+        await world.fake.wait_for(lambda: bool(world.fake.find("POST", path)))
+        (callback,) = world.fake.find("POST", path)
+        return [c["value"] for c in callback.body["data"]["choices"]]
+
+    assert await complete(MEMBER_ID) == [3, 1]  # the warning too; never case 2 (someone else's)
+    assert await complete(MOD_ID) == []  # no case about them
+    payload = interaction(2, {"id": snowflake(), "name": "mycases", "type": 1,
+                              "guild_id": GUILD_ID, "options": []}, user=MEMBER_ID)
+    await world.fake.dispatch("INTERACTION_CREATE", payload)
+    (followup,) = await replies(world, payload["token"])
+    embed = followup["embeds"][0]
+    assert followup["flags"] == 64 and embed["title"] == "2 case(s) about you"
+    assert "#3 " in embed["description"] and "#1 " in embed["description"]
+    assert "#2 " not in embed["description"]
+
+
 async def test_every_core_command_has_a_mod_subcommand(world: World) -> None:
     from bot.commands import COMMANDS
 
     group = world.adapter.tree.get_command("mod")
     assert isinstance(group, discord.app_commands.Group)
     names = {c.name for c in group.commands}
-    assert set(COMMANDS) - {"help", "appeal"} == names  # /appeal is its own command
+    # /appeal and /mycases are members' own commands, outside the moderators' group
+    assert set(COMMANDS) - {"help", "appeal", "mycases"} == names
+    assert {"appeal", "mycases"} <= {c.name for c in world.adapter.tree.get_commands()}
 
 
 async def test_mod_note_and_pardon_reach_the_case(world: World) -> None:
