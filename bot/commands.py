@@ -26,7 +26,7 @@ from bot.models import (
     VerdictAction,
 )
 from bot.moderator import Moderator
-from bot.standing import crossed_step, format_duration, parse_duration
+from bot.standing import crossed_step, format_duration, format_until, parse_duration
 from bot.store import CaseDraft, Store
 
 
@@ -182,6 +182,12 @@ class Commands:
         return [Action(kind=kind, platform=a.platform, user=a.id, payload=payload)
                 for a in member.accounts]
 
+    def until(self, end: datetime | timedelta | None) -> str:
+        """An end time (or a duration from now) in the party's time zone."""
+        if isinstance(end, timedelta):
+            end = self.store.clock() + end
+        return format_until(end, tz=self.moderator.policy.sanctions.timezone)
+
     def notice(self, text: str, **payload: object) -> dict[str, object]:
         """A notice's payload: `text` and the invitation to appeal (the case number is added
         when the case is recorded)."""
@@ -283,9 +289,7 @@ async def _history(self: Commands, actor: Member, args: list[str]) -> Reply:
     cases = await self.store.member_cases(member.id)
     status = str(member.status)
     if member.status is MemberStatus.SUSPENDED:
-        until = member.suspended_until.date().isoformat() if member.suspended_until else \
-            "indefinitely"
-        status += f" until {until}"
+        status += f" {self.until(member.suspended_until)}"
     if member.status_reason:
         status += f" ({member.status_reason})"
     pardoned = sum(1 for s in strikes if s["pardoned_at"])
@@ -400,19 +404,20 @@ async def _timeout(self: Commands, actor: Member, args: list[str]) -> Reply:
     actions = self.accounts_actions(member, ActionKind.TIMEOUT, {
         "until": until.isoformat(), "duration": format_duration(duration), "reason": reason})
     actions += self.accounts_actions(member, ActionKind.NOTIFY, self.notice(
-        f"A moderator has stopped you posting for {format_duration(duration)}, until "
-        f"{until:%Y-%m-%d %H:%M} UTC: {reason}.", reason=reason))
+        f"A moderator has stopped you posting for {format_duration(duration)}, "
+        f"{self.until(until)}: {reason}.", reason=reason))
     case_id, _ = await self.store.sanction(
         member.id, draft=CaseDraft("timeout", f"timeout {format_duration(duration)}: {reason}",
                                    _who(actor), state=CaseState.UPHELD),
         actions=actions, reason=reason, audit_action="timeout")
     return Reply(f"Timed out {member.display_name} for {format_duration(duration)}",
-                 f"Case {case_id}; until {until:%Y-%m-%d %H:%M} UTC.")
+                 f"Case {case_id}; {self.until(until)}.")
 
 
 def _duration(text: str, *, indefinite: bool = False) -> timedelta | None:
     try:
-        return parse_duration(text, allow_indefinite=indefinite)
+        # A suspension of minutes is a slip for months: "3m" is refused as ambiguous there.
+        return parse_duration(text, allow_indefinite=indefinite, minutes_ok=not indefinite)
     except ValueError as exc:
         raise Refusal(str(exc)) from None
 
@@ -425,6 +430,13 @@ async def _suspend(self: Commands, actor: Member, args: list[str]) -> Reply:
     reason = _reason(args[2:], "suspension")
     if member.status is MemberStatus.SUSPENDED:
         raise Refusal(f"{member.label} is already suspended")
+    for open_case in await self.store.member_cases(member.id):
+        if open_case.proposal and open_case.state.active:
+            raise Refusal(
+                f"Case {open_case.id} already proposes suspending {member.display_name} for "
+                f"{open_case.proposal.get('duration')} (by "
+                f"{open_case.proposal.get('proposer_name')}): confirm it, or reject it with "
+                f"`resolve {open_case.id} dismiss REASON` before proposing another")
     proposal = {"duration": format_duration(duration), "reason": reason,
                 "proposer": actor.id, "proposer_name": actor.display_name}
     two_person = self.moderator.policy.sanctions.two_person_suspension
@@ -435,6 +447,7 @@ async def _suspend(self: Commands, actor: Member, args: list[str]) -> Reply:
         actions=[], reason=reason, audit_action="suspend:proposed")
     if two_person:
         return Reply(f"Suspension of {member.display_name} proposed (case {case_id})",
+                     f"{format_duration(duration)}, {self.until(duration)} if confirmed now. "
                      "Another moderator must confirm it before it takes effect.",
                      buttons=(Button("Confirm suspension", f"confirm {case_id}", "danger"),))
     return await _apply_suspension(self, actor, await self.case(str(case_id)))
@@ -460,7 +473,7 @@ async def _apply_suspension(self: Commands, actor: Member, case: Case) -> Reply:
     reason = str(case.proposal["reason"])
     await self.store.set_status(member.id, status=MemberStatus.SUSPENDED, actor=_who(actor),
                                 reason=reason, since=now, until=until, case_id=case.id)
-    when = f"until {until:%Y-%m-%d}" if until else "indefinitely"
+    when = self.until(until)
     actions = [Action(kind=ActionKind.SUSPEND, platform=a.platform, user=a.id,
                       payload={"until": until.isoformat() if until else None,
                                "reason": reason}) for a in member.accounts]
@@ -472,7 +485,9 @@ async def _apply_suspension(self: Commands, actor: Member, case: Case) -> Reply:
                                  state=CaseState.UPHELD, detail=reason,
                                  resolution=f"suspended {format_duration(duration)}",
                                  actions=actions, audit_action="suspend:confirmed")
-    return Reply(f"{member.display_name} is suspended {when}", f"Case {case.id}.")
+    return Reply(f"{member.display_name} is suspended {when}",
+                 f"Case {case.id}: {format_duration(duration)} as proposed by "
+                 f"{case.proposal.get('proposer_name')}: {reason}.")
 
 
 @command("reinstate", "reinstate MEMBER REASON", "end a suspension or expulsion", min_args=2)

@@ -29,6 +29,7 @@ from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors import PolicyError, PolicyProblem
 from bot.models import MODEL_CATEGORIES, Category, MemberStatus, Role, VerdictAction
@@ -171,6 +172,8 @@ class SanctionPolicy:
     max_timeout: timedelta = timedelta(days=28)
     retention: timedelta = timedelta(days=365)
     audit_retention: timedelta = timedelta(days=6 * 365)
+    #: The party's time zone: sanctions' end times are shown in it.
+    timezone: str = "Europe/London"
 
 
 @dataclass(frozen=True, slots=True)
@@ -637,7 +640,7 @@ def _strikes(c: _Checker, raw: Any) -> StrikePolicy:
 
 def _sanctions(c: _Checker, raw: Any) -> SanctionPolicy:
     t = c.table(raw, "sanctions", {"two_person_suspension", "max_timeout", "retention",
-                                   "audit_retention"})
+                                   "audit_retention", "timezone"})
     two_person = t.get("two_person_suspension", True)
     if not isinstance(two_person, bool):
         c.problem("sanctions.two_person_suspension", "must be true or false")
@@ -651,7 +654,13 @@ def _sanctions(c: _Checker, raw: Any) -> SanctionPolicy:
     if audit_retention < retention:
         c.problem("sanctions.audit_retention", "the audit trail must be kept at least as long "
                   "as the evidence it explains (retention)")
-    return SanctionPolicy(two_person, max_timeout, retention, audit_retention)
+    timezone = c.string(t, "timezone", "sanctions", default="Europe/London")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        c.problem("sanctions.timezone", f"{timezone!r} is not a time zone (e.g. Europe/London)")
+        timezone = "Europe/London"
+    return SanctionPolicy(two_person, max_timeout, retention, audit_retention, timezone)
 
 
 def _compile_rule(c: _Checker, kind: str | None, patterns: tuple[str, ...], path: str,

@@ -10,6 +10,7 @@ __all__ = [
     "crossed_step",
     "decayed_points",
     "format_duration",
+    "format_until",
     "parse_duration",
 ]
 
@@ -17,44 +18,72 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from bot.models import VerdictAction
 
-_DURATION = re.compile(r"^\s*(\d+)\s*(m|min|mins|minutes?|h|hrs?|hours?|d|days?|w|weeks?)\s*$",
-                       re.IGNORECASE)
-_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1),
-          "w": timedelta(weeks=1)}
+_DURATION = re.compile(r"^\s*(\d{1,12})\s*([a-z]+)\s*$", re.IGNORECASE)
+_MINUTE, _HOUR, _DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
+#: A month is 30 days and a year 365: the reply always echoes the exact end.
+_UNITS = {
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), _MINUTE),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), _HOUR),
+    **dict.fromkeys(("d", "day", "days"), _DAY),
+    **dict.fromkeys(("w", "wk", "wks", "week", "weeks"), 7 * _DAY),
+    **dict.fromkeys(("mo", "mos", "month", "months"), 30 * _DAY),
+    **dict.fromkeys(("y", "yr", "yrs", "year", "years"), 365 * _DAY),
+}
+#: Longer than any sanction: beyond this, a suspension is 'indefinite'.
+MAX_DURATION = timedelta(days=100 * 365)
 INDEFINITE = ("indefinite", "indefinitely", "permanent", "forever")
 #: When an automatic escalation's strike points count: once a moderator upholds the case
 #: (the default: a mistaken escalation punishes nobody) or at once.
 ESCALATION_POINTS = ("on_uphold", "at_once")
 
 
-def parse_duration(text: str, /, *, allow_indefinite: bool = False) -> timedelta | None:
-    """'90m', '1h', '2 days', '1w' -> timedelta; 'indefinite' -> None where allowed.
+def parse_duration(text: str, /, *, allow_indefinite: bool = False,
+                   minutes_ok: bool = True) -> timedelta | None:
+    """'30m', '2h', '3 days', '2w', '3mo', '1y' -> timedelta; 'indefinite' -> None where allowed.
 
-    Raises ValueError with a message a moderator can act on.
+    'M' alone is ambiguous (minutes or months?) and refused, as is 'm' where minutes make no
+    sense (`minutes_ok=False`, e.g. a suspension). Raises ValueError with a message a moderator
+    can act on.
     """
     if allow_indefinite and text.strip().casefold() in INDEFINITE:
         return None
+    extra = " or 'indefinite'" if allow_indefinite else ""
     match = _DURATION.match(text)
-    if not match or int(match.group(1)) == 0:
-        extra = " or 'indefinite'" if allow_indefinite else ""
-        raise ValueError(f"{text!r} is not a duration: use a number and a unit, like 30m, 1h, "
-                         f"2d or 1w{extra}")
-    unit = match.group(2)[0].casefold()
-    return int(match.group(1)) * _UNITS[unit]
+    unit = _UNITS.get(match.group(2).casefold()) if match else None
+    if match is None or unit is None or int(match.group(1)) == 0:
+        raise ValueError(f"{text!r} is not a duration: use a number and a unit, like 30m, 2h, "
+                         f"3d, 2w, 3mo or 1y{extra}")
+    number, raw = int(match.group(1)), match.group(2)
+    if raw == "M" or (raw.casefold() == "m" and not minutes_ok):
+        raise ValueError(f"{text!r} is ambiguous: write {number}min for minutes or {number}mo "
+                         "for months")
+    if number * unit.total_seconds() > MAX_DURATION.total_seconds():
+        raise ValueError(f"{text!r} is longer than 100 years{'; use indefinite' if extra else ''}")
+    return number * unit
 
 
 def format_duration(value: timedelta | None, /) -> str:
-    """The shortest readable form: '1h', '2d', '90m', 'indefinite'."""
+    """The shortest readable form: '1h', '2d', '90m', '3mo', '1y', 'indefinite'."""
     if value is None:
         return "indefinite"
     minutes = int(value.total_seconds() // 60)
-    for unit, size in (("w", 7 * 24 * 60), ("d", 24 * 60), ("h", 60)):
+    for unit, size in (("y", 365 * 24 * 60), ("mo", 30 * 24 * 60), ("w", 7 * 24 * 60),
+                       ("d", 24 * 60), ("h", 60)):
         if minutes % size == 0 and minutes >= size:
             return f"{minutes // size}{unit}"
     return f"{minutes}m"
+
+
+def format_until(until: datetime | None, /, *, tz: str) -> str:
+    """'until Tue 1 Dec 2026, 14:30 GMT' in the party's time zone; 'indefinitely' for None."""
+    if until is None:
+        return "indefinitely"
+    local = until.astimezone(ZoneInfo(tz))
+    return f"until {local:%a} {local.day} {local:%b %Y, %H:%M %Z}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -340,7 +340,7 @@ class DiscordAdapter:
 
         @mod.command(name="suspend", description="Propose a suspension (a second moderator "
                      "confirms)")
-        @app_commands.describe(duration="e.g. 30d, 12w, or indefinite")
+        @app_commands.describe(duration="e.g. 30d, 3mo, 1y, or indefinite")
         async def suspend(interaction: discord.Interaction[Any], member: discord.User,
                           duration: str, reason: str) -> None:
             await run(interaction, ["suspend", f"discord:{member.id}", duration,

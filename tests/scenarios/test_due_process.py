@@ -253,3 +253,58 @@ async def test_a_member_lists_their_cases_and_appeals_a_warning(
         assert notice.payload["text"] == (f"Your appeal of case {warned.case_id} was granted: "
                                           "friends joking. Its strike points no longer count.")
         assert "appeal granted: friends joking" in (await world.run(MEMBER, "mycases")).text
+
+
+# -- sanctions that stick ----------------------------------------------------------------------
+
+
+async def test_one_open_suspension_proposal_per_member_and_confirm_applies_it(
+        world_under: Under, test_policy: Policy) -> None:
+    async with world_under(test_policy) as world:
+        await world.post("hello")  # the member exists
+        first = await world.run(KAREN, f"suspend discord:{MEMBER.id} 3d heated thread")
+        assert first.ok and "3d, until Mon 23 Nov 2026, 09:00 GMT if confirmed now" in first.text
+        case_id = int(first.title.split("case ")[1].rstrip(")"))
+        # a second proposal (the race that left the shorter one in force) is refused
+        second = await world.run(OMAR, f"suspend discord:{MEMBER.id} 3mo repeated abuse")
+        assert not second.ok
+        assert second.text.startswith(f"Case {case_id} already proposes suspending")
+        assert f"`resolve {case_id} dismiss REASON`" in second.text
+        assert len([c for c in await world.store.member_cases(
+            (await world.store.find_members(f"discord:{MEMBER.id}"))[0].id) if c.proposal]) == 1
+
+        world.clock.now = START + timedelta(hours=2)
+        confirmed = await world.run(OMAR, f"confirm {case_id}")
+        assert confirmed.title.endswith("is suspended until Mon 23 Nov 2026, 11:00 GMT")
+        assert confirmed.text == (f"Case {case_id}: 3d as proposed by Karen Lomax: heated "
+                                  "thread.")
+        notice = [a for a in await world.store.actions(case_id=case_id)
+                  if a.kind is ActionKind.NOTIFY]
+        assert [a.user for a in notice] == [MEMBER.id]
+        assert notice[0].payload["text"].startswith(
+            "You are suspended from the party's member forums until Mon 23 Nov 2026, 11:00 "
+            "GMT: heated thread.")
+        assert f"This is case {case_id}." in notice[0].payload["text"]
+
+        # once that proposal is decided, a new one may be made
+        await world.run(KAREN, f"reinstate discord:{MEMBER.id} served")
+        assert (await world.run(KAREN, f"suspend discord:{MEMBER.id} 1y repeated abuse")).ok
+
+
+async def test_suspension_durations_refuse_minutes_that_meant_months(
+        world_under: Under, test_policy: Policy) -> None:
+    async with world_under(test_policy) as world:
+        await world.post("hello")
+        reply = await world.run(KAREN, f"suspend discord:{MEMBER.id} 3m abuse")
+        assert not reply.ok and reply.text == ("'3m' is ambiguous: write 3min for minutes or "
+                                               "3mo for months")
+        assert (await world.run(KAREN, f"timeout discord:{MEMBER.id} 30m cool off")).ok
+
+
+def test_policy_refuses_an_unknown_time_zone(tmp_path: Path) -> None:
+    text = (ROOT / "tests" / "fixtures" / "policy.toml").read_text(encoding="utf-8")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace("[sanctions]\n", '[sanctions]\ntimezone = "Mars/Olympus"\n'),
+                   encoding="utf-8")
+    with pytest.raises(PolicyError, match="'Mars/Olympus' is not a time zone"):
+        load_policy(bad)
