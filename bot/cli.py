@@ -14,6 +14,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -31,6 +32,16 @@ log = logging.getLogger("bot.cli")
 
 _STYLE = {"allow": "green", "warn": "yellow", "hide": "red", "escalate": "bold magenta"}
 _REPLAY_CHUNK = 32
+
+
+def _aware_datetime(text: str) -> datetime:
+    """An ISO date or time for argparse; a time without a zone is UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date or time, e.g. "
+                                         "2026-11-30 or 2026-11-30T18:00+00:00") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _offline_env() -> None:
@@ -81,6 +92,10 @@ def _parser() -> argparse.ArgumentParser:
     imp = msub.add_parser("import", help="import a register CSV export (idempotent)")
     imp.add_argument("file", type=Path)
     imp.add_argument("--db", type=Path)
+    imp.add_argument("--exported-at", type=_aware_datetime, metavar="ISO",
+                     help="when the register was exported (default: the file's modification "
+                          "time); a status a moderator set in the bot after it is kept when "
+                          "stricter, and a conflict opens a case")
     show = msub.add_parser("show", help="a member's record")
     show.add_argument("member", help="name, membership number, member id or PLATFORM:ID")
     show.add_argument("--db", type=Path)
@@ -457,7 +472,12 @@ async def _members(args: argparse.Namespace, settings: Settings) -> int:
     async with Store.open(settings.db) as store:
         if args.members_command == "import":
             register = read_register(args.file)
-            report = await import_register(store, register, actor=f"register:{args.file.name}")
+            exported_at = args.exported_at or datetime.fromtimestamp(
+                args.file.stat().st_mtime, tz=UTC)
+            print(f"register exported {exported_at:%Y-%m-%d %H:%M} UTC"
+                  + ("" if args.exported_at else " (the file's time; --exported-at to set it)"))
+            report = await import_register(store, register, actor=f"register:{args.file.name}",
+                                           exported_at=exported_at)
             for line in report.lines():
                 print(line)
             return 1 if report.errors else 0

@@ -6,6 +6,7 @@ __all__ = ["ImportReport", "import_register"]
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from bot.errors import StoreError
 from bot.register import Register, RowError
@@ -25,13 +26,18 @@ class ImportReport:
         """A human-readable report."""
         summary = (f"{self.rows} row(s): {self.counts['new']} new, {self.counts['updated']} "
                    f"updated, {self.counts['status']} status change(s), {self.counts['link']} "
-                   f"account link(s), {self.counts['unchanged']} unchanged, "
-                   f"{len(self.errors)} refused")
+                   f"account link(s), {self.counts['conflict']} conflict(s) with the bot, "
+                   f"{self.counts['unchanged']} unchanged, {len(self.errors)} refused")
         return [*self.changes, *(f"refused {e}" for e in self.errors), summary]
 
 
-async def import_register(store: Store, register: Register, /, *, actor: str) -> ImportReport:
-    """Create or update a member per valid row; idempotent: a second run changes nothing."""
+async def import_register(store: Store, register: Register, /, *, actor: str,
+                          exported_at: datetime | None = None) -> ImportReport:
+    """Create or update a member per valid row; idempotent: a second run changes nothing.
+
+    A status a moderator set in the bot after `exported_at` (None: ever) is not overridden:
+    the stricter stays, and the conflict is reported and opened as a case.
+    """
     report = ImportReport(rows=len(register.rows) + len(register.errors),
                           errors=list(register.errors))
     for row in register.rows:
@@ -40,7 +46,8 @@ async def import_register(store: Store, register: Register, /, *, actor: str) ->
                 membership_number=row.membership_number, name=row.name, status=row.status,
                 roles=row.roles, reason=row.reason, suspended_from=row.suspended_from,
                 suspended_until=row.suspended_until,
-                accounts=[(a.platform, a.id) for a in row.accounts], actor=actor)
+                accounts=[(a.platform, a.id) for a in row.accounts], actor=actor,
+                exported_at=exported_at)
         except StoreError as exc:
             report.errors.append(RowError(row.line, str(exc)))
             continue

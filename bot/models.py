@@ -111,6 +111,12 @@ class MemberStatus(StrEnum):
     EXPELLED = "expelled"
     LAPSED = "lapsed"
 
+    @property
+    def strictness(self) -> int:
+        """How far the status keeps a member out: active < lapsed < suspended < expelled."""
+        return (MemberStatus.ACTIVE, MemberStatus.LAPSED, MemberStatus.SUSPENDED,
+                MemberStatus.EXPELLED).index(self)
+
 
 class Role(StrEnum):
     """Roles that change how the bot treats a member."""

@@ -465,11 +465,15 @@ class Store:
     async def import_member(self, *, membership_number: str, name: str, status: MemberStatus,
                             roles: Iterable[Role], reason: str | None,
                             suspended_from: datetime | None, suspended_until: datetime | None,
-                            accounts: Sequence[tuple[Platform, str]], actor: str) -> list[str]:
+                            accounts: Sequence[tuple[Platform, str]], actor: str,
+                            exported_at: datetime | None = None) -> list[str]:
         """Create or update one register row in one transaction; returns what changed.
 
         Accounts already linked to another registered member are refused (StoreError) and the
-        whole row is left unimported.
+        whole row is left unimported. A status a moderator set in the bot after the register
+        was exported (`exported_at`; None: at any time) is never silently overridden: the
+        stricter of the two stays, the conflict is reported ("conflict ...") and a case is
+        opened for a moderator (once while it is open).
         """
         now = iso(self.clock())
         changes: list[str] = []
@@ -493,6 +497,14 @@ class Store:
                       "status_reason": reason,
                       "suspended_from": iso(suspended_from) if suspended_from else None,
                       "suspended_until": iso(suspended_until) if suspended_until else None}
+            if row is not None:
+                conflict = await self._register_conflict(db, member_id, old, wanted, now,
+                                                         exported_at=exported_at, actor=actor)
+                if conflict is not None:
+                    note, keep_bots = conflict
+                    changes.append(note)
+                    if keep_bots:
+                        wanted.update({k: old.get(k) for k in _STATUS_FIELDS})
             differs = [k for k, v in wanted.items() if old.get(k) != v]
             if differs:
                 await db.execute(
@@ -523,6 +535,47 @@ class Store:
                                   member_id=member_id, reason=reason,
                                   detail={"changes": changes})
         return changes
+
+    async def _register_conflict(self, db: aiosqlite.Connection, member_id: str,
+                                 old: Mapping[str, Any], wanted: Mapping[str, Any], now: str, *,
+                                 exported_at: datetime | None, actor: str
+                                 ) -> tuple[str, bool] | None:
+        """A register row against a status a moderator set after the export, if they differ:
+        (what to report, whether the bot's status stays). The stricter status stays; a case is
+        opened unless one about this conflict is still open."""
+        if all(old.get(k) == wanted[k] for k in ("status", "suspended_until")):
+            return None
+        async with db.execute(
+                "SELECT at, actor FROM audit_log WHERE member_id=? AND action LIKE 'status:%' "
+                "ORDER BY id DESC LIMIT 1", (member_id,)) as cur:
+            last = await cur.fetchone()
+        # The bot's own status changes (a suspension ending on time) follow the register's
+        # dates; a register import is the register itself.
+        if last is None or last["actor"] == "bot" or last["actor"].startswith("register:") \
+                or (exported_at is not None and last["at"] <= iso(exported_at)):
+            return None
+        bots, registers = MemberStatus(old["status"]), MemberStatus(wanted["status"])
+        keep_bots = (bots.strictness, _until_key(old.get("suspended_until"))) >= (
+            registers.strictness, _until_key(wanted["suspended_until"]))
+
+        def said(status: MemberStatus, until: str | None) -> str:
+            return f"{status} until {until[:16]}" if until else str(status)
+
+        bot_said = said(bots, old.get("suspended_until"))
+        register_said = said(registers, wanted["suspended_until"])
+        kept = f"kept the bot's {bot_said}" if keep_bots else f"kept the register's {register_said}"
+        summary = (f"register conflict: the register export says {register_said}; "
+                   f"{last['actor']} set {bot_said} on {last['at'][:16]}, after the export; "
+                   f"{kept}")
+        async with db.execute("SELECT id FROM cases WHERE member_id=? AND kind='register' "
+                              "AND state IN ('open', 'assigned')", (member_id,)) as cur:
+            open_case = await cur.fetchone()
+        case_id = open_case[0] if open_case else await self._open_case(
+            db, member_id, CaseDraft("register", summary, actor, priority=1), now)
+        await self._audit(db, now, actor=actor, action="register-conflict",
+                          member_id=member_id, case_id=case_id, reason=summary)
+        return f"conflict (case {case_id}): {summary.removeprefix('register conflict: ')}", \
+            keep_bots
 
     # -- cases --------------------------------------------------------------------------------
 
@@ -857,6 +910,14 @@ class Store:
                           quote_evidence: bool = False) -> DigestRows:
         """The weekly digest's grouped figures for the window of day boundaries `bounds`."""
         return await digest_rows(self._db, bounds=bounds, quote_evidence=quote_evidence)
+
+
+_STATUS_FIELDS = ("status", "status_reason", "suspended_from", "suspended_until")
+
+
+def _until_key(until: str | None) -> str:
+    """Orders suspension ends: later is stricter, and no end (indefinite) strictest."""
+    return until or "9999"
 
 
 def _statements(script: str) -> list[str]:

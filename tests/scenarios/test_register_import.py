@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,57 @@ async def test_import_is_idempotent_and_reports_changes(tmp_path: Path) -> None:
         assert member.roles == {Role.MP}
         audit = await store.audit_entries(member_id=member.id, action="register-import")
         assert len(audit) == 2  # created, then the status change; the no-op run wrote nothing
+
+
+async def test_reimport_never_silently_undoes_a_suspension_made_in_the_bot(
+        tmp_path: Path) -> None:
+    exported = datetime(2026, 11, 1, tzinfo=UTC)
+    clock = [datetime(2026, 11, 2, tzinfo=UTC)]
+    async with Store.open(tmp_path / "db.sqlite3", clock=lambda: clock[0]) as store:
+        await import_register(store, read_register(EXAMPLE), actor="register:a.csv",
+                              exported_at=exported)
+        member = (await store.find_members("A204518"))[0]
+        until = datetime(2027, 2, 1, tzinfo=UTC)
+        await store.set_status(member.id, status=MemberStatus.SUSPENDED, actor="Omar (m-1)",
+                               reason="harassment", since=clock[0], until=until)
+
+        # the same export again (it predates the suspension): the suspension stays
+        report = await import_register(store, read_register(EXAMPLE), actor="register:a.csv",
+                                       exported_at=exported)
+        (conflict,) = [c for c in report.changes if "conflict" in c]
+        assert "A204518 Sarah Whitfield: conflict (case 1): the register export says active; " \
+               "Omar (m-1) set suspended until 2027-02-01T00:00 on 2026-11-02T00:00, after " \
+               "the export; kept the bot's suspended until 2027-02-01T00:00" in conflict
+        assert report.counts["conflict"] == 1 and "1 conflict(s) with the bot" in \
+            report.lines()[-1]
+        member = (await store.find_members("A204518"))[0]
+        assert member.status is MemberStatus.SUSPENDED and member.suspended_until == until
+        (case,) = await store.member_cases(member.id)
+        assert case.kind == "register" and case.state.active and case.priority == 1
+        # importing again reports it again but opens no second case
+        again = await import_register(store, read_register(EXAMPLE), actor="register:a.csv",
+                                      exported_at=exported)
+        assert any("conflict (case 1)" in c for c in again.changes)
+        assert len(await store.member_cases(member.id)) == 1
+
+        # a stricter register wins over the bot's milder status, still reported
+        expelled = parse_register(HEADER + "A204518,Sarah Whitfield,expelled,,,"
+                                           "NEC decision,,mp\n")
+        stricter = await import_register(store, expelled, actor="register:b.csv",
+                                         exported_at=exported)
+        assert "kept the register's expelled" in stricter.changes[0]
+        member = (await store.find_members("A204518"))[0]
+        assert member.status is MemberStatus.EXPELLED
+
+        # an export made after the bot's change is the register's word: no conflict
+        clock[0] = datetime(2026, 11, 3, tzinfo=UTC)
+        await store.set_status(member.id, status=MemberStatus.SUSPENDED, actor="Omar (m-1)",
+                               reason="reduced on appeal", since=clock[0], until=until)
+        later = await import_register(store, read_register(EXAMPLE), actor="register:c.csv",
+                                      exported_at=datetime(2026, 11, 4, tzinfo=UTC))
+        assert not any("conflict" in c for c in later.changes)
+        member = (await store.find_members("A204518"))[0]
+        assert member.status is MemberStatus.ACTIVE
 
 
 async def test_bad_rows_are_reported_and_the_rest_imported(tmp_path: Path) -> None:
@@ -74,7 +126,7 @@ def test_replay_after_import_produces_cases(tmp_path: Path,
 
     assert main(["members", "show", "truthseeker_77", "--db", db]) == 0
     shown = capsys.readouterr().out
-    assert "Graham Pike" in shown and "suspended until 2027-02-20" in shown
+    assert "Graham Pike" in shown and "suspended until Sat 20 Feb 2027, 00:00 GMT" in shown
 
 
 def test_members_export_and_erase_commands(tmp_path: Path,
