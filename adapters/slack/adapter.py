@@ -482,7 +482,8 @@ class SlackAdapter:
 
     async def timeout(self, action: Action, /) -> None:
         """Slack has no timeout: remove the member from the watched channels and schedule
-        their return (an outbox row that waits until the timeout ends)."""
+        their return to each channel actually left (an outbox row that waits until the
+        timeout ends), even when a later channel fails."""
         user = need(action.user, "user", platform=Platform.SLACK)
         until = action.payload.get("until")
         if not until:
@@ -493,17 +494,27 @@ class SlackAdapter:
             raise UnsupportedAction("SLACK_CHANNELS is not set: the bot does not know which "
                                     "channels to remove the member from", platform="slack",
                                     action="timeout")
-        removed = await self._remove(user, channels, "timeout")
-        restore = Action(kind=ActionKind.RESTORE, platform=Platform.SLACK, user=user,
-                         payload={"channels": removed, "reason": "timeout ended"})
-        case = action.payload.get("case")
-        await self.moderator.store.enqueue([restore], case_id=case if isinstance(case, int)
-                                           else None, not_before=datetime.fromisoformat(until))
+        removed: list[str] = []
+        try:
+            refused = await self._remove(user, channels, "timeout", removed)
+        finally:
+            if removed:  # recorded before any failure propagates: a timeout never sticks
+                restore = Action(kind=ActionKind.RESTORE, platform=Platform.SLACK, user=user,
+                                 payload={"channels": removed, "reason": "timeout ended"})
+                case = action.payload.get("case")
+                await self.moderator.store.enqueue(
+                    [restore], case_id=case if isinstance(case, int) else None,
+                    not_before=datetime.fromisoformat(until))
+        await self._refused(action, user, refused, removed, "timeout")
 
     async def restore(self, action: Action, /) -> None:
-        """Add the member back to the channels a timeout removed them from."""
+        """Add the member back to the channels a timeout removed them from (every watched
+        channel when a reinstatement lifts a suspension)."""
         user = need(action.user, "user", platform=Platform.SLACK)
-        for channel in action.payload.get("channels") or []:
+        channels = action.payload.get("channels")
+        if channels is None and action.payload.get("lift"):
+            channels = sorted(self.config.channels)
+        for channel in channels or []:
             try:
                 with _translate("restore"):
                     await self.client.conversations_invite(channel=channel, users=user)
@@ -518,21 +529,54 @@ class SlackAdapter:
             raise UnsupportedAction("SLACK_CHANNELS is not set: the bot does not know which "
                                     "channels to remove the member from", platform="slack",
                                     action="suspend")
-        await self._remove(user, sorted(self.config.channels), "suspend")
-
-    async def _remove(self, user: str, channels: list[str], what: str) -> list[str]:
-        """Kick the member from each channel; the channels they were actually removed from."""
         removed: list[str] = []
+        refused = await self._remove(user, sorted(self.config.channels), "suspend", removed)
+        await self._refused(action, user, refused, removed, "suspend")
+
+    async def _remove(self, user: str, channels: list[str], what: str,
+                      removed: list[str]) -> list[tuple[str, str]]:
+        """Kick the member from each channel, appending each one left to `removed` as it
+        goes; returns the channels Slack refused, with why (#general can never be left).
+        A rate limit or an unreachable Slack stops the run and propagates."""
+        refused: list[tuple[str, str]] = []
         for channel in channels:
             try:
                 with _translate(what):
                     await self.client.conversations_kick(channel=channel, user=user)
             except PermissionDenied as exc:
-                if "not_in_channel" not in str(exc):
-                    raise
-                continue  # already out of this channel: nothing to do
+                if "not_in_channel" in str(exc):
+                    continue  # already out of this channel: nothing to do
+                refused.append((channel, str(exc)))
+                continue
+            except RateLimited:
+                raise
+            except PlatformError as exc:
+                if isinstance(exc.__cause__, aiohttp.ClientError | OSError):
+                    raise  # Slack unreachable: the outbox retries the rest
+                refused.append((channel, str(exc)))
+                continue
             removed.append(channel)
-        return removed
+        return refused
+
+    async def _refused(self, action: Action, user: str, refused: list[tuple[str, str]],
+                       removed: list[str], what: str) -> None:
+        """Tell the moderators which channels Slack would not remove the member from; fail
+        the row when it removed them from none."""
+        if not refused:
+            return
+        lines = ", ".join(f"<#{channel}> ({why.rsplit(': ', 1)[-1]})" for channel, why in refused)
+        text = (f"{what.capitalize()} of <@{user}> (case {action.payload.get('case', '-')}): "
+                f"Slack would not remove them from {lines}; "
+                + (f"they were removed from {len(removed)} other channel(s)." if removed else
+                   "they were removed from no channel.")
+                + " #general can never be left; see docs/slack.md.")
+        if self.config.mod_channel is not None:
+            with _translate("post"):
+                await self.client.chat_postMessage(channel=self.config.mod_channel, text=text)
+        if not removed:
+            raise PermissionDenied(f"Slack refused every channel for {what}: {lines}",
+                                   platform="slack", action=what)
+        log.warning("slack: %s", text)
 
     async def post(self, action: Action, /) -> None:
         """Send payload['text'] to the channel, with payload['blocks'] (the digest) if any."""

@@ -631,3 +631,50 @@ async def test_the_weekly_digest_is_posted_as_blocks(world: World) -> None:
     assert call.params["channel"] == "CDIGEST01" and call.params["text"] == "Weekly digest"
     posted = call.params["blocks"]
     assert (json.loads(posted) if isinstance(posted, str) else posted) == blocks
+
+
+@pytest.mark.parametrize("overrides", [{"channels": frozenset({GENERAL, "CDEBATE01",
+                                                               "CZZZLAST1"})}])
+async def test_a_partial_timeout_queues_a_return_for_each_channel_left(world: World) -> None:
+    # in sorted order: CDEBATE01 is left, #general can never be left, the last is rate limited
+    until = datetime.now(UTC) + timedelta(hours=1)
+    timeout = Action(kind=ActionKind.TIMEOUT, platform=Platform.SLACK, channel=GENERAL,
+                     user=MEMBER, payload={"until": until.isoformat(), "case": 4})
+    world.fake.injected["conversations.kick"] = [
+        (200, {"ok": True}, {}),
+        (200, {"ok": False, "error": "cant_kick_from_general"}, {}),
+        (429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "3"}),
+    ]
+    with pytest.raises(RateLimited):
+        await world.adapter.timeout(timeout)
+    (restore,) = [a for a in await world.store.actions() if a.kind is ActionKind.RESTORE]
+    assert restore.payload["channels"] == ["CDEBATE01"] and restore.payload["case"] == 4
+    # the run stopped at the rate limit: the refusal is reported when a run completes
+    assert world.fake.find("chat.postMessage") == []
+
+    # the outbox retries: CDEBATE01 is left already, #general refused again, the last one left
+    world.fake.injected["conversations.kick"] = [
+        (200, {"ok": False, "error": "not_in_channel"}, {}),
+        (200, {"ok": False, "error": "cant_kick_from_general"}, {}),
+    ]
+    await world.adapter.timeout(timeout)
+    restores = [a.payload["channels"] for a in await world.store.actions()
+                if a.kind is ActionKind.RESTORE]
+    assert restores == [["CDEBATE01"], ["CZZZLAST1"]]
+    (report,) = [c for c in world.fake.find("chat.postMessage") if c.params["channel"] == MODS]
+    text = report.params["text"]
+    assert f"Slack would not remove them from <#{GENERAL}> (cant_kick_from_general)" in text
+    assert "removed from 1 other channel(s)" in text and "case 4" in text
+
+
+@pytest.mark.parametrize("overrides", [{"channels": frozenset({GENERAL})}])
+async def test_a_timeout_slack_refuses_everywhere_fails_and_is_reported(world: World) -> None:
+    world.fake.inject("conversations.kick", error="cant_kick_from_general")
+    until = datetime.now(UTC) + timedelta(hours=1)
+    with pytest.raises(PermissionDenied, match="refused every channel"):
+        await world.adapter.timeout(Action(kind=ActionKind.TIMEOUT, platform=Platform.SLACK,
+                                           user=MEMBER, payload={"until": until.isoformat()}))
+    assert [a for a in await world.store.actions() if a.kind is ActionKind.RESTORE] == []
+    (report,) = world.fake.find("chat.postMessage")
+    assert report.params["channel"] == MODS and "removed from no channel" in \
+        report.params["text"]
