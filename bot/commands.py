@@ -205,9 +205,11 @@ class Commands:
             ("Its strike points no longer count.", strikes),
             ("The timeout it caused has been lifted.", timeouts)) if applies)
 
-    async def notices(self, case: Case, text: str) -> list[Action]:
-        """Tell a case's member `text` on each linked account (none when there is none)."""
-        member = await self.store.get_member(case.member_id)
+    async def notices(self, about: Case | Member, text: str) -> list[Action]:
+        """Tell a member (or a case's member) `text` on each linked account (none when there
+        is none)."""
+        member = await self.store.get_member(about.member_id) if isinstance(about, Case) \
+            else about
         if member is None or not member.accounts:
             return []
         return self.accounts_actions(member, ActionKind.NOTIFY, {"text": text})
@@ -471,8 +473,10 @@ async def _apply_suspension(self: Commands, actor: Member, case: Case) -> Reply:
     now = self.store.clock()
     until = now + duration if duration else None
     reason = str(case.proposal["reason"])
+    # A return queued by an earlier timeout must not let a suspended member back in.
     await self.store.set_status(member.id, status=MemberStatus.SUSPENDED, actor=_who(actor),
-                                reason=reason, since=now, until=until, case_id=case.id)
+                                reason=reason, since=now, until=until, case_id=case.id,
+                                cancel=(ActionKind.RESTORE,))
     when = self.until(until)
     actions = [Action(kind=ActionKind.SUSPEND, platform=a.platform, user=a.id,
                       payload={"until": until.isoformat() if until else None,
@@ -496,9 +500,16 @@ async def _reinstate(self: Commands, actor: Member, args: list[str]) -> Reply:
     reason = _reason(args[1:], "reinstatement")
     if member.status not in (MemberStatus.SUSPENDED, MemberStatus.EXPELLED):
         raise Refusal(f"{member.label} is {member.status}, not suspended or expelled")
+    # Undo on each platform: Discord lifts the timeout, Slack invites back to the channels.
+    actions = [Action(kind=ActionKind.RESTORE, platform=a.platform, user=a.id,
+                      payload={"lift": True, "reason": f"reinstated: {reason}"})
+               for a in member.accounts]
+    actions += await self.notices(member, f"You are reinstated in the party's member forums: "
+                                          f"{reason}.")
     await self.store.set_status(member.id, status=MemberStatus.ACTIVE, actor=_who(actor),
-                                reason=reason)
-    return Reply(f"{member.display_name} is reinstated", reason)
+                                reason=reason, actions=actions, cancel=(ActionKind.SUSPEND,))
+    return Reply(f"{member.display_name} is reinstated", reason + (
+        " Their access is restored and they are told." if member.accounts else ""))
 
 
 @command("pardon", "pardon N REASON", "remove the strike points of a case", min_args=2)

@@ -25,6 +25,7 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -46,7 +47,7 @@ from bot.errors import (
     TargetNotFound,
     UnsupportedAction,
 )
-from bot.models import Account, Action, CaseState, Message, Platform, Role
+from bot.models import Account, Action, ActionStatus, CaseState, Message, Platform, Role
 from bot.moderator import Moderator
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ log = logging.getLogger(__name__)
 #: Discord's longest timeout ("communication disabled"); a minute's margin for clock skew.
 MAX_TIMEOUT = timedelta(days=28)
 _MARGIN = timedelta(minutes=1)
+#: A long suspension's 28-day timeout is renewed this long before it runs out.
+_RENEW_BEFORE = timedelta(days=1)
 _PREFIX = "cb:"
 _CUSTOM_ID_MAX = 100
 _STYLES = {"primary": discord.ButtonStyle.primary, "danger": discord.ButtonStyle.danger,
@@ -538,14 +541,24 @@ class DiscordAdapter:
         await self._timeout(action, kind="timeout")
 
     async def suspend(self, action: Action, /) -> None:
-        """Discord cannot suspend for longer than a 28-day timeout: apply that and tell the
-        moderators' channel when the suspension is longer (renew it, or ban by hand)."""
+        """Discord times out for at most 28 days: a longer suspension is a 28-day timeout that
+        the outbox renews a day before it runs out, until the suspension ends (a
+        reinstatement cancels the renewal); the moderators' channel is told once."""
         capped = await self._timeout(action, kind="suspend")
-        if capped and self.config.mod_channel_id is not None:
+        if capped is None:
+            return
+        case = action.payload.get("case")
+        await self.moderator.store.enqueue(
+            [replace(action, id=None, attempts=0, error=None, status=ActionStatus.PENDING,
+                     payload={**action.payload, "renewal": True})],
+            case_id=case if isinstance(case, int) else None, not_before=capped - _RENEW_BEFORE)
+        if self.config.mod_channel_id is not None and not action.payload.get("renewal"):
             channel = self.client.get_partial_messageable(self.config.mod_channel_id)
-            note = (f"Suspension of <@{action.user}> (case {action.payload.get('case', '-')}) "
-                    f"is longer than Discord allows: timed out for 28 days, until {capped:%Y-%m-%d}"
-                    f". Renew the timeout then, or remove the member from the server.")
+            until = action.payload.get("until")
+            note = (f"Suspension of <@{action.user}> (case {case or '-'}) is longer than "
+                    f"Discord's 28-day timeout: timed out until {capped:%Y-%m-%d}, renewed "
+                    f"automatically until the suspension ends "
+                    f"({str(until)[:10] if until else 'indefinitely'}).")
             with contextlib.suppress(discord.HTTPException):
                 await channel.send(note)
 

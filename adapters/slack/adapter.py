@@ -499,12 +499,7 @@ class SlackAdapter:
             refused = await self._remove(user, channels, "timeout", removed)
         finally:
             if removed:  # recorded before any failure propagates: a timeout never sticks
-                restore = Action(kind=ActionKind.RESTORE, platform=Platform.SLACK, user=user,
-                                 payload={"channels": removed, "reason": "timeout ended"})
-                case = action.payload.get("case")
-                await self.moderator.store.enqueue(
-                    [restore], case_id=case if isinstance(case, int) else None,
-                    not_before=datetime.fromisoformat(until))
+                await self._queue_return(action, user, removed, until, "timeout ended")
         await self._refused(action, user, refused, removed, "timeout")
 
     async def restore(self, action: Action, /) -> None:
@@ -523,15 +518,30 @@ class SlackAdapter:
                     raise
 
     async def suspend(self, action: Action, /) -> None:
-        """Remove the member from every watched channel (Slack's nearest to a suspension)."""
+        """Remove the member from every watched channel (Slack's nearest to a suspension) and
+        queue their return for when it ends, if it does."""
         user = need(action.user, "user", platform=Platform.SLACK)
         if not self.config.channels:
             raise UnsupportedAction("SLACK_CHANNELS is not set: the bot does not know which "
                                     "channels to remove the member from", platform="slack",
                                     action="suspend")
         removed: list[str] = []
-        refused = await self._remove(user, sorted(self.config.channels), "suspend", removed)
+        until = action.payload.get("until")
+        try:
+            refused = await self._remove(user, sorted(self.config.channels), "suspend", removed)
+        finally:
+            if removed and until:  # the return when the suspension ends
+                await self._queue_return(action, user, removed, until, "suspension ended")
         await self._refused(action, user, refused, removed, "suspend")
+
+    async def _queue_return(self, action: Action, user: str, channels: list[str], until: str,
+                            reason: str) -> None:
+        restore = Action(kind=ActionKind.RESTORE, platform=Platform.SLACK, user=user,
+                         payload={"channels": channels, "reason": reason})
+        case = action.payload.get("case")
+        await self.moderator.store.enqueue([restore],
+                                           case_id=case if isinstance(case, int) else None,
+                                           not_before=datetime.fromisoformat(until))
 
     async def _remove(self, user: str, channels: list[str], what: str,
                       removed: list[str]) -> list[tuple[str, str]]:

@@ -404,8 +404,12 @@ class Store:
 
     async def set_status(self, member_id: str, /, *, status: MemberStatus, actor: str,
                          reason: str | None, since: datetime | None = None,
-                         until: datetime | None = None, case_id: int | None = None) -> None:
-        """Change a member's status (suspension dates only for suspended), with an audit entry."""
+                         until: datetime | None = None, case_id: int | None = None,
+                         actions: Sequence[Action] = (),
+                         cancel: Iterable[ActionKind] = ()) -> None:
+        """Change a member's status (suspension dates only for suspended), with an audit entry,
+        in one transaction with `actions` queued and the member's pending outbox rows of the
+        `cancel` kinds cancelled (a reinstated member's suspension renewals)."""
         now = iso(self.clock())
         suspended = status is MemberStatus.SUSPENDED
         async with self.transaction() as db:
@@ -414,6 +418,14 @@ class Store:
                 "suspended_until=?, updated_at=? WHERE id=?",
                 (status, reason, iso(since) if suspended and since else None,
                  iso(until) if suspended and until else None, now, member_id))
+            for kind in cancel:
+                await db.execute(
+                    "UPDATE outbox SET status=?, error=?, updated_at=? WHERE status='pending' "
+                    "AND kind=? AND EXISTS (SELECT 1 FROM accounts a WHERE a.member_id=? AND "
+                    "a.platform=outbox.platform AND a.account_id=outbox.user_id)",
+                    (ActionStatus.CANCELLED, f"status {status}: {reason}", now, kind,
+                     member_id))
+            await self._outbox(db, actions, now, verdict_id=None, case_id=case_id)
             await self._audit(db, now, actor=actor, action=f"status:{status}",
                               member_id=member_id, case_id=case_id, reason=reason,
                               detail={"until": iso(until) if until else None})

@@ -16,7 +16,16 @@ from pathlib import Path
 import pytest
 
 from adapters.console import ConsolePort
-from bot.models import Action, ActionKind, ActionStatus, CaseState, Platform
+from bot.models import (
+    Account,
+    Action,
+    ActionKind,
+    ActionStatus,
+    CaseState,
+    MemberStatus,
+    Platform,
+    Role,
+)
 from bot.policy import Policy, PolicyError, load_policy
 from tests.conftest import ROOT
 from tests.scenarios.test_members import KAREN, MEMBER, OMAR, START, World, open_world
@@ -308,3 +317,33 @@ def test_policy_refuses_an_unknown_time_zone(tmp_path: Path) -> None:
                    encoding="utf-8")
     with pytest.raises(PolicyError, match="'Mars/Olympus' is not a time zone"):
         load_policy(bad)
+
+
+async def test_reinstatement_undoes_the_suspension_on_every_platform(
+        world_under: Under, test_policy: Policy) -> None:
+    async with world_under(test_policy) as world:
+        await world.run(KAREN, f"link M0002 discord {MEMBER.id}")  # Omar on both platforms
+        # a timeout's return is waiting when a suspension starts: it must not let Omar back
+        await world.store.enqueue([Action(kind=ActionKind.RESTORE, platform=Platform.SLACK,
+                                          user=OMAR.id, payload={"channels": ["C1"]})],
+                                  case_id=None, not_before=START + timedelta(hours=1))
+        third = Account(Platform.CONSOLE, "priya")
+        await world.store.import_member(
+            membership_number="M0003", name="Priya Nair", status=MemberStatus.ACTIVE,
+            roles={Role.MODERATOR}, reason=None, suspended_from=None, suspended_until=None,
+            accounts=[(third.platform, third.id)], actor="test")
+        proposal = await world.run(KAREN, "suspend M0002 2mo abuse")
+        case_id = int(proposal.title.split("case ")[1].rstrip(")"))
+        assert (await world.run(third, f"confirm {case_id}")).ok
+        restores = [a for a in await world.store.actions() if a.kind is ActionKind.RESTORE]
+        assert [a.status for a in restores] == [ActionStatus.CANCELLED]
+
+        reply = await world.run(KAREN, "reinstate M0002 appeal upheld")
+        assert reply.ok and "restored and they are told" in reply.text
+        due = await world.store.pending_actions()
+        lifts = [(a.platform, a.user) for a in due if a.kind is ActionKind.RESTORE]
+        assert sorted(lifts) == sorted([(Platform.SLACK, OMAR.id),
+                                        (Platform.DISCORD, MEMBER.id)])
+        assert all(a.payload["lift"] for a in due if a.kind is ActionKind.RESTORE)
+        notices = [a.payload["text"] for a in due if a.kind is ActionKind.NOTIFY]
+        assert "You are reinstated in the party's member forums: appeal upheld." in notices

@@ -421,7 +421,44 @@ async def test_suspension_is_capped_at_28_days_and_moderators_are_told(world: Wo
     days = (until - datetime.now(UTC)).total_seconds() / 86400
     assert 27.9 < days < 28
     (note,) = world.sent_to(MODS_ID)
-    assert "longer than Discord allows" in note["content"] and "case 7" in note["content"]
+    assert "longer than Discord's 28-day timeout" in note["content"]
+    assert "renewed automatically until the suspension ends (indefinitely)" in note["content"]
+    assert "case 7" in note["content"]
+    # the renewal waits in the outbox until a day before the timeout runs out
+    (renewal,) = [a for a in await world.store.actions() if a.kind is ActionKind.SUSPEND]
+    assert renewal.status is ActionStatus.PENDING and renewal.payload["renewal"] is True
+    assert await world.store.pending_actions(platform=Platform.DISCORD) == []
+    await world.adapter.suspend(renewal)  # as the outbox runs it, 27 days on
+    assert len(world.fake.find("PATCH", rf"/guilds/{GUILD_ID}/members/{MEMBER_ID}")) == 2
+    assert len(world.sent_to(MODS_ID)) == 1  # told once, not at every renewal
+
+
+async def test_reinstatement_cancels_renewals_lifts_the_timeout_and_tells_the_member(
+        world: World) -> None:
+    mid = snowflake()
+    await world.fake.dispatch("MESSAGE_CREATE", message(mid, "hello all"))
+    await world.settle(mid)
+    member = await world.store.member_by_account(Platform.DISCORD, MEMBER_ID)
+    assert member is not None
+    await world.store.set_status(member.id, status=MemberStatus.SUSPENDED, actor="test",
+                                 reason="abuse", since=datetime.now(UTC), until=None)
+    await world.adapter.suspend(Action(kind=ActionKind.SUSPEND, platform=Platform.DISCORD,
+                                       user=MEMBER_ID, payload={"until": None}))
+    payload = slash("reinstate", [{"type": 6, "name": "member", "value": MEMBER_ID},
+                                  {"type": 3, "name": "reason", "value": "appeal upheld"}])
+    await world.fake.dispatch("INTERACTION_CREATE", payload)
+    (followup,) = await replies(world, payload["token"])
+    assert followup["embeds"][0]["title"].endswith("is reinstated")
+    member_path = rf"/guilds/{GUILD_ID}/members/{MEMBER_ID}"
+    await world.fake.wait_for(lambda: len(world.fake.find("PATCH", member_path)) == 2)
+    assert world.fake.find("PATCH", member_path)[-1].body == {
+        "communication_disabled_until": None}
+    dm = f"96{MEMBER_ID[2:]}"
+    await world.fake.wait_for(lambda: bool(world.sent_to(dm)))
+    renewals = [a for a in await world.store.actions() if a.payload.get("renewal")]
+    assert [a.status for a in renewals] == [ActionStatus.CANCELLED]
+    assert world.sent_to(dm)[-1]["content"] == ("You are reinstated in the party's member "
+                                                "forums: appeal upheld.")
 
 
 async def test_timeout_of_a_stranger_is_target_not_found(world: World) -> None:

@@ -494,6 +494,23 @@ async def test_suspend_removes_the_member_from_watched_channels(world: World) ->
     kicks = world.fake.find("conversations.kick")
     assert [(k.params["channel"], k.params["user"]) for k in kicks] == \
         [("CDEBATE01", MEMBER), (GENERAL, MEMBER)]
+    assert [a for a in await world.store.actions() if a.kind is ActionKind.RESTORE] == []
+
+
+@pytest.mark.parametrize("overrides", [{"channels": frozenset({GENERAL, "CDEBATE01"})}])
+async def test_a_suspension_ends_with_a_return_and_a_reinstatement_brings_it_now(
+        world: World) -> None:
+    until = datetime.now(UTC) + timedelta(days=30)
+    await world.adapter.suspend(Action(kind=ActionKind.SUSPEND, platform=Platform.SLACK,
+                                       user=MEMBER, payload={"until": until.isoformat()}))
+    (back,) = [a for a in await world.store.actions() if a.kind is ActionKind.RESTORE]
+    assert back.payload["channels"] == ["CDEBATE01", GENERAL]
+    assert await world.store.pending_actions(platform=Platform.SLACK) == []  # in 30 days
+    # a reinstatement's lift invites the member back to every watched channel now
+    await world.adapter.restore(Action(kind=ActionKind.RESTORE, platform=Platform.SLACK,
+                                       user=MEMBER, payload={"lift": True}))
+    assert [c.params for c in world.fake.find("conversations.invite")] == [
+        {"channel": "CDEBATE01", "users": MEMBER}, {"channel": GENERAL, "users": MEMBER}]
 
 
 # -- configuration ---------------------------------------------------------------------------------
