@@ -92,32 +92,43 @@ class Commands:
         return self.moderator.store
 
     async def run(self, account: Account, words: str | Sequence[str], /) -> Reply:
-        """Parse and run one command as `account`; every outcome is a Reply, never an exception."""
+        """Parse and run one command as `account`; every outcome is a Reply, never an exception.
+
+        Every refusal is audited (who, what, why) and changes nothing else; an account never
+        seen gets no member record for asking.
+        """
+        known = await self.store.member_by_account(account.platform, account.id)
+        actor = await self.moderator.resolve_member(account.platform, account.id) if known \
+            else Member(id="", display_name=f"{account.platform}:{account.id}")
+        name, args = "?", []  # type: tuple[str, list[str]]
+
+        async def refuse(title: str, why: str) -> Reply:
+            await self.store.audit(actor=_who(actor), action=f"refused:{name}",
+                                   member_id=actor.id or None, reason=why,
+                                   detail={"account": f"{account.platform}:{account.id}",
+                                           "args": args[:3]})
+            return Reply(title, why, ok=False)
+
         try:
             tokens = _split(words) if isinstance(words, str) else list(words)
         except ValueError as exc:
-            return Reply("Cannot read that command", f"{exc} (check your quotation marks)",
-                         ok=False)
-        if not tokens:
-            tokens = ["help"]
-        name, args = tokens[0].casefold(), tokens[1:]
-        actor = await self.moderator.resolve_member(account.platform, account.id)
+            return await refuse("Cannot read that command",
+                                f"{exc} (check your quotation marks)")
+        name, args = (tokens[0].casefold(), tokens[1:]) if tokens else ("help", [])
         spec = COMMANDS.get(name)
         if spec is None:
-            return Reply("Unknown command", f"There is no command {name!r}. Try `help`.",
-                         ok=False)
+            return await refuse("Unknown command", f"There is no command {name!r}. Try `help`.")
         if spec.moderators_only and Role.MODERATOR not in actor.roles:
-            await self.store.audit(actor=_who(actor), action=f"refused:{name}",
-                                   member_id=actor.id, reason="not a moderator",
-                                   detail={"account": f"{account.platform}:{account.id}",
-                                           "args": args[:3]})
-            return Reply("Not allowed", f"Only moderators can use `{name}`.", ok=False)
+            return await refuse("Not allowed", f"Only moderators can use `{name}`.")
+        if spec.moderators_only and actor.status is not MemberStatus.ACTIVE:
+            return await refuse("Not allowed", f"Moderators must be in good standing to act: "
+                                               f"you are {actor.status}.")
         if len(args) < spec.min_args:
-            return Reply("Missing arguments", f"Usage: `{spec.usage}`", ok=False)
+            return await refuse("Missing arguments", f"Usage: `{spec.usage}`")
         try:
             return await spec.handler(self, actor, args)
         except (Refusal, StoreError) as exc:
-            return Reply("Refused", str(exc), ok=False)
+            return await refuse("Refused", str(exc))
 
     async def run_as_system(self, name: str, /, *args: str) -> Reply:
         """Run a command as the operator at the console (who holds the database itself)."""
@@ -142,14 +153,17 @@ class Commands:
         member: Member = found[0]
         return member
 
-    async def case(self, ref: str) -> Case:
-        """The case numbered `ref`, or a Refusal."""
+    async def case(self, ref: str, *, acting: Member | None = None) -> Case:
+        """The case numbered `ref`, or a Refusal; with `acting`, refused when the case is
+        about that moderator (nobody decides their own case)."""
         number = ref.lstrip("#")
-        if not number.isdigit():
+        if not number.isascii() or not number.isdigit() or len(number) > 18:
             raise Refusal(f"{ref!r} is not a case number")
         case: Case | None = await self.store.get_case(int(number))
         if case is None:
             raise Refusal(f"There is no case {number}")
+        if acting is not None and case.member_id == acting.id:
+            raise Refusal(f"Case {case.id} is about you: another moderator must act on it")
         return case
 
     async def ladder(self, member: Member, strike: float, *, confirming: int | None = None,
@@ -457,7 +471,7 @@ async def _suspend(self: Commands, actor: Member, args: list[str]) -> Reply:
 
 @command("confirm", "confirm N", "confirm another moderator's proposed suspension", min_args=1)
 async def _confirm(self: Commands, actor: Member, args: list[str]) -> Reply:
-    case = await self.case(args[0])
+    case = await self.case(args[0], acting=actor)
     if not case.proposal or not case.state.active:
         raise Refusal(f"Case {case.id} is not a suspension awaiting confirmation")
     if case.proposal.get("proposer") == actor.id:
@@ -514,7 +528,7 @@ async def _reinstate(self: Commands, actor: Member, args: list[str]) -> Reply:
 
 @command("pardon", "pardon N REASON", "remove the strike points of a case", min_args=2)
 async def _pardon(self: Commands, actor: Member, args: list[str]) -> Reply:
-    case = await self.case(args[0])
+    case = await self.case(args[0], acting=actor)
     reason = _reason(args[1:], "pardon")
     undone = await self.undone(case)
     notices = await self.notices(case, f"Case {case.id} has been pardoned: {reason}. "
@@ -528,7 +542,7 @@ async def _pardon(self: Commands, actor: Member, args: list[str]) -> Reply:
 
 @command("note", "note N TEXT", "add a note to a case's history", min_args=2)
 async def _note(self: Commands, actor: Member, args: list[str]) -> Reply:
-    case = await self.case(args[0])
+    case = await self.case(args[0], acting=actor)
     await self.store.update_case(case.id, actor=_who(actor), event="note",
                                  detail=" ".join(args[1:]))
     return Reply(f"Note added to case {case.id}")
@@ -547,7 +561,7 @@ async def _queue(self: Commands, actor: Member, args: list[str]) -> Reply:
 
 @command("assign", "assign N [MODERATOR]", "take a case, or give it to a moderator", min_args=1)
 async def _assign(self: Commands, actor: Member, args: list[str]) -> Reply:
-    case = await self.case(args[0])
+    case = await self.case(args[0], acting=actor)
     if not case.state.active:
         raise Refusal(f"Case {case.id} is {case.state}: there is nothing to assign")
     assignee = await self.member(" ".join(args[1:])) if args[1:] else actor
@@ -564,7 +578,7 @@ async def _resolve(self: Commands, actor: Member, args: list[str]) -> Reply:
     outcome = args[1].casefold()
     if outcome not in ("uphold", "dismiss"):
         raise Refusal(f"{args[1]!r}: say uphold or dismiss")
-    case = await self.case(args[0])
+    case = await self.case(args[0], acting=actor)
     reason = _reason(args[2:], "decision")
     if not case.state.active:
         raise Refusal(f"Case {case.id} is already {case.state}")

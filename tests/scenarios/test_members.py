@@ -82,6 +82,13 @@ async def world(tmp_path: Path, test_policy: Policy) -> AsyncIterator[World]:
         yield opened
 
 
+async def refusal_only(store: Store, before: int) -> bool:
+    """Since `before` entries, the audit log gained exactly one entry: a refusal."""
+    entries = await store.audit_entries(limit=10_000)
+    return len(entries) == before + 1 and sum(
+        e["action"].startswith("refused:") for e in entries) == 1
+
+
 async def audit_count(store: Store) -> int:
     return len(await store.audit_entries(limit=10_000))
 
@@ -197,7 +204,7 @@ async def test_linking_an_account_of_another_registered_member_is_refused(world:
     before = await audit_count(world.store)
     reply = await world.run(KAREN, f"link M0002 console {KAREN.id}")
     assert not reply.ok and "already linked to another member" in reply.text
-    assert await audit_count(world.store) == before
+    assert await refusal_only(world.store, before)
     karen = (await world.store.find_members("M0001"))[0]
     assert KAREN in karen.accounts
 
@@ -322,7 +329,7 @@ async def test_bad_input_is_refused_and_changes_nothing(world: World, words: str
     reply = await world.run(KAREN, words)
     assert not reply.ok
     assert refusal in reply.text
-    assert await audit_count(world.store) == before
+    assert await refusal_only(world.store, before)
     assert await world.store.queue() == []
 
 
@@ -330,7 +337,35 @@ async def test_non_moderators_are_refused_and_the_refusal_is_audited(world: Worl
     reply = await world.run(MEMBER, "queue")
     assert not reply.ok and reply.text == "Only moderators can use `queue`."
     refused = await world.store.audit_entries(action="refused:queue")
-    assert len(refused) == 1 and refused[0]["reason"] == "not a moderator"
+    assert len(refused) == 1 and refused[0]["reason"] == "Only moderators can use `queue`."
+    # an account never seen before asked: it is refused and audited, and gets no record
+    assert refused[0]["actor"] == f"discord:{MEMBER.id} ()" and refused[0]["member_id"] is None
+    assert await world.store.member_by_account(MEMBER.platform, MEMBER.id) is None
+
+
+async def test_a_suspended_moderator_cannot_act(world: World) -> None:
+    karen = (await world.store.find_members("M0001"))[0]
+    await world.store.set_status(karen.id, status=MemberStatus.SUSPENDED, actor="test",
+                                 reason="under investigation", since=START, until=None)
+    reply = await world.run(KAREN, "queue")
+    assert not reply.ok and reply.text == ("Moderators must be in good standing to act: you "
+                                           "are suspended.")
+    assert (await world.run(KAREN, "help")).ok  # members' commands still work
+
+
+async def test_nobody_decides_a_case_about_themselves(world: World) -> None:
+    handled = await world.post("you idiot", account=OMAR)  # Omar, a moderator, is warned
+    case = handled.case_id
+    for words in (f"pardon {case} mine", f"resolve {case} dismiss mine", f"note {case} x",
+                  f"assign {case}"):
+        reply = await world.run(OMAR, words)
+        assert not reply.ok and reply.text == (f"Case {case} is about you: another moderator "
+                                               "must act on it"), words
+    assert (await world.run(OMAR, f"appeal {case} it was banter")).ok  # as a member may
+    granted = await world.run(OMAR, f"resolve {case} dismiss appeal granted by myself")
+    assert not granted.ok
+    assert len(await world.store.audit_entries(action="refused:resolve")) == 2
+    assert (await world.run(KAREN, f"resolve {case} dismiss fair point")).ok
 
 
 async def test_the_audit_log_is_append_only(world: World) -> None:
