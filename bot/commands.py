@@ -394,7 +394,7 @@ async def _hide(self: Commands, actor: Member, args: list[str]) -> Reply:
                     message_id=message_id, user=row["author"], payload={"reason": reason})
     notice = replace(delete, kind=ActionKind.NOTIFY, message_id=None, payload=self.notice(
         f"A moderator hid your message in #{row['channel_name'] or row['channel']}: {reason}.",
-        reason=reason))
+        reason=reason, action=str(VerdictAction.HIDE)))
     points = self.moderator.policy.strikes.points.get(VerdictAction.HIDE, 0.0)
     timeouts, note = await self.ladder(member, points)
     case_id, _ = await self.store.sanction(

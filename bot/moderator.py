@@ -235,6 +235,8 @@ class Moderator:
         done: list[Action] = []
         for action in pending:
             assert action.id is not None
+            if not await self._notice_may_go(action):
+                continue
             try:
                 await _dispatch(port, action)
             except RateLimited as exc:
@@ -259,6 +261,52 @@ class Moderator:
             await self.store.mark_action(action.id, status=ActionStatus.DONE)
             done.append(action)
         return done
+
+
+    async def _notice_may_go(self, action: Action) -> bool:
+        """Whether `action` may be executed now. A notice saying the message was hidden waits
+        for its case's deletion to succeed; if the deletion failed for good the notice is
+        never sent and the moderators are told instead (an unsupported deletion is reported
+        by the adapter itself, as Slack does without a user token)."""
+        case = action.payload.get("case")
+        if action.kind is not ActionKind.NOTIFY or not isinstance(case, int) or \
+                action.payload.get("action") not in _HIDING:
+            return True
+        deletes = [a for a in await self.store.actions(case_id=case)
+                   if a.kind is ActionKind.DELETE]
+        if all(d.status is ActionStatus.DONE for d in deletes):
+            return True
+        lost = [d for d in deletes if d.status in (ActionStatus.FAILED, ActionStatus.UNSUPPORTED)]
+        if not lost:
+            return False  # the deletion is still to come (rate limited): the notice waits
+        assert action.id is not None
+        await self.store.mark_action(action.id, status=ActionStatus.CANCELLED,
+                                     error=f"not sent: the message was not hidden "
+                                           f"({lost[0].error})")
+        failed = next((d for d in lost if d.status is ActionStatus.FAILED), None)
+        if failed is not None:
+            await self._report_failed_delete(case, failed)
+        return False
+
+    async def _report_failed_delete(self, case_id: int, delete: Action) -> None:
+        """Put the case in front of the moderators: the bot could not hide the message."""
+        row = await self.store.message_row(delete.platform, delete.message_id or "")
+        case = await self.store.get_case(case_id)
+        why = (f"The bot could not hide this message ({delete.error}); the member was not told "
+               f"it was hidden. Please delete it by hand.")
+        escalate = Action(kind=ActionKind.ESCALATE, platform=delete.platform,
+                          channel=delete.channel, message_id=delete.message_id,
+                          user=delete.user, payload={
+                              **delete.payload, "reasons": [why], "priority": 1,
+                              "excerpt": (row or {}).get("text") or "",
+                              "channel_name": (row or {}).get("channel_name") or delete.channel})
+        await self.store.update_case(
+            case_id, actor="bot", event="delete failed", detail=why, actions=[escalate],
+            state=None if case is None or case.state.active else CaseState.OPEN)
+
+
+#: Notices that tell the member their message was hidden.
+_HIDING = (VerdictAction.HIDE, VerdictAction.ESCALATE)
 
 
 async def _dispatch(port: PlatformPort, action: Action) -> None:

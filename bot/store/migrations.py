@@ -174,9 +174,11 @@ MIGRATIONS: tuple[str, ...] = (
         posted TEXT
     );
     """,
-    # 4: review before punishment: an automatic escalation's strike waits for a moderator.
+    # 4: review before punishment: an automatic escalation's strike waits for a moderator;
+    # a case's outbox rows found by the case number their payload carries.
     """
     ALTER TABLE strikes ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX outbox_case ON outbox(json_extract(payload, '$.case'));
     """,
 )
 

@@ -142,15 +142,42 @@ class FlakyPort(ConsolePort):
 
 async def test_platform_failures_are_written_back_not_lost(moderator: Moderator) -> None:
     await moderator.handle(msg("1", "immigrants are vermin"))
+    await moderator.handle(msg("2", "you idiot"))
     done = await moderator.run_outbox(FlakyPort(Platform.DISCORD))
     assert done == []
-    rows = {a.kind: a for a in await moderator.store.actions()}
-    assert rows[ActionKind.DELETE].status is ActionStatus.FAILED
-    assert "PermissionDenied" in (rows[ActionKind.DELETE].error or "")
-    assert rows[ActionKind.NOTIFY].status is ActionStatus.PENDING  # retried after 30 s
-    assert rows[ActionKind.ESCALATE].status is ActionStatus.UNSUPPORTED
+    rows = await moderator.store.actions()
+    delete, hidden_notice, escalate, warning = rows[:4]
+    assert delete.status is ActionStatus.FAILED
+    assert "PermissionDenied" in (delete.error or "")
+    # "your message was hidden" is never sent for a message still up; moderators are told
+    assert hidden_notice.status is ActionStatus.CANCELLED
+    assert escalate.status is ActionStatus.UNSUPPORTED
+    (report,) = rows[4:]
+    assert report.kind is ActionKind.ESCALATE and report.status is ActionStatus.PENDING
+    assert "could not hide this message" in report.payload["reasons"][0]
+    assert report.payload["excerpt"] == "immigrants are vermin"
+    assert warning.status is ActionStatus.PENDING  # rate limited: retried after 30 s
     # the rate-limited notice is not retried before its time
-    assert await moderator.store.pending_actions() == []
+    assert [a.id for a in await moderator.store.pending_actions()] == [report.id]
+
+
+async def test_a_hidden_notice_waits_for_a_rate_limited_delete(moderator: Moderator) -> None:
+    class SlowToDelete(ConsolePort):
+        calls = 0
+
+        async def hide(self, action: Action, /) -> None:
+            SlowToDelete.calls += 1
+            if SlowToDelete.calls == 1:
+                raise RateLimited("slow down", platform="discord", action="delete",
+                                  retry_after=0)
+            await super().hide(action)
+
+    await moderator.handle(msg("1", "immigrants are vermin"))
+    port = SlowToDelete(Platform.DISCORD)
+    await moderator.run_outbox(port)
+    assert [a.kind for a in port.performed] == ["escalate"]  # the notice waits
+    await moderator.run_outbox(port)
+    assert [a.kind for a in port.performed] == ["escalate", "delete", "notify"]
 
 
 class SlowPort(ConsolePort):

@@ -380,7 +380,14 @@ async def test_forbidden_is_recorded_as_permission_denied(world: World) -> None:
     assert actions["delete"].status is ActionStatus.FAILED
     assert actions["delete"].error is not None
     assert actions["delete"].error.startswith("PermissionDenied")
-    assert actions["notify"].status is ActionStatus.DONE  # one refusal does not stop the rest
+    # the member is not told a message was hidden that is still up; the moderators are told
+    assert actions["notify"].status is ActionStatus.CANCELLED
+    assert world.fake.find("POST", "/users/@me/channels") == []
+    await world.adapter.drain_outbox()  # the report queued by this run goes out in the next
+    posts = world.sent_to(MODS_ID)
+    assert len(posts) == 2  # the escalation, then the failed delete
+    assert "could not hide this message" in posts[1]["embeds"][0]["description"]
+    assert "Please delete it by hand" in posts[1]["embeds"][0]["description"]
 
 
 async def test_resume_replay_is_not_decided_twice(world: World) -> None:
