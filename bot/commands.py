@@ -6,7 +6,7 @@ __all__ = ["COMMANDS", "Button", "Commands", "Refusal", "Reply", "render_text"]
 
 import shlex
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from bot.actions import appeal_invitation
@@ -55,6 +55,15 @@ class Reply:
 
 
 Handler = Callable[["Commands", Member, list[str]], Awaitable[Reply]]
+
+
+@dataclass(frozen=True, slots=True)
+class Climb:
+    """What a sanction's points do on the ladder: timeouts, a note, the step they fired."""
+
+    timeouts: list[Action] = field(default_factory=list)
+    note: str = ""
+    step: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,26 +176,26 @@ class Commands:
         return case
 
     async def ladder(self, member: Member, strike: float, *, confirming: int | None = None,
-                     where: tuple[str, str] | None = None) -> tuple[list[Action], str]:
+                     where: tuple[str, str] | None = None) -> Climb:
         """The ladder step a sanction's strike points cross (or, with `confirming`, the
         points awaiting review in that case): its timeouts and a note. `where` (platform,
         channel) is where the breach was, for a platform that times out per channel."""
-        before = await self.moderator.points(member.id)
+        before, fired = await self.moderator.climb(member.id)
         after = before + strike if confirming is None else \
             await self.moderator.points(member.id, confirming=confirming)
-        step = crossed_step(before, after, policy=self.moderator.policy.strikes)
+        step = crossed_step(before, after, fired=fired, policy=self.moderator.policy.strikes)
         if step is None:
-            return [], ""
+            return Climb()
         note = f" Ladder at {after:g} points: {step.note}"
         if step.escalate:
             note += " Consider `suspend`."
         if step.timeout is None:
-            return [], note
+            return Climb([], note, step.points)
         until = self.store.clock() + step.timeout
-        return [replace(a, channel=where[1]) if where and a.platform == where[0] else a
-                for a in self.accounts_actions(member, ActionKind.TIMEOUT, {
-                    "until": until.isoformat(), "duration": format_duration(step.timeout),
-                    "reason": step.note})], note
+        return Climb([replace(a, channel=where[1]) if where and a.platform == where[0] else a
+                      for a in self.accounts_actions(member, ActionKind.TIMEOUT, {
+                          "until": until.isoformat(), "duration": format_duration(step.timeout),
+                          "reason": step.note})], note, step.points)
 
     def accounts_actions(self, member: Member, kind: ActionKind,
                          payload: dict[str, object]) -> list[Action]:
@@ -366,13 +375,14 @@ async def _warn(self: Commands, actor: Member, args: list[str]) -> Reply:
         f"A moderator has warned you: {reason}. Please read the code of conduct.",
         reason=reason))
     points = self.moderator.policy.strikes.points.get(VerdictAction.WARN, 0.0)
-    timeouts, note = await self.ladder(member, points)
+    climb = await self.ladder(member, points)
     case_id, _ = await self.store.sanction(
         member.id, draft=CaseDraft("warning", f"warned: {reason}", _who(actor),
                                    state=CaseState.UPHELD),
-        actions=actions + timeouts, strike=points, reason=reason, audit_action="warn")
+        actions=actions + climb.timeouts, strike=points, step=climb.step, reason=reason,
+        audit_action="warn")
     return Reply(f"Warned {member.display_name}",
-                 f"Case {case_id}; {points:g} strike point(s).{note}")
+                 f"Case {case_id}; {points:g} strike point(s).{climb.note}")
 
 
 @command("hide", "hide PLATFORM:MESSAGE_ID", "delete a message (adds strike points)",
@@ -396,14 +406,14 @@ async def _hide(self: Commands, actor: Member, args: list[str]) -> Reply:
         f"A moderator hid your message in #{row['channel_name'] or row['channel']}: {reason}.",
         reason=reason, action=str(VerdictAction.HIDE)))
     points = self.moderator.policy.strikes.points.get(VerdictAction.HIDE, 0.0)
-    timeouts, note = await self.ladder(member, points)
+    climb = await self.ladder(member, points)
     case_id, _ = await self.store.sanction(
         member.id, draft=CaseDraft("hide", f"message hidden: {reason}", _who(actor),
                                    state=CaseState.UPHELD),
-        actions=[delete, notice, *timeouts], strike=points, reason=reason, audit_action="hide",
-        message_rows=[row["id"]])
+        actions=[delete, notice, *climb.timeouts], strike=points, step=climb.step,
+        reason=reason, audit_action="hide", message_rows=[row["id"]])
     return Reply(f"Hiding {args[0]}", f"Case {case_id}; {member.display_name} gets "
-                                      f"{points:g} strike point(s).{note}")
+                                      f"{points:g} strike point(s).{climb.note}")
 
 
 @command("timeout", "timeout MEMBER DURATION REASON", "stop a member posting for a while",
@@ -587,16 +597,16 @@ async def _resolve(self: Commands, actor: Member, args: list[str]) -> Reply:
     upheld = outcome == "uphold"
     state = CaseState.UPHELD if upheld else CaseState.DISMISSED
     appeal_outcome = None
-    actions: list[Action] = []
-    note = ""
+    climb = Climb()
     member = await self.store.get_member(case.member_id)
     if upheld and member is not None:
         # Review before punishment: the case's strike points count from now, and may take the
         # member up the ladder.
         evidence = await self.store.case_evidence(case.id)
-        actions, note = await self.ladder(
+        climb = await self.ladder(
             member, 0.0, confirming=case.id,
             where=(evidence[0]["platform"], evidence[0]["channel"]) if evidence else None)
+    actions, note = list(climb.timeouts), climb.note
     undone = "" if upheld else await self.undone(case)
     if case.state is CaseState.APPEALED:
         appeal_outcome = f"appeal rejected: {reason}" if upheld else f"appeal granted: {reason}"
@@ -612,7 +622,7 @@ async def _resolve(self: Commands, actor: Member, args: list[str]) -> Reply:
         case.id, actor=_who(actor), event="upheld" if upheld else "dismissed", state=state,
         detail=reason, resolution=reason, appeal_outcome=appeal_outcome,
         review=("upheld" if upheld else "dismissed") if case.automatic else None,
-        confirm_strikes=upheld, actions=actions,
+        confirm_strikes=upheld, step=climb.step, actions=actions,
         pardon=None if upheld else f"dismissed: {reason}", audit_action=f"resolve:{outcome}")
     if undone:
         note += f" {undone}"

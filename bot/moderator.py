@@ -37,6 +37,7 @@ from bot.standing import (
     counted_strikes,
     crossed_step,
     decayed_points,
+    fired_steps,
     format_duration,
 )
 from bot.store import CaseDraft, Store
@@ -110,7 +111,7 @@ class Moderator:
                 continue
             member = await self.resolve_member(message.platform, message.author,
                                                display_name=message.author_name)
-            points = await self.points(member.id)
+            points, fired = await self.climb(member.id)
             standing = member.standing(points=points)
             if member.suspended_from and message.sent_at < member.suspended_from:
                 # Written before the suspension began (a late delivery or a replay).
@@ -128,7 +129,7 @@ class Moderator:
             # so a mistaken one times nobody out.
             pending = bool(strike) and verdict.action is VerdictAction.ESCALATE and \
                 self.policy.strikes.escalation_points == "on_uphold"
-            step = None if pending else crossed_step(points, points + strike,
+            step = None if pending else crossed_step(points, points + strike, fired=fired,
                                                      policy=self.policy.strikes)
             if step is not None and step.timeout is not None:
                 planned.append(self._timeout(message, step.timeout, step.note))
@@ -147,7 +148,7 @@ class Moderator:
                     automatic=True, state=CaseState.OPEN if escalated else CaseState.UPHELD)
             recorded = await self.store.record(message, member, verdict, planned,
                                                strike=strike, strike_pending=pending,
-                                               case=case)
+                                               step=step.points if step else None, case=case)
             # None: the same revision came twice in this batch or another delivery won the race.
             results.append(None if recorded is None else
                            Handled(message, member, hits, verdict, recorded.actions,
@@ -168,11 +169,17 @@ class Moderator:
     async def points(self, member_id: str, /, *, confirming: int | None = None) -> float:
         """A member's strike points now, after decay; with `confirming`, as they will be once
         that case's strikes awaiting review count."""
+        return (await self.climb(member_id, confirming=confirming))[0]
+
+    async def climb(self, member_id: str, /, *, confirming: int | None = None
+                    ) -> tuple[float, frozenset[float]]:
+        """A member's points now (as `points`) and the ladder steps this climb has fired."""
         strikes = [s | {"pending": 0} if confirming is not None and s["case_id"] == confirming
                    else s for s in await self.store.strikes(member_id)]
-        now = self.store.clock()
-        return decayed_points(counted_strikes(strikes, now=now, policy=self.policy.strikes),
-                              now=now, policy=self.policy.strikes)
+        now, policy = self.store.clock(), self.policy.strikes
+        return (decayed_points(counted_strikes(strikes, now=now, policy=policy), now=now,
+                               policy=policy),
+                fired_steps(strikes, now=now, policy=policy))
 
     async def _replies_to_protected(self, message: Message) -> bool:
         if message.reply_to is None:

@@ -9,13 +9,14 @@ __all__ = [
     "counted_strikes",
     "crossed_step",
     "decayed_points",
+    "fired_steps",
     "format_duration",
     "format_until",
     "parse_duration",
 ]
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -143,9 +144,28 @@ def decayed_points(strikes: Iterable[tuple[float, datetime]], /, *, now: datetim
     return round(total, 4)
 
 
-def crossed_step(before: float, after: float, /, *, policy: StrikePolicy) -> LadderStep | None:
-    """The highest ladder step that `after` reaches and `before` did not (checked highest first)."""
+def crossed_step(before: float, after: float, /, *, policy: StrikePolicy,
+                 fired: Collection[float] = ()) -> LadderStep | None:
+    """The highest ladder step that `after` reaches and `before` did not (checked highest
+    first), skipping steps in `fired`: a step fires once per climb, not again because decay
+    took the points a hair below it (3.0 -> 2.9999) before the next breach."""
     for step in policy.ladder:
-        if after >= step.points > before:
+        if after >= step.points > before and step.points not in fired:
             return step
     return None
+
+
+def fired_steps(strikes: Iterable[Mapping[str, object]], /, *, now: datetime,
+                policy: StrikePolicy) -> frozenset[float]:
+    """The ladder steps this climb has already fired: those recorded on unpardoned strikes
+    within one half-life (else the expiry), after which the points have had time to fall and
+    a new climb begins."""
+    window = policy.half_life or policy.expire_after
+    out: set[float] = set()
+    for strike in strikes:
+        step, at = strike.get("step"), strike["at"]
+        assert isinstance(at, datetime)
+        if isinstance(step, int | float) and not strike.get("pardoned_at") and (
+                window is None or now - at < window):
+            out.add(float(step))
+    return frozenset(out)

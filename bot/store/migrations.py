@@ -175,9 +175,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """,
     # 4: review before punishment: an automatic escalation's strike waits for a moderator;
-    # a case's outbox rows found by the case number their payload carries.
+    # the ladder step a strike fired (once per climb); a case's outbox rows found by the case
+    # number their payload carries.
     """
     ALTER TABLE strikes ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE strikes ADD COLUMN step REAL;
     CREATE INDEX outbox_case ON outbox(json_extract(payload, '$.case'));
     """,
 )

@@ -223,7 +223,7 @@ class Store:
 
     async def record(self, message: Message, member: Member, verdict: Verdict,
                      actions: Sequence[Action], /, *, strike: float = 0.0,
-                     strike_pending: bool = False,
+                     strike_pending: bool = False, step: float | None = None,
                      case: CaseDraft | None = None) -> Recorded | None:
         """Write the message (evidence), verdict, case, strike, outbox rows and audit entry.
 
@@ -264,10 +264,10 @@ class Store:
             if strike:
                 await db.execute(
                     "INSERT INTO strikes (member_id, case_id, verdict_id, points, reason, at, "
-                    "pending) VALUES (?,?,?,?,?,?,?)",
+                    "pending, step) VALUES (?,?,?,?,?,?,?,?)",
                     (member.id, case_id, verdict_id, strike,
                      f"{verdict.action} under clause {verdict.clause}", now,
-                     int(strike_pending)))
+                     int(strike_pending), step))
             written = await self._outbox(db, actions, now, verdict_id=verdict_id,
                                          case_id=case_id)
             await self._audit(db, now, actor="bot", action=f"verdict:{verdict.action}",
@@ -608,7 +608,8 @@ class Store:
         return case_id
 
     async def sanction(self, member_id: str, /, *, draft: CaseDraft, actions: Sequence[Action],
-                       strike: float = 0.0, reason: str, audit_action: str,
+                       strike: float = 0.0, step: float | None = None, reason: str,
+                       audit_action: str,
                        message_rows: Sequence[int] = ()) -> tuple[int, list[Action]]:
         """Open a case for a moderator's sanction with its strike, outbox rows and audit entry."""
         now = iso(self.clock())
@@ -618,8 +619,9 @@ class Store:
                 await db.execute("INSERT OR IGNORE INTO case_messages (case_id, message_row) "
                                  "VALUES (?,?)", (case_id, row))
             if strike:
-                await db.execute("INSERT INTO strikes (member_id, case_id, points, reason, at) "
-                                 "VALUES (?,?,?,?,?)", (member_id, case_id, strike, reason, now))
+                await db.execute("INSERT INTO strikes (member_id, case_id, points, reason, at, "
+                                 "step) VALUES (?,?,?,?,?,?)",
+                                 (member_id, case_id, strike, reason, now, step))
             written = await self._outbox(db, actions, now, verdict_id=None, case_id=case_id)
             await self._audit(db, now, actor=draft.opened_by, action=audit_action,
                               member_id=member_id, case_id=case_id, reason=reason,
@@ -681,12 +683,14 @@ class Store:
                           assignee: str | None = None, resolution: str | None = None,
                           appeal: str | None = None, appeal_outcome: str | None = None,
                           review: str | None = None, pardon: str | None = None,
-                          confirm_strikes: bool = False, actions: Sequence[Action] = (),
+                          confirm_strikes: bool = False, step: float | None = None,
+                          actions: Sequence[Action] = (),
                           audit_action: str | None = None) -> Case:
         """Change a case and write its history event and audit entry in one transaction.
 
         `review` ('upheld' or 'dismissed') records moderators' view of the automatic verdicts
-        in the case, for calibration; `confirm_strikes` makes the case's pending strikes count;
+        in the case, for calibration; `confirm_strikes` makes the case's pending strikes count
+        (recording the ladder `step` they fired);
         `pardon` removes the case's strikes with that reason and lifts the timeouts the case
         caused (``lift_timeouts``); `actions` are queued for the case.
         """
@@ -722,8 +726,8 @@ class Store:
                             "categories, at) VALUES (?,?,?,?,?,?)",
                             (verdict_id, case_id, review, actor, categories, now))
             if confirm_strikes:
-                await db.execute("UPDATE strikes SET pending=0 WHERE case_id=? AND pending=1",
-                                 (case_id,))
+                await db.execute("UPDATE strikes SET pending=0, step=COALESCE(?, step) "
+                                 "WHERE case_id=? AND pending=1", (step, case_id))
             lifted = 0
             if pardon is not None:
                 await db.execute("UPDATE strikes SET pardoned_at=?, pardon_reason=? "

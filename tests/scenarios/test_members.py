@@ -131,6 +131,21 @@ async def test_repeat_offences_climb_the_ladder_and_decay(world: World) -> None:
     assert timeouts == ["1d"]
 
 
+async def test_a_ladder_step_fires_once_per_climb(world: World) -> None:
+    for text in ("you idiot", "idiot again", "still an idiot"):
+        last = await world.post(text)
+    assert last.ladder is not None and last.ladder.note == "cooling-off"
+    world.clock.now += timedelta(minutes=1)  # 3 points have decayed to 2.9999
+    again = await world.post("idiot, one more time")
+    assert again.ladder is None
+    assert not any(a.kind is ActionKind.TIMEOUT for a in again.actions)
+    # a half-life on (10 days), the points have fallen below 2: a new climb fires it again
+    world.clock.now += timedelta(days=10)
+    assert await world.moderator.points(last.member.id) == pytest.approx(2, abs=0.01)
+    climbing = [await world.post("idiot"), await world.post("idiot")]  # 2.99.., then 3.99..
+    assert [h.ladder.note if h.ladder else None for h in climbing] == [None, "cooling-off"]
+
+
 async def test_escalation_opens_a_case_that_keeps_its_evidence(world: World) -> None:
     handled = await world.post("immigrants are vermin")
     assert handled.case_id is not None

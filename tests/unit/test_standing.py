@@ -15,6 +15,7 @@ from bot.standing import (
     StrikePolicy,
     crossed_step,
     decayed_points,
+    fired_steps,
     format_duration,
     format_until,
     parse_duration,
@@ -120,3 +121,17 @@ def test_ladder_is_checked_highest_first_and_fires_once() -> None:
     assert crossed_step(5, 11, policy=POLICY) == LADDER[0]  # past two steps: the highest
     assert crossed_step(3, 4, policy=POLICY) is None  # already past 3: no second timeout
     assert crossed_step(0, 2, policy=POLICY) is None
+
+
+def test_a_step_fires_once_per_climb() -> None:
+    # 3.0 decays to 2.9999 within a minute: the next breach must not fire the 3-point step again
+    assert crossed_step(2.9999, 3.9999, policy=POLICY, fired={3.0}) is None
+    assert crossed_step(5.5, 6.5, policy=POLICY, fired={3.0}) == LADDER[1]  # a higher step does
+
+
+def test_fired_steps_last_one_half_life_and_not_when_pardoned() -> None:
+    strikes = [{"points": 1, "at": NOW - timedelta(days=2), "step": 3.0, "pardoned_at": None},
+               {"points": 1, "at": NOW - timedelta(days=10), "step": 6.0, "pardoned_at": None},
+               {"points": 1, "at": NOW, "step": 10.0, "pardoned_at": NOW},
+               {"points": 1, "at": NOW, "step": None, "pardoned_at": None}]
+    assert fired_steps(strikes, now=NOW, policy=POLICY) == {3.0}
