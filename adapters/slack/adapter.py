@@ -450,12 +450,13 @@ class SlackAdapter:
             await self.user_client.chat_delete(channel=channel, ts=ts)
 
     async def notify(self, action: Action, /) -> None:
-        """An ephemeral notice in the channel (when the member is there) and a DM."""
+        """An ephemeral notice in the channel (when the member is there) and a DM; each goes
+        once: a retry after a failed DM does not repeat the ephemeral part."""
         user = need(action.user, "user", platform=Platform.SLACK)
         text = str(action.payload.get("text") or "")
         if not text:
             raise UnsupportedAction("a notice without text", platform="slack", action="notify")
-        if action.channel:
+        if action.channel and not action.payload.get("ephemeral_done"):
             try:
                 with _translate("notify"):
                     await self.client.chat_postEphemeral(channel=action.channel, user=user,
@@ -465,6 +466,8 @@ class SlackAdapter:
             except PlatformError as exc:
                 if "user_not_in_channel" not in str(exc):
                     raise
+            if action.id is not None:
+                await self.moderator.store.note_progress(action.id, ephemeral_done=True)
         with _translate("notify"):
             dm = await self.client.conversations_open(users=user)
             await self.client.chat_postMessage(channel=dm["channel"]["id"],

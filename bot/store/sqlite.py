@@ -335,6 +335,18 @@ class Store:
         async with self._db.execute(sql + " ORDER BY id", params) as cur:
             return [_action(row) for row in await cur.fetchall()]
 
+    async def note_progress(self, action_id: int, /, **done: Any) -> None:
+        """Merge `done` into an outbox row's payload: the parts of an action already carried
+        out, so that a retry does not repeat them (a Slack notice's ephemeral part)."""
+        async with self.transaction() as db:
+            async with db.execute("SELECT payload FROM outbox WHERE id=?", (action_id,)) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                raise StoreError(f"there is no outbox row {action_id}")
+            await db.execute("UPDATE outbox SET payload=?, updated_at=? WHERE id=?",
+                             (json.dumps(json.loads(row[0]) | done), iso(self.clock()),
+                              action_id))
+
     async def mark_action(self, action_id: int, /, *, status: ActionStatus,
                           error: str | None = None, retry_at: datetime | None = None) -> None:
         """Write back an outbox row's result (audited); `retry_at` keeps it pending until then."""

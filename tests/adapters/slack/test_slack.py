@@ -695,3 +695,18 @@ async def test_a_timeout_slack_refuses_everywhere_fails_and_is_reported(world: W
     (report,) = world.fake.find("chat.postMessage")
     assert report.params["channel"] == MODS and "removed from no channel" in \
         report.params["text"]
+
+
+async def test_a_rate_limited_dm_does_not_repeat_the_ephemeral_notice(world: World) -> None:
+    event = message("you idiot")  # a warning: an ephemeral notice and a DM
+    world.fake.inject("chat.postMessage", status=429, headers={"Retry-After": "0"})
+    await world.event(event)
+    await world.settle(event["ts"])
+    (notice,) = [a for a in await world.store.actions() if a.kind is ActionKind.NOTIFY]
+    assert notice.status is ActionStatus.PENDING and notice.payload["ephemeral_done"] is True
+    await world.adapter.drain_outbox()  # the retry
+    assert len(world.fake.find("chat.postEphemeral")) == 1
+    dms = [c for c in world.fake.find("chat.postMessage") if c.params["channel"].startswith("D")]
+    assert len(dms) == 2  # the rate-limited try and the retry; the member sees it once
+    (notice,) = [a for a in await world.store.actions() if a.kind is ActionKind.NOTIFY]
+    assert notice.status is ActionStatus.DONE
