@@ -69,5 +69,15 @@ async def run(settings: Settings, /) -> None:
                     from adapters.slack.adapter import run_slack
 
                     group.create_task(run_slack(moderator, slack_config), name="slack")
+        except ExceptionGroup as group:
+            # A platform that cannot start (a missing moderators' channel, a refused token)
+            # stops the others; its error is the one line the operator needs, not a trace.
+            refused = group.subgroup(lambda e: isinstance(e, ConductError))
+            if refused is None:
+                raise
+            first: BaseException = refused
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise first from None
         finally:
             digests.stop()

@@ -46,8 +46,11 @@ log = logging.getLogger(__name__)
 
 #: Slack's own limit on a message; Discord's is 4,000. Anything longer is not a real message.
 MAX_TEXT_CHARS = 40_000
-#: A rate-limited action is retried this many times before it is reported failed.
+#: A rate-limited action (or an escalation that failed) is retried this many times before it
+#: is reported failed.
 MAX_ATTEMPTS = 5
+#: The first wait before a failed escalation is tried again; it doubles each time.
+ESCALATION_RETRY = timedelta(seconds=30)
 
 
 #: The kind of case an automatic verdict opens, unless it escalates.
@@ -259,16 +262,45 @@ class Moderator:
                 log.warning("%s cannot %s: %s", port.platform, action.kind, exc)
                 await self.store.mark_action(action.id, status=ActionStatus.UNSUPPORTED,
                                              error=str(exc))
+                if action.kind is ActionKind.ESCALATE:
+                    await self._escalation_lost(action, str(exc))
                 continue
             except PlatformError as exc:
+                if action.kind is ActionKind.ESCALATE and action.attempts + 1 < MAX_ATTEMPTS:
+                    # An escalation is worth waiting for: retried, backing off, before it is
+                    # given up and put in front of the moderators another way.
+                    retry = self.store.clock() + ESCALATION_RETRY * 2 ** action.attempts
+                    await self.store.mark_action(action.id, status=ActionStatus.PENDING,
+                                                 error=str(exc), retry_at=retry)
+                    continue
                 log.error("%s %s failed permanently: %s", port.platform, action.kind, exc)
                 await self.store.mark_action(action.id, status=ActionStatus.FAILED,
                                              error=f"{type(exc).__name__}: {exc}")
+                if action.kind is ActionKind.ESCALATE:
+                    await self._escalation_lost(action, f"{type(exc).__name__}: {exc}")
                 continue
             await self.store.mark_action(action.id, status=ActionStatus.DONE)
             done.append(action)
         return done
 
+
+    async def _escalation_lost(self, action: Action, error: str) -> None:
+        """An escalation that could not be posted goes to each moderator directly (a DM on the
+        same platform), so a case is never known only to a log."""
+        case = action.payload.get("case")
+        moderators = await self.store.moderator_accounts(action.platform)
+        text = (f"Case {case if case is not None else '-'} could not be posted to the "
+                f"moderators' channel ({error}). Clause {action.payload.get('clause') or '-'} "
+                f"{action.payload.get('clause_title') or ''}, in "
+                f"#{action.payload.get('channel_name') or action.channel or '-'}. Open it with "
+                f"`case {case}`; `queue` lists every open case.")
+        notices = [Action(kind=ActionKind.NOTIFY, platform=action.platform, user=account,
+                          payload={"text": text}) for account in moderators]
+        if not notices:
+            log.error("%s: case %s could not be escalated (%s) and no moderator has an account "
+                      "there to tell", action.platform, case, error)
+            return
+        await self.store.enqueue(notices, case_id=case if isinstance(case, int) else None)
 
     async def _notice_may_go(self, action: Action) -> bool:
         """Whether `action` may be executed now. A notice saying the message was hidden waits

@@ -152,6 +152,7 @@ class DiscordAdapter:
         self.client = _Client(self, intents=intents, **client_options)
         self.tree = app_commands.CommandTree(self.client)
         self.ready = asyncio.Event()
+        self.startup_error: PlatformError | None = None
         self._build_commands()
         self.client.event(self.on_message)
         self.client.event(self.on_raw_message_edit)
@@ -178,11 +179,51 @@ class DiscordAdapter:
         else:
             await self.tree.sync()
 
+    @property
+    def _unwatched(self) -> frozenset[int]:
+        """Never moderated: the moderators' own channel, where they quote evidence."""
+        mods = self.config.mod_channel_id
+        return frozenset() if mods is None else frozenset({mods})
+
     async def on_ready(self) -> None:
-        """Mark the adapter ready (tests and health checks wait on it)."""
-        log.info("discord: connected as %s to %d guild(s)", self.client.user,
-                 len(self.client.guilds))
+        """Check the moderators' channel, say what is watched, and mark the adapter ready
+        (tests and health checks wait on it); without a usable moderators' channel, stop with
+        one line saying what to fix (escalations would be lost)."""
+        problem = self.mod_channel_problem()
+        if problem is not None:
+            self.startup_error = PlatformError(problem, platform="discord", action="start")
+            await self.client.close()
+            return
+        guilds = [g for g in self.client.guilds
+                  if not self.config.guild_ids or g.id in self.config.guild_ids]
+        watched = ", ".join(f"#{getattr(self.client.get_channel(c), 'name', c)}"
+                            for c in sorted(self.config.watch_channel_ids)) or \
+            "every text channel"
+        mods = self.client.get_channel(self.config.mod_channel_id or 0)
+        log.info("discord: ready as %s in %s: watching %s; moderators' channel #%s",
+                 self.client.user, ", ".join(f"{g.name} ({g.id})" for g in guilds) or "no guild",
+                 watched, getattr(mods, "name", "-"))
         self.ready.set()
+
+    def mod_channel_problem(self) -> str | None:
+        """Why the bot cannot post escalations to the moderators' channel, or None."""
+        channel_id = self.config.mod_channel_id
+        if channel_id is None:
+            return ("DISCORD_MOD_CHANNEL_ID is not set: escalations would have nowhere to go; "
+                    "set it to the moderators' channel id (right click the channel, Copy "
+                    "Channel ID)")
+        channel = self.client.get_channel(channel_id)
+        if not isinstance(channel, discord.abc.GuildChannel):
+            return (f"DISCORD_MOD_CHANNEL_ID {channel_id}: no such channel in the bot's servers; "
+                    "check the id, and that the bot's role can view the channel")
+        perms = channel.permissions_for(channel.guild.me)
+        missing = [name for name in ("view_channel", "send_messages", "embed_links")
+                   if not getattr(perms, name)]
+        if missing:
+            return (f"DISCORD_MOD_CHANNEL_ID {channel_id} (#{channel.name}): the bot lacks "
+                    f"{', '.join(missing)} there; grant them to its role in the channel's "
+                    "permissions")
+        return None
 
     async def run(self) -> None:
         """Log in, connect and serve until cancelled (see the module docstring)."""
@@ -195,6 +236,8 @@ class DiscordAdapter:
                     name="discord-outbox")
                 try:
                     await self.client.connect(reconnect=True)
+                    if self.startup_error is not None:
+                        raise self.startup_error
                 finally:
                     drain.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -216,7 +259,7 @@ class DiscordAdapter:
     async def on_message(self, message: discord.Message) -> None:
         """A new message: convert, decide, act."""
         core = from_discord(message, watch=self.config.watch_channel_ids,
-                            guilds=self.config.guild_ids)
+                            guilds=self.config.guild_ids, ignore=self._unwatched)
         if core is not None:
             await self.sync_roles(message.author)
             await self._handle(core)
@@ -227,7 +270,8 @@ class DiscordAdapter:
         if "content" not in payload.data:
             return  # an embed unfurl, a pin or similar: the text did not change
         core = from_discord(message, edited=True, watch=self.config.watch_channel_ids,
-                            guilds=self.config.guild_ids, raw=dict(payload.data))
+                            guilds=self.config.guild_ids, ignore=self._unwatched,
+                            raw=dict(payload.data))
         if core is not None:
             await self.sync_roles(message.author)
             await self._handle(core)

@@ -32,9 +32,11 @@ def _utc(moment: datetime) -> datetime:
 
 def from_discord(message: discord.Message, /, *, edited: bool = False,
                  watch: Collection[int] = (), guilds: Collection[int] = (),
+                 ignore: Collection[int] = (),
                  raw: Mapping[str, Any] | None = None) -> Message | None:
     """A guild member's message as a core Message, or None for bots, webhooks, DMs, empty text,
-    system messages and channels outside `watch` (empty = all) or guilds outside `guilds`.
+    system messages, channels outside `watch` (empty = all) or in `ignore` (the moderators'
+    channel and its threads) and guilds outside `guilds`.
 
     `edited` makes it a revision (numbered by `edited_at`); `raw` is the gateway payload if known.
     """
@@ -58,6 +60,8 @@ def from_discord(message: discord.Message, /, *, edited: bool = False,
         parent = channel.parent
         name = parent.name if parent is not None else name
     if watch and channel.id not in watch and parent_id not in watch:
+        return None
+    if channel.id in ignore or parent_id in ignore:
         return None
     reply_to = None
     if message.reference is not None and message.reference.message_id is not None:

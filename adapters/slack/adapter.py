@@ -187,8 +187,27 @@ class SlackAdapter:
             log.warning("slack: SLACK_USER_TOKEN is not set: the bot cannot delete members' "
                         "messages; hides are recorded as unsupported and the moderators' "
                         "channel is asked to delete them by hand")
-        if self.config.mod_channel is None:
-            log.warning("slack: SLACK_MOD_CHANNEL is not set: escalations have nowhere to go")
+
+    async def check_mod_channel(self) -> str:
+        """The moderators' channel's name, once Slack confirms it exists and the bot is in it;
+        else a PlatformError in one line saying what to fix (escalations would be lost)."""
+        channel = self.config.mod_channel
+        if channel is None:
+            raise PlatformError("SLACK_MOD_CHANNEL is not set: escalations would have nowhere "
+                                "to go; set it to the moderators' channel id (e.g. C0123ABCD)",
+                                platform="slack", action="start")
+        try:
+            with _translate("check the moderators' channel"):
+                info = (await self.client.conversations_info(channel=channel))["channel"]
+        except (TargetNotFound, PermissionDenied) as exc:
+            raise PlatformError(f"SLACK_MOD_CHANNEL {channel}: {exc}; check the id and add the "
+                                "bot to that channel", platform="slack", action="start") from exc
+        if not info.get("is_member"):
+            raise PlatformError(f"SLACK_MOD_CHANNEL {channel} (#{info.get('name')}): the bot is "
+                                f"not a member, so it cannot post escalations there; invite it "
+                                f"with /invite in #{info.get('name')}", platform="slack",
+                                action="start")
+        return str(info.get("name") or channel)
 
     @property
     def user_token_missing(self) -> bool:
@@ -236,8 +255,13 @@ class SlackAdapter:
         """Serve (HTTP or Socket Mode) until cancelled, retrying rate-limited rows meanwhile."""
         self.warn_about_configuration()
         with _translate("auth.test"):
-            await self.client.auth_test()
+            me = await self.client.auth_test()
+        mods = await self.check_mod_channel()
         await self.refresh_moderator_group()
+        watched = ", ".join(f"<#{c}>" for c in sorted(self.config.channels)) or \
+            "every channel the bot is in"
+        log.info("slack: ready as @%s in %s (%s): watching %s; moderators' channel #%s",
+                 me.get("user"), me.get("team"), me.get("team_id"), watched, mods)
         drain = asyncio.create_task(
             self.moderator.sweep_outbox(self, every=self.outbox_interval,
                                         before=self.refresh_moderator_group),
@@ -306,6 +330,8 @@ class SlackAdapter:
         """A message or an edit: Bolt has already acknowledged it; decide it in the background."""
         if not self.first_delivery(body, request):
             return
+        if event.get("channel") == self.config.mod_channel:
+            return  # moderators quoting evidence there are not moderated
         core = from_slack(event, watch=self.config.channels)
         if core is not None:
             self._spawn(self._handle(core), f"slack-{core.id}")

@@ -380,6 +380,14 @@ class Store:
             row = await cur.fetchone()
         return None if row is None else await self._member(row)
 
+    async def moderator_accounts(self, platform: Platform, /) -> list[str]:
+        """The accounts on `platform` of moderators in good standing (to reach them directly)."""
+        async with self._db.execute(
+                "SELECT a.account_id FROM accounts a JOIN members m ON m.id=a.member_id "
+                "WHERE a.platform=? AND m.status='active' AND (',' || m.roles || ',') LIKE "
+                "'%,moderator,%' ORDER BY a.account_id", (platform,)) as cur:
+            return [r[0] for r in await cur.fetchall()]
+
     async def find_members(self, ref: str, /) -> list[Member]:
         """Members matching an internal id, membership number, PLATFORM:ACCOUNT or a name."""
         ref = ref.strip()

@@ -347,3 +347,43 @@ async def test_reinstatement_undoes_the_suspension_on_every_platform(
         assert all(a.payload["lift"] for a in due if a.kind is ActionKind.RESTORE)
         notices = [a.payload["text"] for a in due if a.kind is ActionKind.NOTIFY]
         assert "You are reinstated in the party's member forums: appeal upheld." in notices
+
+
+# -- nothing lost --------------------------------------------------------------------------------
+
+
+async def test_a_failed_escalation_is_retried_then_sent_to_each_moderator(
+        world_under: Under, test_policy: Policy) -> None:
+    from bot.errors import PlatformError
+    from bot.moderator import MAX_ATTEMPTS
+
+    class Down(ConsolePort):
+        async def escalate(self, action: Action, /) -> None:
+            raise PlatformError("503 Service Unavailable", platform="discord",
+                                action="escalate")
+
+    async with world_under(test_policy) as world:
+        await world.run(KAREN, "link M0001 discord 555000000000000001")  # Karen on Discord
+        handled = await world.post(ABUSE)
+        port = Down(Platform.DISCORD)
+        waits = []
+        for _ in range(MAX_ATTEMPTS):
+            await world.moderator.run_outbox(port)
+            (escalate,) = [a for a in await world.store.actions(case_id=handled.case_id)
+                           if a.kind is ActionKind.ESCALATE]
+            if escalate.status is not ActionStatus.PENDING:
+                break
+            due = await world.store.pending_actions()
+            assert escalate.id not in {a.id for a in due}  # it waits before the next try
+            before = world.clock.now
+            while escalate.id not in {a.id for a in await world.store.pending_actions()}:
+                world.clock.now += timedelta(seconds=15)
+            waits.append(world.clock.now - before)
+        assert escalate.status is ActionStatus.FAILED and escalate.attempts == MAX_ATTEMPTS
+        assert waits == sorted(waits) and waits[0] >= timedelta(seconds=30)  # backing off
+        (dm,) = [a for a in await world.store.pending_actions()
+                 if a.kind is ActionKind.NOTIFY and a.user == "555000000000000001"]
+        assert dm.payload["text"].startswith(
+            f"Case {handled.case_id} could not be posted to the moderators' channel "
+            "(PlatformError: 503 Service Unavailable)")
+        assert f"`case {handled.case_id}`" in dm.payload["text"]

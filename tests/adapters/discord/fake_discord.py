@@ -23,6 +23,9 @@ GUILD_ID = "910000000000000001"
 GENERAL_ID = "920000000000000001"
 MODS_ID = "920000000000000002"
 MOD_ROLE_ID = "930000000000000001"
+BOT_ROLE_ID = "930000000000000002"  # the bot's own role: what it needs to moderate
+#: view, send, manage messages, embed links, moderate members (timeouts)
+BOT_PERMISSIONS = str(1024 | 2048 | 8192 | 16384 | (1 << 40))
 MEMBER_ID = "940000000000000001"  # an ordinary member
 MOD_ID = "940000000000000002"  # holds the moderator role, and is a moderator in the register
 NEW_MOD_ID = "940000000000000003"  # holds the moderator role only on Discord
@@ -43,7 +46,7 @@ def user(uid: str, name: str, *, bot: bool = False) -> dict[str, Any]:
 
 USERS = {BOT_ID: user(BOT_ID, "conductbot", bot=True), MEMBER_ID: user(MEMBER_ID, "dave"),
          MOD_ID: user(MOD_ID, "karen"), NEW_MOD_ID: user(NEW_MOD_ID, "priya")}
-ROLES = {MOD_ID: [MOD_ROLE_ID], NEW_MOD_ID: [MOD_ROLE_ID]}
+ROLES = {MOD_ID: [MOD_ROLE_ID], NEW_MOD_ID: [MOD_ROLE_ID], BOT_ID: [BOT_ROLE_ID]}
 
 
 def member(uid: str) -> dict[str, Any]:
@@ -61,13 +64,18 @@ def role(rid: str, name: str, position: int, permissions: str = "0") -> dict[str
             "permissions": permissions, "managed": False, "mentionable": False, "flags": 0}
 
 
-def guild() -> dict[str, Any]:
+def guild(overwrites: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """The guild as GUILD_CREATE sends it; `overwrites` are channels' permission overwrites."""
     members = [member(uid) for uid in USERS]
+    channels = [channel(GENERAL_ID, "general", 0), channel(MODS_ID, "moderators", 1)]
+    for c in channels:
+        c["permission_overwrites"] = (overwrites or {}).get(c["id"], [])
     return {
         "id": GUILD_ID, "name": "Party members", "icon": None, "owner_id": MOD_ID,
         "roles": [role(GUILD_ID, "@everyone", 0, "1024"), role(MOD_ROLE_ID, "Moderator", 1,
-                                                                "8192")],
-        "channels": [channel(GENERAL_ID, "general", 0), channel(MODS_ID, "moderators", 1)],
+                                                                "8192"),
+                  role(BOT_ROLE_ID, "conductbot", 2, BOT_PERMISSIONS)],
+        "channels": channels,
         "members": members, "member_count": len(members), "threads": [], "features": [],
         "emojis": [], "stickers": [], "unavailable": False, "large": False,
         "voice_states": [], "presences": [], "verification_level": 0,
@@ -134,6 +142,8 @@ class FakeDiscord:
         self._runner: web.AppRunner | None = None
         self.port = 0
         self._changed = asyncio.Condition()
+        #: channel id -> permission overwrites the guild is sent with
+        self.overwrites: dict[str, list[dict[str, Any]]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -223,7 +233,7 @@ class FakeDiscord:
                     "session_id": self.session_id, "resume_gateway_url": self.gateway_url,
                     "application": {"id": APP_ID, "flags": 0}, "private_channels": [],
                     "relationships": []})
-                await self.dispatch("GUILD_CREATE", guild())
+                await self.dispatch("GUILD_CREATE", guild(self.overwrites))
                 self.connected.set()
             elif op == 6:
                 self.resumes += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ import pytest
 
 from adapters.discord import DiscordAdapter, DiscordConfig, DiscordConfigError
 from adapters.discord.convert import edit_revision
-from bot.errors import TargetNotFound
+from bot.errors import PlatformError, TargetNotFound
 from bot.models import Action, ActionKind, ActionStatus, CaseState, MemberStatus, Platform, Role
 from bot.moderator import Handled, Moderator
 from bot.policy import Policy
@@ -24,6 +25,7 @@ from bot.store import Store
 from tests.adapters.discord.fake_discord import (
     APP_ID,
     BOT_ID,
+    BOT_ROLE_ID,
     GENERAL_ID,
     GUILD_ID,
     MEMBER_ID,
@@ -408,15 +410,55 @@ async def test_resume_replay_is_not_decided_twice(world: World) -> None:
     assert len(world.sent_to(MODS_ID)) == 1
 
 
-@pytest.mark.parametrize("overrides", [{"mod_channel_id": None}])
-async def test_escalation_without_a_moderators_channel_is_unsupported(world: World) -> None:
+async def start_refused(tmp_path: Path, policy: Policy, *,
+                        overwrites: dict[str, list[dict[str, Any]]] | None = None,
+                        **overrides: Any) -> str:
+    """Start the adapter against the fake and return the one-line reason it refuses to run."""
+    saved = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    fake = FakeDiscord()
+    fake.overwrites = overwrites or {}
+    await fake.start()
+    try:
+        async with Store.open(tmp_path / "db.sqlite3") as store, \
+                Batcher(KeywordScorer()) as batcher:
+            config = DiscordConfig(**{
+                "token": "test-token", "guild_ids": frozenset({int(GUILD_ID)}),
+                "mod_channel_id": int(MODS_ID), "api_base": fake.api_base,
+                "gateway_url": fake.gateway_url, **overrides})
+            adapter = DiscordAdapter(Moderator(store=store, policy=policy, scorer=batcher),
+                                     config, outbox_interval=3600, guild_ready_timeout=0.05)
+            with pytest.raises(PlatformError) as refused:
+                await asyncio.wait_for(adapter.run(), 10)
+            assert not adapter.ready.is_set()
+            return str(refused.value)
+    finally:
+        await fake.stop()
+        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
+
+
+async def test_start_is_refused_in_one_line_without_a_usable_moderators_channel(
+        tmp_path: Path, test_policy: Policy) -> None:
+    unset = await start_refused(tmp_path / "a", test_policy, mod_channel_id=None)
+    assert unset.startswith("DISCORD_MOD_CHANNEL_ID is not set: escalations would have "
+                            "nowhere to go")
+    wrong = await start_refused(tmp_path / "b", test_policy, mod_channel_id=123)
+    assert wrong.startswith("DISCORD_MOD_CHANNEL_ID 123: no such channel in the bot's servers")
+    # the bot's role may not send or embed in the moderators' channel
+    deny = {"id": BOT_ROLE_ID, "type": 0, "allow": "0", "deny": str(2048 | 16384)}
+    mute = await start_refused(tmp_path / "c", test_policy, overwrites={MODS_ID: [deny]})
+    assert mute == (f"DISCORD_MOD_CHANNEL_ID {MODS_ID} (#moderators): the bot lacks "
+                    "send_messages, embed_links there; grant them to its role in the "
+                    "channel's permissions")
+    assert all("\n" not in line for line in (unset, wrong, mute))
+
+
+async def test_the_moderators_channel_is_never_moderated(world: World) -> None:
     mid = snowflake()
-    await world.fake.dispatch("MESSAGE_CREATE", message(mid, "immigrants are vermin"))
-    await world.settle(mid)
-    actions = {a.kind: a for a in await world.store.actions()}
-    assert actions["escalate"].status is ActionStatus.UNSUPPORTED
-    assert "DISCORD_MOD_CHANNEL_ID" in (actions["escalate"].error or "")
-    assert actions["delete"].status is ActionStatus.DONE
+    await world.fake.dispatch("MESSAGE_CREATE", message(
+        mid, "quoting what he sent: immigrants are vermin", author=MOD_ID, channel_id=MODS_ID))
+    await asyncio.sleep(0.1)
+    assert world.handled == []
+    assert world.fake.find("DELETE", rf"/channels/{MODS_ID}/messages/{mid}") == []
 
 
 async def test_suspension_is_capped_at_28_days_and_moderators_are_told(world: World) -> None:
@@ -615,3 +657,11 @@ async def test_the_weekly_digest_is_posted_as_embeds(world: World) -> None:
     assert post["content"] == "Weekly digest"
     assert post["embeds"][0]["title"] == "Weekly moderation digest 2026-W47"
     assert post["embeds"][0]["fields"][0] == {"name": "escalate", "value": "52", "inline": True}
+
+
+async def test_the_ready_line_names_the_servers_and_channels(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="adapters.discord.adapter")
+    await world.adapter.on_ready()  # as after a reconnect
+    assert (f"discord: ready as conductbot in Party members ({GUILD_ID}): watching every text "
+            "channel; moderators' channel #moderators") in caplog.text

@@ -43,6 +43,8 @@ class FakeSlack:
     calls: list[Call] = field(default_factory=list)
     responses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     usergroups: dict[str, list[str]] = field(default_factory=dict)
+    missing_channels: set[str] = field(default_factory=set)  # conversations.info: not found
+    not_joined: set[str] = field(default_factory=set)  # conversations.info: is_member false
     injected: dict[str, list[tuple[int, dict[str, Any], dict[str, str]]]] = \
         field(default_factory=dict)
     socket_frames: list[dict[str, Any]] = field(default_factory=list)
@@ -145,6 +147,12 @@ class FakeSlack:
             case "usergroups.users.list":
                 return {"ok": True, "users": self.usergroups.get(str(params.get("usergroup")),
                                                                  [])}
+            case "conversations.info":
+                channel = str(params.get("channel"))
+                if channel in self.missing_channels:
+                    return {"ok": False, "error": "channel_not_found"}
+                return {"ok": True, "channel": {"id": channel, "name": channel.lower(),
+                                                "is_member": channel not in self.not_joined}}
             case "apps.connections.open":
                 return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/link"}
             case _:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -20,7 +21,13 @@ from slack_sdk.signature import SignatureVerifier
 
 from adapters.slack import SlackAdapter, SlackConfig, SlackConfigError, from_slack, sign
 from adapters.slack.convert import ts_revision
-from bot.errors import PermissionDenied, RateLimited, TargetNotFound, UnsupportedAction
+from bot.errors import (
+    PermissionDenied,
+    PlatformError,
+    RateLimited,
+    TargetNotFound,
+    UnsupportedAction,
+)
 from bot.models import Action, ActionKind, ActionStatus, CaseState, MemberStatus, Platform, Role
 from bot.moderator import Handled, Moderator
 from bot.policy import Policy
@@ -591,16 +598,43 @@ async def test_run_serves_until_cancelled_and_warns_without_a_user_token(
         world: World, caplog: pytest.LogCaptureFixture) -> None:
     config = SlackConfig(bot_token="xoxb-test-bot", signing_secret=SECRET, mod_channel=MODS,
                          api_base=world.fake.api_base, port=0)
+    caplog.set_level(logging.INFO, logger="adapters.slack.adapter")
     adapter = SlackAdapter(world.adapter.moderator, config)
     task = asyncio.create_task(adapter.run())
-    await world.fake.wait_for(lambda: bool(world.fake.find("auth.test")))
-    await asyncio.sleep(0.05)
+    await world.fake.wait_for(lambda: bool(world.fake.find("conversations.info")))
+    await asyncio.sleep(0.1)
     assert not task.done()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert "SLACK_USER_TOKEN is not set" in caplog.text
     assert "xoxb-test-bot" not in caplog.text
+    assert f"slack: ready as @conductbot in Party ({TEAM}): watching every channel the bot " \
+           f"is in; moderators' channel #{MODS.lower()}" in caplog.text
+
+
+@pytest.mark.parametrize(("missing", "not_joined", "mod_channel", "expected"), [
+    (set(), set(), None, "SLACK_MOD_CHANNEL is not set: escalations would have nowhere to go"),
+    ({MODS}, set(), MODS, f"SLACK_MOD_CHANNEL {MODS}: Slack found no target"),
+    (set(), {MODS}, MODS, f"SLACK_MOD_CHANNEL {MODS} (#{MODS.lower()}): the bot is not a "
+                          "member"),
+])
+async def test_start_is_refused_in_one_line_without_a_usable_moderators_channel(
+        world: World, missing: set[str], not_joined: set[str], mod_channel: str | None,
+        expected: str) -> None:
+    world.fake.missing_channels, world.fake.not_joined = missing, not_joined
+    config = SlackConfig(bot_token="xoxb-test-bot", signing_secret=SECRET,
+                         mod_channel=mod_channel, api_base=world.fake.api_base, port=0)
+    with pytest.raises(PlatformError) as refused:
+        await asyncio.wait_for(SlackAdapter(world.adapter.moderator, config).run(), 5)
+    assert str(refused.value).startswith(expected) and "\n" not in str(refused.value)
+
+
+async def test_the_moderators_channel_is_never_moderated(world: World) -> None:
+    event = message("quoting the abuse: immigrants are vermin", channel=MODS)
+    await world.event(event)
+    await world.adapter.settle()
+    assert world.handled == [] and world.fake.find("chat.delete") == []
 
 
 async def test_timeout_ends_by_inviting_the_member_back(world: World) -> None:
@@ -710,3 +744,22 @@ async def test_a_rate_limited_dm_does_not_repeat_the_ephemeral_notice(world: Wor
     assert len(dms) == 2  # the rate-limited try and the retry; the member sees it once
     (notice,) = [a for a in await world.store.actions() if a.kind is ActionKind.NOTIFY]
     assert notice.status is ActionStatus.DONE
+
+
+async def test_bot_run_refuses_to_start_in_one_line(
+        world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`bot.py run` with Slack configured but no moderators' channel: the platform's own
+    error (which the CLI prints as one line, exit 2), not a task group's traceback."""
+    import adapters.runner
+    from bot.config import Settings
+
+    for name in ("DISCORD_TOKEN", "SLACK_MOD_CHANNEL", "SLACK_APP_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test-bot")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", SECRET)
+    monkeypatch.setenv("SLACK_API_BASE", world.fake.api_base)
+    monkeypatch.setenv("CONDUCTBOT_DB", str(tmp_path / "run.sqlite3"))
+    monkeypatch.setattr(adapters.runner, "build_scorer", lambda settings: KeywordScorer())
+    with pytest.raises(PlatformError) as refused:
+        await asyncio.wait_for(adapters.runner.run(Settings.from_env()), 10)
+    assert str(refused.value).startswith("SLACK_MOD_CHANNEL is not set: escalations would")
