@@ -4,17 +4,21 @@ from __future__ import annotations
 
 __all__ = ["appeal_invitation", "notice_text", "plan_actions", "with_case"]
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from bot.models import Action, ActionKind, Message, Verdict, VerdictAction
+from bot.models import Action, ActionKind, Message, RuleHit, Verdict, VerdictAction
 from bot.policy import Policy
+from bot.scoring.rules import redact_personal
 
 _QUOTE_LIMIT = 1500  # characters of their own text given back in a notice
 
 
-def plan_actions(message: Message, verdict: Verdict, /, *, policy: Policy) -> list[Action]:
-    """The outbox rows for a verdict: notice, deletion, escalation (in that order of need)."""
+def plan_actions(message: Message, verdict: Verdict, /, *, policy: Policy,
+                 hits: Sequence[RuleHit] = ()) -> list[Action]:
+    """The outbox rows for a verdict: notice, deletion, escalation (in that order of need).
+    `hits` are the rule hits, so the notice never quotes doxxed details back."""
     if verdict.action is VerdictAction.ALLOW:
         return []
     def action(kind: ActionKind, payload: dict[str, Any]) -> Action:
@@ -27,7 +31,7 @@ def plan_actions(message: Message, verdict: Verdict, /, *, policy: Policy) -> li
     if verdict.action in (VerdictAction.HIDE, VerdictAction.ESCALATE):
         actions.append(action(ActionKind.DELETE, cited))
     actions.append(action(ActionKind.NOTIFY, {
-        **cited, "text": notice_text(message, verdict, policy=policy)}))
+        **cited, "text": notice_text(message, verdict, policy=policy, hits=hits)}))
     if verdict.action is VerdictAction.ESCALATE:
         actions.append(action(ActionKind.ESCALATE, {
             **cited,
@@ -44,8 +48,11 @@ def plan_actions(message: Message, verdict: Verdict, /, *, policy: Policy) -> li
     return actions
 
 
-def notice_text(message: Message, verdict: Verdict, /, *, policy: Policy) -> str:
-    """The private notice to the author: what happened, which clause, their text back."""
+def notice_text(message: Message, verdict: Verdict, /, *, policy: Policy,
+                hits: Sequence[RuleHit] = ()) -> str:
+    """The private notice to the author: what happened, which clause, their text back (with
+    any personal details the rules found taken out: a notice never repeats a doxxed address,
+    number or email)."""
     where = f"#{message.channel_name or message.channel}"
     clause = (f"clause {verdict.clause} ({verdict.clause_title})" if verdict.clause
               else "the code of conduct")
@@ -60,11 +67,18 @@ def notice_text(message: Message, verdict: Verdict, /, *, policy: Policy) -> str
                 f"may break {clause} of the party's code of conduct.")
     cited = policy.clauses.get(verdict.clause or "")
     clause_text = cited.text if cited else ""
-    quoted = message.text[:_QUOTE_LIMIT] + ("…" if len(message.text) > _QUOTE_LIMIT else "")
+    text = message.text
+    doxxed = any(h.kind == "doxxing" for h in hits)
+    if doxxed:
+        text = redact_personal(text, policy.doxxing)
+    quoted = text[:_QUOTE_LIMIT] + ("…" if len(text) > _QUOTE_LIMIT else "")
     parts = [head]
     if clause_text:
         parts.append(f"The clause says: {clause_text}")
-    if verdict.action is not VerdictAction.WARN:
+    if verdict.action is not VerdictAction.WARN and doxxed and text == message.text:
+        # Found only after normalising (spacing, look-alikes): no safe way to quote it.
+        parts.append("Your text is not repeated here because it contains personal details.")
+    elif verdict.action is not VerdictAction.WARN:
         parts.append("Here is your text, so you can post it again without the problem:\n"
                      + "\n".join(f"> {line}" for line in quoted.splitlines() or [""]))
     parts.append(appeal_invitation(verdict.policy_version))

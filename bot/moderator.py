@@ -123,7 +123,7 @@ class Moderator:
             verdict = decide(scores, hits, policy=self.policy, standing=standing,
                              channel=message.channel, channel_name=message.channel_name,
                              replies_to_protected=await self._replies_to_protected(message))
-            planned = plan_actions(message, verdict, policy=self.policy)
+            planned = plan_actions(message, verdict, policy=self.policy, hits=hits)
             # Strikes are for conduct: a suspended member's harmless post is escalated, not
             # counted again.
             conduct = set(verdict.categories) - {Category.SANCTIONED}

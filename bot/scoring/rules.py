@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["RuleScorer", "mask"]
+__all__ = ["RuleScorer", "mask", "personal_details", "redact_personal"]
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bot.models import Category, RuleHit, VerdictAction
 from bot.normalize import DEFAULT_LEXICON, clean, fold_variants
-from bot.policy import Policy, phone_digits, rule_parts
+from bot.policy import DoxxingPolicy, Policy, phone_digits, rule_parts
 from bot.scoring.literals import Prefilter, fold
 
 # UK numbers: mobiles (07xxx xxx xxx) and geographic/London landlines (01xxx, 02x), with or
@@ -145,31 +146,49 @@ class RuleScorer:
         return found
 
     def doxxing(self, cleaned: str) -> list[RuleHit]:
-        """Personal contact details: UK phone numbers, emails, street addresses with postcodes."""
+        """Personal contact details: UK phone numbers, emails, street addresses with postcodes
+        (one hit per kind of detail)."""
         dox = self.policy.doxxing
-        found: list[RuleHit] = []
+        found: dict[str, RuleHit] = {}
+        for detector, start, end in personal_details(cleaned, dox):
+            found.setdefault(detector, RuleHit(f"doxxing:{detector}", dox.clause, dox.action,
+                                               Category.DOXXING, "doxxing",
+                                               mask(cleaned[start:end])))
+        return list(found.values())
 
-        def hit(detector: str, value: str) -> None:
-            found.append(RuleHit(f"doxxing:{detector}", dox.clause, dox.action, Category.DOXXING,
-                                 "doxxing", mask(value)))
 
-        if "uk_phone" in dox.detect:
-            for m in _UK_PHONE.finditer(cleaned):
-                if phone_digits(m.group(0)) not in dox.allow_phone_numbers:
-                    hit("uk_phone", m.group(0))
-                    break
-        if "email" in dox.detect:
-            for m in _EMAIL.finditer(cleaned):
-                if m.group(1).casefold() not in dox.allow_email_domains:
-                    hit("email", m.group(0))
-                    break
-        if "street_address" in dox.detect:
-            for street in _STREET.finditer(cleaned):
-                window = cleaned[street.start():street.end() + _ADDRESS_SPAN]
-                if _POSTCODE.search(window):
-                    hit("street_address", street.group(0))
-                    break
-        return found
+def personal_details(text: str, dox: DoxxingPolicy, /) -> Iterator[tuple[str, int, int]]:
+    """(detector, start, end) of every personal detail the policy detects in `text`: a UK
+    phone number, an email address outside the allowed domains, a street with a postcode
+    (the span runs from the street to the end of the postcode)."""
+    if "uk_phone" in dox.detect:
+        for m in _UK_PHONE.finditer(text):
+            if phone_digits(m.group(0)) not in dox.allow_phone_numbers:
+                yield "uk_phone", m.start(), m.end()
+    if "email" in dox.detect:
+        for m in _EMAIL.finditer(text):
+            if m.group(1).casefold() not in dox.allow_email_domains:
+                yield "email", m.start(), m.end()
+    if "street_address" in dox.detect:
+        for street in _STREET.finditer(text):
+            postcode = _POSTCODE.search(text, street.start(), street.end() + _ADDRESS_SPAN)
+            if postcode is not None:
+                yield "street_address", street.start(), max(street.end(), postcode.end())
+
+
+def redact_personal(text: str, dox: DoxxingPolicy, /, *,
+                    placeholder: str = "[personal details removed]") -> str:
+    """`text` with every personal detail the policy detects replaced by `placeholder`."""
+    spans = sorted((start, end) for _, start, end in personal_details(text, dox))
+    out, at = [], 0
+    for start, end in spans:
+        if start < at:  # overlapping details: the earlier replacement covers it
+            start = at
+            if start >= end:
+                continue
+        out += [text[at:start], placeholder]
+        at = end
+    return "".join(out) + text[at:]
 
 
 def _sentence(text: str, start: int, end: int) -> tuple[int, int]:

@@ -113,9 +113,17 @@ class Store:
             await self._db.execute("PRAGMA foreign_keys=ON")
             await self._db.execute("PRAGMA synchronous=NORMAL")
             await self._db.execute("PRAGMA busy_timeout=5000")
+            # Erased text is overwritten on disk, not left in free pages (UK GDPR erasure).
+            await self._db.execute("PRAGMA secure_delete=ON")
             await self.migrate()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} is not a usable conductbot database: {exc}") from exc
+
+    async def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database file and empty it (before a backup, and
+        after an erasure: no erased text stays behind in the WAL)."""
+        async with self._lock:
+            await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def schema_version(self) -> int:
         """The database's PRAGMA user_version."""
@@ -853,6 +861,7 @@ class Store:
                                   (audit_cut,)) as cur:
                 entries = (await cur.fetchone() or (0,))[0]
             if not dry_run:
+                await _scrub_copies(db, "sent_at < ?", (evidence_cut,), now=iso(now))
                 await db.execute("UPDATE messages SET text=NULL WHERE text IS NOT NULL AND "
                                  "sent_at < ?", (evidence_cut,))
                 await db.execute("DELETE FROM audit_log WHERE at < ?", (audit_cut,))
@@ -860,6 +869,8 @@ class Store:
                                   detail={"texts_erased": texts, "audit_deleted": entries,
                                           "evidence_before": evidence_cut,
                                           "audit_before": audit_cut})
+        if not dry_run:
+            await self.checkpoint()
         return {"texts_erased": texts, "audit_deleted": entries}
 
     async def digest_ran(self, week: str, /) -> bool:
@@ -913,23 +924,36 @@ class Store:
             "strikes": await rows("SELECT * FROM strikes WHERE member_id=? ORDER BY at",
                                   member_id),
             "cases": cases,
+            # Every platform action about the member: notices (quoting their words),
+            # escalation excerpts, deletions, timeouts.
+            "outbox": await rows(
+                "SELECT id, kind, platform, channel, message_id, user_id, payload, status, "
+                "error, created_at, updated_at FROM outbox o WHERE EXISTS (SELECT 1 FROM "
+                "messages m WHERE m.member_id=? AND m.platform=o.platform AND "
+                "m.message_id=o.message_id) OR EXISTS (SELECT 1 FROM accounts a WHERE "
+                "a.member_id=? AND a.platform=o.platform AND a.account_id=o.user_id) OR "
+                "json_extract(o.payload, '$.case') IN (SELECT id FROM cases WHERE member_id=?) "
+                "ORDER BY id", member_id, member_id, member_id),
             "audit": await rows("SELECT * FROM audit_log WHERE member_id=? ORDER BY id",
                                 member_id),
         }
 
     async def erase_member_text(self, member_id: str, /, *, actor: str, reason: str) -> int:
-        """Erase the text of every message of one member (an erasure request), audited.
+        """Erase the text of every message of one member (an erasure request), audited, with
+        every copy of it: the notices quoting it and the escalation excerpts in the outbox.
 
         Verdicts, cases and the audit trail stay: the compliance unit may need the record of
         what was decided even when the words themselves must go.
         """
         now = iso(self.clock())
         async with self.transaction() as db:
+            await _scrub_copies(db, "member_id=?", (member_id,), now=now)
             cur = await db.execute("UPDATE messages SET text=NULL WHERE member_id=? AND "
                                    "text IS NOT NULL", (member_id,))
             erased = cur.rowcount
             await self._audit(db, now, actor=actor, action="erase", member_id=member_id,
                               reason=reason, detail={"texts_erased": erased})
+        await self.checkpoint()
         return erased
 
     async def message_row(self, platform: Platform, message_id: str, /) -> dict[str, Any] | None:
@@ -949,6 +973,19 @@ class Store:
 
 
 _STATUS_FIELDS = ("status", "status_reason", "suspended_from", "suspended_until")
+
+
+async def _scrub_copies(db: aiosqlite.Connection, where: str, params: Sequence[Any], *,
+                        now: str) -> None:
+    """Remove the copies of message text held outside `messages` for the messages matching
+    `where` (a condition on the messages table, alias m): the outbox payloads that quote
+    them (a notice's text, an escalation's excerpt)."""
+    await db.execute(
+        "UPDATE outbox SET payload=json_remove(payload, '$.text', '$.excerpt'), updated_at=? "
+        "WHERE (json_extract(payload, '$.text') IS NOT NULL OR "
+        "json_extract(payload, '$.excerpt') IS NOT NULL) AND EXISTS (SELECT 1 FROM messages m "
+        f"WHERE m.platform=outbox.platform AND m.message_id=outbox.message_id AND m.{where})",
+        (now, *params))
 
 
 def _until_key(until: str | None) -> str:

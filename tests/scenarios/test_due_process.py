@@ -7,6 +7,7 @@ Through Moderator and Commands with a real temporary SQLite store, the stable te
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
@@ -387,3 +388,51 @@ async def test_a_failed_escalation_is_retried_then_sent_to_each_moderator(
             f"Case {handled.case_id} could not be posted to the moderators' channel "
             "(PlatformError: 503 Service Unavailable)")
         assert f"`case {handled.case_id}`" in dm.payload["text"]
+
+
+# -- data protection -------------------------------------------------------------------------------
+
+
+async def test_erasure_leaves_no_copy_of_the_text_anywhere_on_disk(
+        world_under: Under, test_policy: Policy, tmp_path: Path) -> None:
+    marker = "Zqx7Marker"
+    text = f"immigrants are vermin, and {marker} lives at 12 Acacia Avenue, Leeds LS6 2AB"
+    async with world_under(test_policy) as world:
+        handled = await world.post(text)
+        assert "doxxing:street_address" in handled.verdict.rule_ids
+        await world.moderator.run_outbox(ConsolePort(Platform.DISCORD))
+        (notice,) = [a for a in handled.actions if a.kind is ActionKind.NOTIFY]
+        # the notice gives the member their words back, but never the address
+        assert "12 Acacia Avenue" not in notice.payload["text"]
+        assert "[personal details removed]" in notice.payload["text"]
+        assert marker in notice.payload["text"]
+        export = await world.store.member_export(handled.member.id)
+        payloads = " ".join(row["payload"] for row in export["outbox"])
+        assert marker in payloads  # the export includes every copy: notice and excerpt
+
+        await world.store.erase_member_text(handled.member.id, actor="test", reason="request")
+        export = await world.store.member_export(handled.member.id)
+        assert marker not in repr(export)
+        # on disk too, while the bot runs: the database file and its write-ahead log
+        assert await asyncio.to_thread(on_disk, tmp_path, marker) == {
+            "db.sqlite3": False, "db.sqlite3-shm": False, "db.sqlite3-wal": False}
+
+
+def on_disk(folder: Path, marker: str) -> dict[str, bool]:
+    """Which of the database's files hold `marker` anywhere in their bytes."""
+    return {path.name: marker.encode() in path.read_bytes()
+            for path in sorted(folder.glob("db.sqlite3*"))}
+
+
+async def test_retention_also_clears_the_outbox_copies(
+        world_under: Under, test_policy: Policy) -> None:
+    async with world_under(test_policy) as world:
+        handled = await world.post("immigrants are vermin Zqx7Old")
+        world.clock.now = START + timedelta(days=400)
+        await world.store.apply_retention(evidence=timedelta(days=365),
+                                          audit=timedelta(days=3650))
+        assert all("Zqx7Old" not in str(a.payload)
+                   for a in await world.store.actions(case_id=handled.case_id))
+        (escalate,) = [a for a in await world.store.actions(case_id=handled.case_id)
+                       if a.kind is ActionKind.ESCALATE]
+        assert "excerpt" not in escalate.payload and escalate.payload["clause"] == "1.2"
