@@ -4,10 +4,12 @@ from __future__ import annotations
 
 __all__ = ["COMMANDS", "Button", "Commands", "Refusal", "Reply", "render_text"]
 
+import json
 import shlex
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.actions import appeal_invitation
 from bot.decide import decide
@@ -186,7 +188,7 @@ class Commands:
         step = crossed_step(before, after, fired=fired, policy=self.moderator.policy.strikes)
         if step is None:
             return Climb()
-        note = f" Ladder at {after:g} points: {step.note}"
+        note = f" Ladder at {_points(after)} points: {step.note.rstrip('.')}."
         if step.escalate:
             note += " Consider `suspend`."
         if step.timeout is None:
@@ -238,14 +240,25 @@ class Commands:
         return self.accounts_actions(member, ActionKind.NOTIFY, {"text": text})
 
 
+#: Phones and word processors type curly quotes: they group words like straight ones.
+_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00ab": '"',
+                         "\u00bb": '"'})
+
+
 def _split(words: str) -> list[str]:
-    """Split typed command words; double quotes group, apostrophes are just letters ("don't")."""
-    lexer = shlex.shlex(words, posix=True)
+    """Split typed command words; double quotes (straight or curly) group, apostrophes are
+    just letters ("don't")."""
+    lexer = shlex.shlex(words.translate(_QUOTES), posix=True)
     lexer.whitespace_split = True
     lexer.quotes = '"'
     lexer.escape = ""
     lexer.commenters = ""
     return list(lexer)
+
+
+def _points(value: float) -> str:
+    """Points as moderators read them: one decimal at most (2.9999 is 3)."""
+    return f"{round(value, 1):g}"
 
 
 def _who(member: Member) -> str:
@@ -324,7 +337,7 @@ async def _history(self: Commands, actor: Member, args: list[str]) -> Reply:
         "\n".join(_case_line(c, now) for c in cases[:10]) or "No cases.",
         fields=(("status", status),
                 ("roles", ", ".join(sorted(member.roles)) or "-"),
-                ("points now", f"{points:g}"),
+                ("points now", _points(points)),
                 ("strikes", f"{len(strikes) - pardoned} ({pardoned} pardoned"
                             + (f", {waiting} awaiting review)" if waiting else ")")),
                 ("accounts", ", ".join(f"{a.platform}:{a.id}" for a in member.accounts) or "-")))
@@ -336,9 +349,20 @@ async def _case(self: Commands, actor: Member, args: list[str]) -> Reply:
     member = await self.store.get_member(case.member_id)
     evidence = await self.store.case_evidence(case.id)
     events = await self.store.case_events(case.id)
-    lines = [f"> {(e['text'] or '[text erased under the retention policy]')[:300]}  "
-             f"({e['platform']}:{e['message_id']} in #{e['channel_name'] or e['channel']}, "
-             f"{e['action'] or 'moderator'})" for e in evidence]
+    lines: list[str] = []
+    for e in evidence:
+        posted = format_until(datetime.fromisoformat(e["sent_at"]),
+                              tz=self.moderator.policy.sanctions.timezone).removeprefix("until ")
+        lines.append(f"> {(e['text'] or '[text erased under the retention policy]')[:300]}  "
+                     f"({e['platform']}:{e['message_id']} in "
+                     f"#{e['channel_name'] or e['channel']}, posted {posted}, "
+                     f"{e['action'] or 'moderator'})")
+        if e["verdict_id"] is not None:  # why the bot acted
+            top = sorted(json.loads(e["scores"]).items(), key=lambda kv: -kv[1])[:4]
+            lines.append(f"  why: {'; '.join(json.loads(e['reasons'])) or '-'}. Scores: "
+                         f"{', '.join(f'{k} {v:.2f}' for k, v in top)}; rules: "
+                         f"{', '.join(json.loads(e['rule_ids'])) or '-'}; {e['model']} "
+                         f"{e['model_version']}, policy {e['policy_version']}")
     lines += [f"{e['at'][:16]} {e['actor']}: {e['event']}"
               + (f" ({e['from_state']} -> {e['to_state']})" if e["from_state"] != e["to_state"]
                  and e["from_state"] else "") + (f": {e['detail']}" if e["detail"] else "")
@@ -382,7 +406,7 @@ async def _warn(self: Commands, actor: Member, args: list[str]) -> Reply:
         actions=actions + climb.timeouts, strike=points, step=climb.step, reason=reason,
         audit_action="warn")
     return Reply(f"Warned {member.display_name}",
-                 f"Case {case_id}; {points:g} strike point(s).{climb.note}")
+                 f"Case {case_id}; {_points(points)} strike point(s).{climb.note}")
 
 
 @command("hide", "hide PLATFORM:MESSAGE_ID", "delete a message (adds strike points)",
@@ -413,7 +437,7 @@ async def _hide(self: Commands, actor: Member, args: list[str]) -> Reply:
         actions=[delete, notice, *climb.timeouts], strike=points, step=climb.step,
         reason=reason, audit_action="hide", message_rows=[row["id"]])
     return Reply(f"Hiding {args[0]}", f"Case {case_id}; {member.display_name} gets "
-                                      f"{points:g} strike point(s).{climb.note}")
+                                      f"{_points(points)} strike point(s).{climb.note}")
 
 
 @command("timeout", "timeout MEMBER DURATION REASON", "stop a member posting for a while",
@@ -541,13 +565,18 @@ async def _pardon(self: Commands, actor: Member, args: list[str]) -> Reply:
     case = await self.case(args[0], acting=actor)
     reason = _reason(args[1:], "pardon")
     undone = await self.undone(case)
+    if not undone:
+        pardoned = [s for s in await self.store.strikes(case.member_id, include_pardoned=True)
+                    if s["case_id"] == case.id and s["pardoned_at"]]
+        raise Refusal(f"Case {case.id} was already pardoned ({pardoned[0]['pardon_reason']})"
+                      if pardoned else f"Case {case.id} has no strike points or timeout to "
+                      "pardon")
     notices = await self.notices(case, f"Case {case.id} has been pardoned: {reason}. "
                                        f"{undone}".strip())
     await self.store.update_case(case.id, actor=_who(actor), event="pardoned", detail=reason,
                                  pardon=reason, actions=notices, audit_action="pardon")
-    return Reply(f"Case {case.id} pardoned", (undone or "It had no strike points or timeout "
-                                              "to undo.") + (" The member is told."
-                                                             if notices else ""))
+    return Reply(f"Case {case.id} pardoned", undone + (" The member is told." if notices
+                                                       else ""))
 
 
 @command("note", "note N TEXT", "add a note to a case's history", min_args=2)
@@ -558,15 +587,45 @@ async def _note(self: Commands, actor: Member, args: list[str]) -> Reply:
     return Reply(f"Note added to case {case.id}")
 
 
-@command("queue", "queue", "open escalations, highest priority and oldest first")
+#: Cases on one page of the queue.
+QUEUE_PAGE = 50
+
+
+@command("queue", "queue [mine|unassigned] [clause:C] [channel:NAME] [platform:P] [page:N]",
+         "cases waiting, highest priority and oldest first; filters and pages")
 async def _queue(self: Commands, actor: Member, args: list[str]) -> Reply:
-    cases = await self.store.queue()
+    filters: dict[str, Any] = {}
+    page = 1
+    for word in args:
+        key, _, value = word.casefold().partition(":")
+        if word.casefold() == "mine":
+            filters["assignee"] = _who(actor)
+        elif word.casefold() == "unassigned":
+            filters["unassigned"] = True
+        elif key in ("clause", "channel") and value:
+            filters[key] = word.partition(":")[2]
+        elif key == "platform" and value in {p.value for p in Platform}:
+            filters["platform"] = Platform(value)
+        elif key == "page" and value.isascii() and value.isdigit() and 0 < int(value) < 10**6:
+            page = int(value)
+        else:
+            raise Refusal(f"{word!r} is not a queue filter: use mine, unassigned, clause:1.2, "
+                          "channel:general, platform:discord or page:2")
+    cases, total = await self.store.queue(limit=QUEUE_PAGE, offset=(page - 1) * QUEUE_PAGE,
+                                          **filters)
     now = self.store.clock()
     members = {c.member_id: await self.store.get_member(c.member_id) for c in cases}
-    return Reply(f"{len(cases)} case(s) waiting",
-                 "\n".join(_case_line(c, now, members[c.member_id]) for c in cases)
-                 or "Nothing waiting.",
-                 buttons=tuple(Button(f"Case {c.id}", f"case {c.id}") for c in cases[:5]))
+    lines = [_case_line(c, now, members[c.member_id]) for c in cases]
+    first = (page - 1) * QUEUE_PAGE + 1
+    last = first + len(cases) - 1
+    if total > len(cases) and cases:
+        kept = [w for w in args if not w.casefold().startswith("page:")]
+        more = f" `{' '.join(['queue', *kept, f'page:{page + 1}'])}` for more." \
+            if last < total else ""
+        lines.append(f"Showing {first}-{last} of {total}.{more}")
+    return Reply(f"{total} case(s) waiting", "\n".join(lines) or (
+        "Nothing waiting." if page == 1 else f"Page {page} is past the last case ({total})."),
+        buttons=tuple(Button(f"Case {c.id}", f"case {c.id}") for c in cases[:5]))
 
 
 @command("assign", "assign N [MODERATOR]", "take a case, or give it to a moderator", min_args=1)
@@ -630,7 +689,7 @@ async def _resolve(self: Commands, actor: Member, args: list[str]) -> Reply:
         note += " Recorded as an overturn of the automatic verdict."
     if any(a.kind is ActionKind.NOTIFY for a in actions):
         note += f" {case.member_id if member is None else member.display_name} is told."
-    return Reply(f"Case {case.id} {state}", reason + note)
+    return Reply(f"Case {case.id} {state}", f"{reason.rstrip('.')}.{note}")
 
 
 @command("link", "link MEMBER PLATFORM ID", "link a platform account to a member", min_args=3)
@@ -643,6 +702,22 @@ async def _link(self: Commands, actor: Member, args: list[str]) -> Reply:
     merged = await self.store.link_account(member.id, platform, args[2], actor=_who(actor))
     extra = f" Its earlier record ({merged}) was merged in." if merged else ""
     return Reply(f"Linked {platform}:{args[2]} to {member.display_name}", extra.strip())
+
+
+@command("unlink", "unlink PLATFORM:ID", "detach a wrongly linked account from its member",
+         min_args=1)
+async def _unlink(self: Commands, actor: Member, args: list[str]) -> Reply:
+    platform_name, _, account = args[0].partition(":")
+    try:
+        platform = Platform(platform_name.casefold())
+    except ValueError:
+        raise Refusal(f"{args[0]!r}: name the account as PLATFORM:ID, e.g. discord:1234") \
+            from None
+    member_id = await self.store.unlink_account(platform, account, actor=_who(actor))
+    member = await self.store.get_member(member_id)
+    return Reply(f"Unlinked {platform}:{account}",
+                 f"It no longer belongs to {member.label if member else member_id}; its history "
+                 "stays with them.")
 
 
 @command("policy", "policy", "the policy's version and clauses")

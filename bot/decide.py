@@ -67,6 +67,28 @@ class _Finding:
         return (self.action.rank, -_GRAVITY.index(self.category))
 
 
+#: Scores that say how bad a message is, not what kind of breach: they cite the clause of the
+#: likeliest kind (a plain insult's severity is a matter of respect, not of hate).
+_GENERIC = frozenset({Category.SEVERE_TOXICITY, Category.TOXICITY})
+_KINDS = (Category.THREAT, Category.IDENTITY_ATTACK, Category.SEXUAL_EXPLICIT, Category.INSULT,
+          Category.OBSCENE)
+
+
+#: How likely a kind must be for a generic score to cite its clause.
+_KIND_EVIDENCE = 0.3
+
+
+def _clause_for(category: Category, scores: ScoreSet, policy: Policy) -> str:
+    """The clause a model finding cites: its own, or for a generic score the clause of the
+    kind the model scores highest, when it finds one at all likely."""
+    if category in _GENERIC:
+        kinds = [k for k in _KINDS if k in policy.categories]
+        likeliest = max(kinds, key=scores.get, default=None)
+        if likeliest is not None and scores.get(likeliest) >= _KIND_EVIDENCE:
+            return policy.categories[likeliest].clause
+    return policy.categories[category].clause
+
+
 def decide(
     scores: ScoreSet,
     hits: Sequence[RuleHit],
@@ -96,7 +118,7 @@ def decide(
         score = scores.get(category)
         action = limits.action_for(score)
         if action is not VerdictAction.ALLOW:
-            findings.append(_Finding(action, category, policy.categories[category].clause,
+            findings.append(_Finding(action, category, _clause_for(category, scores, policy),
                                      f"{category} {score:.2f} reached {action} "
                                      f"({limits.as_dict()[action.value]:.2f})",
                                      score=score))

@@ -330,9 +330,11 @@ class DiscordAdapter:
             default_permissions=discord.Permissions(manage_messages=True), guild_only=True)
         run = self.run_command
 
-        @mod.command(name="queue", description="Open escalations, most urgent first")
-        async def queue(interaction: discord.Interaction[Any]) -> None:
-            await run(interaction, ["queue"])
+        @mod.command(name="queue", description="Cases waiting, most urgent first")
+        @app_commands.describe(filters="e.g. mine, unassigned, clause:1.2, channel:general, "
+                                       "platform:slack, page:2")
+        async def queue(interaction: discord.Interaction[Any], filters: str = "") -> None:
+            await run(interaction, ["queue", *filters.split()])
 
         @mod.command(name="case", description="Show a case: evidence, state, history")
         @app_commands.describe(number="Case number")
@@ -431,6 +433,14 @@ class DiscordAdapter:
         async def link(interaction: discord.Interaction[Any], member: str, platform: str,
                        account: str) -> None:
             await run(interaction, ["link", member, platform, account])
+
+        @mod.command(name="unlink", description="Detach a wrongly linked account")
+        @app_commands.describe(account="The account's id on that platform")
+        @app_commands.choices(platform=[app_commands.Choice(name=p, value=p)
+                                        for p in ("discord", "slack")])
+        async def unlink(interaction: discord.Interaction[Any], platform: str,
+                         account: str) -> None:
+            await run(interaction, ["unlink", f"{platform}:{account}"])
 
         @mod.command(name="policy", description="The policy's version and clauses")
         async def policy(interaction: discord.Interaction[Any]) -> None:

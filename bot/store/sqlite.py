@@ -468,6 +468,24 @@ class Store:
             await self._audit(db, now, actor=actor, action="roles", member_id=member_id,
                               detail={"roles": joined})
 
+    async def unlink_account(self, platform: Platform, account_id: str, /, *, actor: str
+                             ) -> str:
+        """Detach an account from its member (a wrong link); returns that member's id. The
+        account's messages and cases stay with the member; the account, next seen, is a member
+        of its own until linked again."""
+        now = iso(self.clock())
+        async with self.transaction() as db:
+            async with db.execute("SELECT member_id FROM accounts WHERE platform=? AND "
+                                  "account_id=?", (platform, account_id)) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                raise StoreError(f"{platform}:{account_id} is not linked to any member")
+            await db.execute("DELETE FROM accounts WHERE platform=? AND account_id=?",
+                             (platform, account_id))
+            await self._audit(db, now, actor=actor, action="unlink", member_id=row[0],
+                              detail={"account": f"{platform}:{account_id}"})
+        return str(row[0])
+
     async def link_account(self, member_id: str, platform: Platform, account_id: str, /, *,
                            actor: str) -> str | None:
         """Link an account to a member; an account that was a member of its own is merged in.
@@ -693,18 +711,45 @@ class Store:
         """The messages of a case with their verdicts (text kept until retention erases it)."""
         async with self._db.execute(
             "SELECT m.platform, m.message_id, m.revision, m.channel, m.channel_name, m.text, "
-            "m.sent_at, v.id AS verdict_id, v.action, v.categories, v.clause, v.automatic "
+            "m.sent_at, v.id AS verdict_id, v.action, v.categories, v.clause, v.automatic, "
+            "v.reasons, v.scores, v.rule_ids, v.model, v.model_version, v.policy_version "
             "FROM case_messages cm JOIN messages m ON m.id=cm.message_row "
             "LEFT JOIN (SELECT *, 1 AS automatic FROM verdicts) v ON v.message_row=m.id "
             "WHERE cm.case_id=? ORDER BY m.sent_at", (case_id,)) as cur:
             return [dict(r) for r in await cur.fetchall()]
 
-    async def queue(self, *, limit: int = 50) -> list[Case]:
-        """Cases waiting for a moderator: highest priority first, then oldest."""
+    async def queue(self, *, limit: int = 50, offset: int = 0, assignee: str | None = None,
+                    unassigned: bool = False, clause: str | None = None,
+                    channel: str | None = None, platform: Platform | None = None
+                    ) -> tuple[list[Case], int]:
+        """Cases waiting for a moderator, highest priority first, then oldest: one page of
+        them and how many match in all. Filters: assigned to `assignee`, `unassigned`, citing
+        `clause`, with a message in `channel` (id or name) or on `platform`."""
+        where = ["c.state IN ('open', 'assigned', 'appealed')"]
+        params: list[Any] = []
+        if assignee is not None:
+            where.append("c.assignee=?")
+            params.append(assignee)
+        if unassigned:
+            where.append("c.assignee IS NULL")
+        if clause is not None:
+            where.append("c.clause=?")
+            params.append(clause)
+        if channel is not None or platform is not None:
+            where.append("EXISTS (SELECT 1 FROM case_messages cm JOIN messages m ON "
+                         "m.id=cm.message_row WHERE cm.case_id=c.id"
+                         + (" AND (m.channel=? OR m.channel_name=? COLLATE NOCASE)"
+                            if channel is not None else "")
+                         + (" AND m.platform=?" if platform is not None else "") + ")")
+            params += [channel, channel.lstrip("#")] if channel is not None else []
+            params += [platform] if platform is not None else []
+        sql = f"FROM cases c WHERE {' AND '.join(where)}"
+        async with self._db.execute(f"SELECT COUNT(*) {sql}", params) as cur:
+            total = (await cur.fetchone() or (0,))[0]
         async with self._db.execute(
-            "SELECT * FROM cases WHERE state IN ('open', 'assigned', 'appealed') "
-            "ORDER BY priority DESC, opened_at, id LIMIT ?", (limit,)) as cur:
-            return [_case(r) for r in await cur.fetchall()]
+                f"SELECT c.* {sql} ORDER BY c.priority DESC, c.opened_at, c.id LIMIT ? OFFSET ?",
+                (*params, limit, offset)) as cur:
+            return [_case(r) for r in await cur.fetchall()], int(total)
 
     async def update_case(self, case_id: int, /, *, actor: str, event: str,
                           state: CaseState | None = None, detail: str | None = None,

@@ -436,3 +436,74 @@ async def test_retention_also_clears_the_outbox_copies(
         (escalate,) = [a for a in await world.store.actions(case_id=handled.case_id)
                        if a.kind is ActionKind.ESCALATE]
         assert "excerpt" not in escalate.payload and escalate.payload["clause"] == "1.2"
+
+
+# -- moderator ergonomics ------------------------------------------------------------------------
+
+
+async def test_the_queue_pages_and_filters(world_under: Under, test_policy: Policy) -> None:
+    from bot.commands import QUEUE_PAGE
+
+    async with world_under(test_policy) as world:
+        for n in range(QUEUE_PAGE + 3):
+            await world.post(f"immigrants are vermin {n}",
+                             channel="general" if n % 2 else "north-west")
+        first = await world.run(KAREN, "queue")
+        assert first.title == f"{QUEUE_PAGE + 3} case(s) waiting"
+        assert first.text.splitlines()[-1] == (f"Showing 1-{QUEUE_PAGE} of {QUEUE_PAGE + 3}. "
+                                               "`queue page:2` for more.")
+        second = await world.run(KAREN, "queue page:2")
+        assert len(second.text.splitlines()) == 4
+        assert second.text.splitlines()[-1] == f"Showing 51-53 of {QUEUE_PAGE + 3}."
+        north = await world.run(KAREN, "queue channel:#north-west")
+        assert north.title == "27 case(s) waiting"
+        await world.run(KAREN, "assign 1")
+        assert (await world.run(KAREN, "queue mine")).title == "1 case(s) waiting"
+        assert (await world.run(KAREN, "queue unassigned")).title == \
+            f"{QUEUE_PAGE + 2} case(s) waiting"
+        assert (await world.run(KAREN, "queue platform:slack")).title == "0 case(s) waiting"
+        assert (await world.run(KAREN, "queue clause:1.2 platform:discord")).title == \
+            f"{QUEUE_PAGE + 3} case(s) waiting"
+        bad = await world.run(KAREN, "queue urgent")
+        assert not bad.ok and "'urgent' is not a queue filter" in bad.text
+
+
+async def test_a_case_shows_why_the_bot_acted_and_when(
+        world_under: Under, test_policy: Policy) -> None:
+    async with world_under(test_policy) as world:
+        handled = await world.post(ABUSE)
+        shown = await world.run(KAREN, f"case {handled.case_id}")
+        assert "posted Fri 20 Nov 2026, 09:00 GMT" in shown.text
+        why = next(line for line in shown.text.splitlines() if line.startswith("  why:"))
+        assert "identity_attack 0.97 reached escalate" in why
+        assert "Scores: identity_attack 0.97, severe_toxicity 0.90" in why
+        assert "keyword-test 1, policy test-1" in why
+
+
+async def test_unlink_pardon_refusals_curly_quotes_and_rounded_points(
+        world_under: Under, test_policy: Policy) -> None:
+    async with world_under(test_policy) as world:
+        warned = await world.post("you idiot")
+        world.clock.now += timedelta(minutes=1)
+        history = await world.run(KAREN, f"history discord:{MEMBER.id}")
+        assert ("points now", "1") in history.fields  # 0.99995..., shown rounded
+
+        assert (await world.run(KAREN, f"pardon {warned.case_id} fair enough")).ok
+        again = await world.run(KAREN, f"pardon {warned.case_id} twice")
+        assert not again.ok and again.text == (f"Case {warned.case_id} was already pardoned "
+                                               "(fair enough)")
+        proposal = await world.run(KAREN, f"suspend discord:{MEMBER.id} 3d abuse")
+        proposed = int(proposal.title.split("case ")[1].rstrip(")"))
+        nothing = await world.run(OMAR, f"pardon {proposed} nothing to pardon")
+        assert not nothing.ok and "has no strike points or timeout to pardon" in nothing.text
+
+        # curly quotes, as phones type them, group words like straight ones
+        quoted = await world.run(KAREN, "history \u201cOmar Haddad\u201d")
+        assert quoted.ok and quoted.title.startswith("Omar Haddad (")
+
+        unlinked = await world.run(KAREN, f"unlink discord:{MEMBER.id}")
+        assert unlinked.ok and "its history stays with them" in unlinked.text
+        assert await world.store.member_by_account(MEMBER.platform, MEMBER.id) is None
+        again = await world.run(KAREN, f"unlink discord:{MEMBER.id}")
+        assert not again.ok and "is not linked to any member" in again.text
+        assert await world.store.audit_entries(action="unlink")

@@ -124,8 +124,8 @@ async def test_repeat_offences_climb_the_ladder_and_decay(world: World) -> None:
     assert await world.moderator.points(first.member.id) == pytest.approx(1.375)
     notes = [(await world.run(KAREN, f"resolve {e.case_id} uphold abuse of a group")).text
              for e in escalations]
-    assert "Ladder at 4.375 points: cooling-off" in notes[0]
-    assert "Ladder at 7.375 points: review" in notes[1]
+    assert notes[0] == "abuse of a group. Ladder at 4.4 points: cooling-off."  # rounded
+    assert notes[1] == "abuse of a group. Ladder at 7.4 points: review. Consider `suspend`."
     timeouts = [a.payload["duration"] for a in await world.store.actions(
         case_id=escalations[1].case_id) if a.kind is ActionKind.TIMEOUT]
     assert timeouts == ["1d"]
@@ -345,7 +345,7 @@ async def test_bad_input_is_refused_and_changes_nothing(world: World, words: str
     assert not reply.ok
     assert refusal in reply.text
     assert await refusal_only(world.store, before)
-    assert await world.store.queue() == []
+    assert await world.store.queue() == ([], 0)
 
 
 async def test_non_moderators_are_refused_and_the_refusal_is_audited(world: World) -> None:

@@ -51,6 +51,14 @@ MENTION = RuleHit("protected:adler", "1.4", A.ALLOW, Category.HARASSMENT, "prote
         # the welcome channel acts on incivility sooner
         ({"toxicity": 0.65}, [], "welcome", Standing(), A.WARN, "1.1", Severity.UNCIVIL),
         ({"toxicity": 0.65}, [], "general", Standing(), A.ALLOW, None, Severity.NONE),
+        # a severe but plain insult cites respect, not discrimination; a severe identity
+        # attack cites discrimination, a severe threat threats
+        ({"severe_toxicity": 0.8, "insult": 0.6}, [], "general", Standing(), A.HIDE, "1.1",
+         Severity.VIOLATION),
+        ({"severe_toxicity": 0.8, "identity_attack": 0.5}, [], "general", Standing(), A.HIDE,
+         "1.2", Severity.VIOLATION),
+        ({"severe_toxicity": 0.8}, [], "general", Standing(), A.HIDE, "1.2",
+         Severity.VIOLATION),
         # rules
         ({}, [rule("slur-antisemitic", A.ESCALATE, Category.IDENTITY_ATTACK)], "general",
          Standing(), A.ESCALATE, "1.2", Severity.VIOLATION),
