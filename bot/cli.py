@@ -156,7 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("bot").setLevel(logging.DEBUG if args.verbose > 1 else logging.INFO)
+    for ours in ("bot", "adapters"):  # the ready lines and start-up checks say what runs
+        logging.getLogger(ours).setLevel(logging.DEBUG if args.verbose > 1 else logging.INFO)
     _offline_env()
     err = Console(stderr=True)
     try:

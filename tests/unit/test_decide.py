@@ -64,6 +64,10 @@ MENTION = RuleHit("protected:adler", "1.4", A.ALLOW, Category.HARASSMENT, "prote
          Standing(), A.ESCALATE, "1.2", Severity.VIOLATION),
         ({}, [rule("doxxing:uk_phone", A.ESCALATE, Category.DOXXING, "1.5", "doxxing")],
          "general", Standing(), A.ESCALATE, "1.5", Severity.URGENT),
+        # an address posted with menace is cited under privacy, the concrete rule
+        ({"threat": 0.85}, [rule("doxxing:street_address", A.ESCALATE, Category.DOXXING,
+                                 "1.5", "doxxing")],
+         "general", Standing(), A.ESCALATE, "1.5", Severity.URGENT),
         # a mere mention of a protected person (policy criticism) is allowed ...
         ({}, [MENTION], "general", Standing(), A.ALLOW, None, Severity.NONE),
         # ... but a mention with an insult is escalated as harassment
