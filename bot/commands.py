@@ -564,13 +564,14 @@ async def _reinstate(self: Commands, actor: Member, args: list[str]) -> Reply:
 async def _pardon(self: Commands, actor: Member, args: list[str]) -> Reply:
     case = await self.case(args[0], acting=actor)
     reason = _reason(args[1:], "pardon")
+    reversed_ = next((e for e in await self.store.case_events(case.id)
+                      if e["event"] in ("pardoned", "dismissed")), None)
+    if reversed_ is not None:
+        raise Refusal(f"Case {case.id} was already {reversed_['event']} "
+                      f"({reversed_['detail']})")
     undone = await self.undone(case)
     if not undone:
-        pardoned = [s for s in await self.store.strikes(case.member_id, include_pardoned=True)
-                    if s["case_id"] == case.id and s["pardoned_at"]]
-        raise Refusal(f"Case {case.id} was already pardoned ({pardoned[0]['pardon_reason']})"
-                      if pardoned else f"Case {case.id} has no strike points or timeout to "
-                      "pardon")
+        raise Refusal(f"Case {case.id} has no strike points or timeout to pardon")
     notices = await self.notices(case, f"Case {case.id} has been pardoned: {reason}. "
                                        f"{undone}".strip())
     await self.store.update_case(case.id, actor=_who(actor), event="pardoned", detail=reason,

@@ -150,6 +150,9 @@ async def test_pardon_brings_a_slack_return_forward(
         assert [a.kind for a in due] == [ActionKind.NOTIFY]  # the timeout's notice; no return
         reply = await world.run(KAREN, f"pardon {case_id} the thread was misread")
         assert reply.ok and "The timeout it caused has been lifted." in reply.text
+        twice = await world.run(KAREN, f"pardon {case_id} again")
+        assert not twice.ok and twice.text == (f"Case {case_id} was already pardoned (the "
+                                               "thread was misread)")
         due = await world.store.pending_actions(platform=Platform.SLACK)
         assert [a.kind for a in due] == [ActionKind.NOTIFY, ActionKind.RESTORE,
                                          ActionKind.NOTIFY]
