@@ -140,7 +140,8 @@ class Moderator:
             if verdict.action is not VerdictAction.ALLOW:
                 # Every action against a member is a case: its number is in the notice, and
                 # the member can appeal it; only escalations wait in the queue.
-                ladder = f"; ladder at {points + strike:g} points: {step.note}" if step else ""
+                ladder = f"; ladder at {round(points + strike, 1):g} points: {step.note}" \
+                    if step else ""
                 escalated = verdict.action is VerdictAction.ESCALATE or bool(
                     step and step.escalate)
                 case = CaseDraft(
@@ -282,7 +283,6 @@ class Moderator:
             await self.store.mark_action(action.id, status=ActionStatus.DONE)
             done.append(action)
         return done
-
 
     async def _escalation_lost(self, action: Action, error: str) -> None:
         """An escalation that could not be posted goes to each moderator directly (a DM on the

@@ -763,9 +763,8 @@ class Store:
 
         `review` ('upheld' or 'dismissed') records moderators' view of the automatic verdicts
         in the case, for calibration; `confirm_strikes` makes the case's pending strikes count
-        (recording the ladder `step` they fired);
-        `pardon` removes the case's strikes with that reason and lifts the timeouts the case
-        caused (``lift_timeouts``); `actions` are queued for the case.
+        (recording the ladder `step` they fired); `pardon` removes the case's strikes with that
+        reason and lifts the timeouts the case caused; `actions` are queued for the case.
         """
         now = iso(self.clock())
         async with self.transaction() as db:
