@@ -138,7 +138,8 @@ async def strike_points(db: aiosqlite.Connection, members: Sequence[str], /, *,
                         bounds: Sequence[str]) -> Rows:
     """(member, points last week, this week, unpardoned total at the window's end).
 
-    A strike counts in the week of the message that earned it (its own time otherwise).
+    A strike counts in the week of the message that earned it (its own time otherwise); an
+    escalation's points awaiting a moderator's review do not count yet.
     """
     start, mid, end = bounds[0], bounds[len(bounds) // 2], bounds[-1]
     return await _chunked(
@@ -149,5 +150,6 @@ async def strike_points(db: aiosqlite.Connection, members: Sequence[str], /, *,
             "THEN points END) FROM (SELECT s.member_id, s.points, s.pardoned_at, "
             "COALESCE(m.sent_at, s.at) AS t FROM strikes s "
             "LEFT JOIN verdicts v ON v.id = s.verdict_id "
-            "LEFT JOIN messages m ON m.id = v.message_row WHERE s.member_id IN ({marks})) "
+            "LEFT JOIN messages m ON m.id = v.message_row WHERE s.pending = 0 AND "
+            "s.member_id IN ({marks})) "
             "GROUP BY member_id", members, before=[start, mid, mid, end, end, end])

@@ -510,3 +510,18 @@ async def test_unlink_pardon_refusals_curly_quotes_and_rounded_points(
         again = await world.run(KAREN, f"unlink discord:{MEMBER.id}")
         assert not again.ok and "is not linked to any member" in again.text
         assert await world.store.audit_entries(action="unlink")
+
+
+async def test_the_digest_counts_only_points_that_count(
+        world_under: Under, test_policy: Policy) -> None:
+    from bot.digest import build_digest
+
+    async with world_under(test_policy) as world:
+        await world.post("you idiot")  # 1 point, at once
+        escalated = await world.post(ABUSE)  # 3 points, awaiting review
+        world.clock.now = START + timedelta(days=4)  # the week has ended
+        (offender,) = (await build_digest(world.store, "2026-W47")).repeat_offenders
+        assert (offender.points, offender.points_total) == (1, 1)
+        await world.run(KAREN, f"resolve {escalated.case_id} uphold dehumanising")
+        (offender,) = (await build_digest(world.store, "2026-W47")).repeat_offenders
+        assert (offender.points, offender.points_total) == (4, 4)
