@@ -35,7 +35,7 @@ lint: $(STAMP)
 eval: $(STAMP)
 	$(PY) bot.py eval
 
-# Fine-tunes the offline model into bot/scoring/model/ (about 40 minutes on 2 cores; needs
+# Fine-tunes the offline model into bot/scoring/model/ (about 80 minutes on 2 cores; needs
 # ../shared/data). Never part of `make test`.
 train: $(STAMP)
 	$(PY) scripts/train_model.py

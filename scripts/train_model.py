@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fine-tune the offline scorer: all-MiniLM-L6-v2 end to end, on the CPU.
 
-    python scripts/train_model.py [--epochs 1] [--out bot/scoring/model]
+    python scripts/train_model.py [--epochs 1.5] [--out bot/scoring/model]
 
 Reads the shared conduct data (``../shared/data/dev/conduct_dev.csv``; never copied into the
 repository) and the forum corpus (``corpus/forum/``). Trains on the *train* split only: rows of
@@ -64,7 +64,7 @@ HATE_ONLY = {"edos", "isca", "redditbias", "stormfront", "implicit_hate", "hatem
              "hatemoji_check", "toxigen"}
 UNKNOWN_WHEN_HATE_ONLY = ("toxicity", "insult", "obscene")
 #: How many times each forum training line is seen per epoch: the domain the bot serves.
-FORUM_REPEAT = 3
+FORUM_REPEAT = 2
 
 
 def targets(severity: int, category: str) -> list[float]:
@@ -136,7 +136,7 @@ def batches(examples: list[Example], size: int, rng: random.Random) -> list[list
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--epochs", type=float, default=1.5)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=8e-5)
     parser.add_argument("--limit", type=int, default=0, help="train on this many examples only "

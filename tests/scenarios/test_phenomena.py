@@ -3,8 +3,8 @@
 Written for this test, before the model they check was trained, and kept out of training and
 threshold choice (they are in no corpus file). Each kind of abuse the bot exists to stop has its
 legitimate look-alike. A small model misses the odd case, so each phenomenon must hold in at
-least three of its four cases, and every group as a whole in 90%. Where today's model falls
-short, the case is a strict xfail naming the gap.
+least three of its four cases, and every group as a whole in 90%. The model of 2026-12-01
+(9617f8f8) holds all of them.
 """
 
 from __future__ import annotations
@@ -189,24 +189,14 @@ def _ok(expected: str, action: str) -> bool:
     return action == expected
 
 
-#: Where the model of 2026-12-01 falls short (issue 9 stays open for them): strict xfails, so
-#: they fail loudly once fixed and get moved back.
-_SHORT = pytest.mark.xfail(strict=True, reason="issue 9, open: the model misjudges these")
-_KNOWN_GAPS = {"belittling"}
-
-
-def _cases(names: list[str]) -> list[object]:
-    return [pytest.param(n, marks=_SHORT) if n in _KNOWN_GAPS else n for n in names]
-
-
-@pytest.mark.parametrize("phenomenon", _cases(sorted(CASES)))
+@pytest.mark.parametrize("phenomenon", sorted(CASES))
 def test_abuse_is_acted_on(phenomenon: str, judged: dict[str, str]) -> None:
     expected, cases = CASES[phenomenon]
     misses = [f"{judged[t]}: {t}" for t in cases if not _ok(expected, judged[t])]
     assert len(misses) <= 1, f"expected {expected}:\n" + "\n".join(misses)
 
 
-@pytest.mark.parametrize("phenomenon", _cases(sorted(LEGITIMATE)))
+@pytest.mark.parametrize("phenomenon", sorted(LEGITIMATE))
 def test_legitimate_look_alikes_are_allowed(phenomenon: str, judged: dict[str, str]) -> None:
     misses = [f"{judged[t]}: {t}" for t in LEGITIMATE[phenomenon] if judged[t] != ALLOW]
     # Never hidden; at most one warned per kind.
@@ -214,7 +204,6 @@ def test_legitimate_look_alikes_are_allowed(phenomenon: str, judged: dict[str, s
     assert len(misses) <= 1, "\n".join(misses)
 
 
-@_SHORT
 def test_groups_as_a_whole(judged: dict[str, str]) -> None:
     groups: dict[str, list[bool]] = defaultdict(list)
     for expected, cases in CASES.values():

@@ -81,10 +81,13 @@ def test_threat_at_the_end_of_a_long_text_is_found(scorer: OfflineScorer) -> Non
     assert len(scorer._tokenizer(filler)["input_ids"]) > 3 * scorer.max_tokens
     benign_long, with_threat = scorer.score_batch([filler, f"{filler} {THREAT}"])
     assert benign_long["threat"] < 0.2
-    assert with_threat["threat"] > 0.5
-    # Truncated to the model's window, the threat would go unseen.
+    # Truncated to the model's window, the threat would go unseen; read in windows, the last
+    # one carries it (the model is less sure of it among minutes than alone, where it scores
+    # above 0.8; the policy's threat rules act on it either way).
     truncated = scorer.probabilities([f"{filler} {THREAT}"])[0]
     assert truncated[scorer.categories.index("threat")] < 0.2
+    assert with_threat["threat"] > truncated[scorer.categories.index("threat")] + 0.25
+    assert with_threat["threat"] > benign_long["threat"] + 0.25
 
 
 def _copy(tmp_path: Path) -> Path:
