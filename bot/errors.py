@@ -13,6 +13,7 @@ __all__ = [
     "RateLimited",
     "StoreError",
     "TargetNotFound",
+    "Unavailable",
     "UnsupportedAction",
 ]
 
@@ -104,6 +105,13 @@ class RateLimited(PlatformError):
     ) -> None:
         super().__init__(message, platform=platform, action=action)
         self.retry_after = retry_after
+
+
+class Unavailable(PlatformError):
+    """The platform failed for now (a 5xx answer, a timeout, a dropped connection): the same
+    request later may well succeed, so it is retried with a growing wait."""
+
+    retryable = True
 
 
 class UnsupportedAction(PlatformError):

@@ -12,7 +12,14 @@ from datetime import timedelta
 
 from bot.actions import plan_actions
 from bot.decide import decide
-from bot.errors import ConductError, InputError, PlatformError, RateLimited, UnsupportedAction
+from bot.errors import (
+    ConductError,
+    InputError,
+    PlatformError,
+    RateLimited,
+    Unavailable,
+    UnsupportedAction,
+)
 from bot.models import (
     Action,
     ActionKind,
@@ -46,11 +53,11 @@ log = logging.getLogger(__name__)
 
 #: Slack's own limit on a message; Discord's is 4,000. Anything longer is not a real message.
 MAX_TEXT_CHARS = 40_000
-#: A rate-limited action (or an escalation that failed) is retried this many times before it
-#: is reported failed.
+#: A rate-limited or unavailable action is tried this many times before it is reported failed.
 MAX_ATTEMPTS = 5
-#: The first wait before a failed escalation is tried again; it doubles each time.
-ESCALATION_RETRY = timedelta(seconds=30)
+#: The first wait before an action the platform could not do for now (a 5xx, a dropped
+#: connection) is tried again; it doubles each time.
+RETRY_WAIT = timedelta(seconds=30)
 
 
 #: The kind of case an automatic verdict opens, unless it escalates.
@@ -267,10 +274,10 @@ class Moderator:
                     await self._escalation_lost(action, str(exc))
                 continue
             except PlatformError as exc:
-                if action.kind is ActionKind.ESCALATE and action.attempts + 1 < MAX_ATTEMPTS:
-                    # An escalation is worth waiting for: retried, backing off, before it is
-                    # given up and put in front of the moderators another way.
-                    retry = self.store.clock() + ESCALATION_RETRY * 2 ** action.attempts
+                if isinstance(exc, Unavailable) and action.attempts + 1 < MAX_ATTEMPTS:
+                    # A 5xx or a dropped connection: tried again with a doubling wait before
+                    # it is given up (an escalation then goes to the moderators another way).
+                    retry = self.store.clock() + RETRY_WAIT * 2 ** action.attempts
                     await self.store.mark_action(action.id, status=ActionStatus.PENDING,
                                                  error=str(exc), retry_at=retry)
                     continue

@@ -45,6 +45,7 @@ from bot.errors import (
     PlatformError,
     RateLimited,
     TargetNotFound,
+    Unavailable,
     UnsupportedAction,
 )
 from bot.models import Account, Action, ActionStatus, CaseState, Message, Platform, Role
@@ -709,11 +710,12 @@ def _translate(action: str) -> Iterator[None]:
                 seconds = 1.0
             raise RateLimited(f"rate limited on {action}", platform="discord", action=action,
                               retry_after=seconds) from exc
-        raise PlatformError(f"Discord failed {action}: HTTP {exc.status} {exc.text}",
-                            platform="discord", action=action) from exc
-    except (aiohttp.ClientError, OSError) as exc:
-        raise PlatformError(f"could not reach Discord for {action}: {exc}",
-                            platform="discord", action=action) from exc
+        kind = Unavailable if exc.status >= 500 else PlatformError
+        raise kind(f"Discord failed {action}: HTTP {exc.status} {exc.text}",
+                   platform="discord", action=action) from exc
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise Unavailable(f"could not reach Discord for {action}: {exc}",
+                          platform="discord", action=action) from exc
 
 
 @contextlib.asynccontextmanager

@@ -49,6 +49,7 @@ from bot.errors import (
     PlatformError,
     RateLimited,
     TargetNotFound,
+    Unavailable,
     UnsupportedAction,
 )
 from bot.models import Account, Action, ActionKind, Message, Platform, Role
@@ -149,11 +150,12 @@ def _translate(action: str) -> Iterator[None]:
         if code in _NOT_FOUND:
             raise TargetNotFound(f"Slack found no target for {action}: {code}",
                                  platform="slack", action=action) from exc
-        raise PlatformError(f"Slack failed {action}: {code or status}", platform="slack",
-                            action=action) from exc
-    except (aiohttp.ClientError, OSError) as exc:
-        raise PlatformError(f"could not reach Slack for {action}: {exc}", platform="slack",
-                            action=action) from exc
+        kind = Unavailable if status >= 500 else PlatformError
+        raise kind(f"Slack failed {action}: {code or status}", platform="slack",
+                   action=action) from exc
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise Unavailable(f"could not reach Slack for {action}: {exc}", platform="slack",
+                          action=action) from exc
 
 
 class SlackAdapter:
@@ -587,11 +589,9 @@ class SlackAdapter:
                     continue  # already out of this channel: nothing to do
                 refused.append((channel, str(exc)))
                 continue
-            except RateLimited:
-                raise
+            except (RateLimited, Unavailable):
+                raise  # the outbox retries the rest later
             except PlatformError as exc:
-                if isinstance(exc.__cause__, aiohttp.ClientError | OSError):
-                    raise  # Slack unreachable: the outbox retries the rest
                 refused.append((channel, str(exc)))
                 continue
             removed.append(channel)

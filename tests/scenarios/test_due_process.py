@@ -358,13 +358,13 @@ async def test_reinstatement_undoes_the_suspension_on_every_platform(
 
 async def test_a_failed_escalation_is_retried_then_sent_to_each_moderator(
         world_under: Under, test_policy: Policy) -> None:
-    from bot.errors import PlatformError
+    from bot.errors import Unavailable
     from bot.moderator import MAX_ATTEMPTS
 
     class Down(ConsolePort):
         async def escalate(self, action: Action, /) -> None:
-            raise PlatformError("503 Service Unavailable", platform="discord",
-                                action="escalate")
+            raise Unavailable("503 Service Unavailable", platform="discord",
+                              action="escalate")
 
     async with world_under(test_policy) as world:
         await world.run(KAREN, "link M0001 discord 555000000000000001")  # Karen on Discord
@@ -389,7 +389,7 @@ async def test_a_failed_escalation_is_retried_then_sent_to_each_moderator(
                  if a.kind is ActionKind.NOTIFY and a.user == "555000000000000001"]
         assert dm.payload["text"].startswith(
             f"Case {handled.case_id} could not be posted to the moderators' channel "
-            "(PlatformError: 503 Service Unavailable)")
+            "(Unavailable: 503 Service Unavailable)")
         assert f"`case {handled.case_id}`" in dm.payload["text"]
 
 
@@ -525,3 +525,23 @@ async def test_the_digest_counts_only_points_that_count(
         await world.run(KAREN, f"resolve {escalated.case_id} uphold dehumanising")
         (offender,) = (await build_digest(world.store, "2026-W47")).repeat_offenders
         assert (offender.points, offender.points_total) == (4, 4)
+
+
+async def test_a_refused_escalation_goes_to_the_moderators_at_once(
+        world_under: Under, test_policy: Policy) -> None:
+    from bot.errors import PermissionDenied
+
+    class Refusing(ConsolePort):
+        async def escalate(self, action: Action, /) -> None:
+            raise PermissionDenied("Missing Access", platform="discord", action="escalate")
+
+    async with world_under(test_policy) as world:
+        await world.run(KAREN, "link M0001 discord 555000000000000001")
+        handled = await world.post(ABUSE)
+        await world.moderator.run_outbox(Refusing(Platform.DISCORD))
+        (escalate,) = [a for a in await world.store.actions(case_id=handled.case_id)
+                       if a.kind is ActionKind.ESCALATE]
+        assert escalate.status is ActionStatus.FAILED and escalate.attempts == 1  # no retries
+        (dm,) = [a for a in await world.store.pending_actions()
+                 if a.kind is ActionKind.NOTIFY and a.user == "555000000000000001"]
+        assert "(PermissionDenied: Missing Access)" in dm.payload["text"]

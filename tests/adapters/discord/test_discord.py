@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -665,3 +665,25 @@ async def test_the_ready_line_names_the_servers_and_channels(
     await world.adapter.on_ready()  # as after a reconnect
     assert (f"discord: ready as conductbot in Party members ({GUILD_ID}): watching every text "
             "channel; moderators' channel #moderators") in caplog.text
+
+
+async def test_a_single_503_is_retried_and_the_delete_done_once(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bot.moderator
+
+    monkeypatch.setattr(bot.moderator, "RETRY_WAIT", timedelta(0))  # no wait in the test
+    mid = snowflake()
+    world.fake.inject("DELETE", rf"/channels/{GENERAL_ID}/messages/{mid}", 503,
+                      {"message": "Service Unavailable", "code": 0})
+    await world.fake.dispatch("MESSAGE_CREATE", message(mid, "immigrants are vermin"))
+    await world.settle(mid)
+    (delete,) = [a for a in await world.store.actions() if a.kind is ActionKind.DELETE]
+    assert delete.status is ActionStatus.PENDING and delete.attempts == 1
+    assert "HTTP 503" in (delete.error or "")
+    assert world.sent_to(f"96{MEMBER_ID[2:]}") == []  # "hidden" is not said before it is
+    await world.adapter.drain_outbox()
+    deletes = world.fake.find("DELETE", rf"/channels/{GENERAL_ID}/messages/{mid}")
+    assert len(deletes) == 2  # the 503, then the delete: done once
+    (delete,) = [a for a in await world.store.actions() if a.kind is ActionKind.DELETE]
+    assert delete.status is ActionStatus.DONE
+    assert len(world.sent_to(f"96{MEMBER_ID[2:]}")) == 1

@@ -26,6 +26,7 @@ from bot.errors import (
     PlatformError,
     RateLimited,
     TargetNotFound,
+    Unavailable,
     UnsupportedAction,
 )
 from bot.models import Action, ActionKind, ActionStatus, CaseState, MemberStatus, Platform, Role
@@ -480,6 +481,13 @@ async def test_slack_errors_map_onto_the_core_tree(world: World) -> None:
     with pytest.raises(RateLimited) as limited:
         await adapter.hide(hide)
     assert limited.value.retry_after == 7.0
+    fake.inject("chat.delete", status=503, error="service_unavailable")
+    with pytest.raises(Unavailable, match="service_unavailable"):  # retried, unlike a refusal
+        await adapter.hide(hide)
+    fake.inject("chat.delete", error="fatal")
+    with pytest.raises(PlatformError) as permanent:
+        await adapter.hide(hide)
+    assert not isinstance(permanent.value, Unavailable)
     with pytest.raises(UnsupportedAction, match="a timeout without an end"):
         await adapter.timeout(Action(kind=ActionKind.TIMEOUT, platform=Platform.SLACK,
                                      user=MEMBER))
