@@ -158,6 +158,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for ours in ("bot", "adapters"):  # the ready lines and start-up checks say what runs
         logging.getLogger(ours).setLevel(logging.DEBUG if args.verbose > 1 else logging.INFO)
+    # These libraries log at DEBUG what members wrote: aiosqlite every statement with its
+    # parameters (message text, doxxed numbers, names), discord.py every gateway event and
+    # request body, the Slack SDK every request and response. Never, at any verbosity.
+    for chatty in ("aiosqlite", "discord.gateway", "discord.http", "discord.client",
+                   "slack_sdk", "slack_bolt"):
+        logging.getLogger(chatty).setLevel(logging.INFO)
     _offline_env()
     err = Console(stderr=True)
     try:

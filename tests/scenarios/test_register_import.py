@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -145,3 +146,14 @@ def test_members_export_and_erase_commands(tmp_path: Path,
                  "--db", db]) == 0
     assert "erased the text of 0 message(s)" in capsys.readouterr().out
     assert main(["members", "export", "nobody-here", "--db", db]) == 1
+
+
+def test_the_most_verbose_log_holds_no_message_text(tmp_path: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """`-vv` logs the bot's own debugging, never the SQL parameters (texts, names, numbers)."""
+    caplog.set_level(logging.DEBUG)
+    db = str(tmp_path / "db.sqlite3")
+    assert main(["-vv", "members", "import", str(EXAMPLE), "--db", db]) == 0
+    assert any(r.levelno == logging.DEBUG for r in caplog.records)  # the verbosity is real
+    assert not [r for r in caplog.records if r.name.startswith("aiosqlite")]
+    assert "Karen Lomax" not in caplog.text and "INSERT" not in caplog.text
