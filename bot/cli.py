@@ -24,7 +24,7 @@ from rich.table import Table
 
 from bot.config import Settings
 from bot.corpus import FORUM_DIR
-from bot.errors import ConductError, PolicyError
+from bot.errors import ConductError, InputError, PolicyError
 from bot.models import Platform, Standing, Verdict, VerdictAction
 from bot.policy import Policy, load_policy
 
@@ -32,6 +32,40 @@ log = logging.getLogger("bot.cli")
 
 _STYLE = {"allow": "green", "warn": "yellow", "hide": "red", "escalate": "bold magenta"}
 _REPLAY_CHUNK = 32
+
+
+def _db_path(text: str) -> Path:
+    """A database file for argparse: not '-', not a folder."""
+    if text.strip() in ("", "-"):
+        raise argparse.ArgumentTypeError("the database must be a file path, not "
+                                         f"{text!r}")
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder: name the database file in it, "
+                                         f"e.g. {path / 'conductbot.sqlite3'}")
+    return path
+
+
+def _out_path(text: str) -> Path | None:
+    """A file to write for argparse: '-' is standard output; a folder is refused; missing
+    folders on the way are created when writing."""
+    if text == "-":
+        return None
+    if not text.strip():
+        raise argparse.ArgumentTypeError("name a file to write, or '-' for standard output")
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder: name a file in it")
+    return path
+
+
+def _write(path: Path, text: str) -> None:
+    """Write `text` to `path`, creating missing folders; an OSError is an InputError."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def _aware_datetime(text: str) -> datetime:
@@ -63,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("replay", help="decide every message of a JSON-lines file (or - for stdin)")
     r.add_argument("file", help="JSON lines: {id, channel, author, text, ts[, platform, revision]}")
-    r.add_argument("--db", type=Path, help="database (default: $CONDUCTBOT_DB or "
+    r.add_argument("--db", type=_db_path, help="database (default: $CONDUCTBOT_DB or "
                    "data/conductbot.sqlite3)")
     r.add_argument("--json", action="store_true", help="one JSON object per message")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -82,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     m = sub.add_parser("mod", help="run a moderator (or member) command as an account")
     m.add_argument("--as", dest="account", required=True, metavar="PLATFORM:ID",
                    help="who runs it, e.g. console:mod_karen or discord:1234")
-    m.add_argument("--db", type=Path, help="database (default: $CONDUCTBOT_DB)")
+    m.add_argument("--db", type=_db_path, help="database (default: $CONDUCTBOT_DB)")
     m.add_argument("--json", action="store_true", help="the reply as JSON")
     m.add_argument("words", nargs=argparse.REMAINDER, metavar="COMMAND ...",
                    help="e.g. queue; case 3; resolve 3 dismiss 'quoted to condemn'")
@@ -91,41 +125,41 @@ def _parser() -> argparse.ArgumentParser:
     msub = mem.add_subparsers(dest="members_command", required=True, metavar="ACTION")
     imp = msub.add_parser("import", help="import a register CSV export (idempotent)")
     imp.add_argument("file", type=Path)
-    imp.add_argument("--db", type=Path)
+    imp.add_argument("--db", type=_db_path)
     imp.add_argument("--exported-at", type=_aware_datetime, metavar="ISO",
                      help="when the register was exported (default: the file's modification "
                           "time); a status a moderator set in the bot after it is kept when "
                           "stricter, and a conflict opens a case")
     show = msub.add_parser("show", help="a member's record")
     show.add_argument("member", help="name, membership number, member id or PLATFORM:ID")
-    show.add_argument("--db", type=Path)
+    show.add_argument("--db", type=_db_path)
     show.add_argument("--json", action="store_true")
     export = msub.add_parser("export", help="everything held about a member, as JSON "
                              "(subject access request)")
     export.add_argument("member")
-    export.add_argument("--db", type=Path)
-    export.add_argument("--out", type=Path, help="file to write (default: stdout)")
+    export.add_argument("--db", type=_db_path)
+    export.add_argument("--out", type=_out_path, help="file to write (default: stdout)")
     erase = msub.add_parser("erase", help="erase the text of a member's messages (erasure "
                             "request); decisions and cases stay")
     erase.add_argument("member")
     erase.add_argument("--reason", required=True, help="recorded in the audit log")
     erase.add_argument("--yes", action="store_true", help="really erase (otherwise: count)")
-    erase.add_argument("--db", type=Path)
+    erase.add_argument("--db", type=_db_path)
 
     run = sub.add_parser("run", help="moderate live: start every adapter the environment "
                          "configures (DISCORD_TOKEN, ...)")
-    run.add_argument("--db", type=Path, help="database (default: $CONDUCTBOT_DB)")
+    run.add_argument("--db", type=_db_path, help="database (default: $CONDUCTBOT_DB)")
 
     ret = sub.add_parser("retention", help="erase evidence and audit entries past the policy's "
                          "retention periods")
-    ret.add_argument("--db", type=Path)
+    ret.add_argument("--db", type=_db_path)
     ret.add_argument("--dry-run", action="store_true", help="count, change nothing")
 
     dg = sub.add_parser("digest", help="the weekly digest of one ISO week, as a file")
     dg.add_argument("--week", help="ISO week, e.g. 2026-W47 (default: the last complete week)")
     dg.add_argument("--format", choices=("md", "html", "json", "csv"), default="md")
-    dg.add_argument("--out", type=Path, help="write to FILE (default: standard output)")
-    dg.add_argument("--db", type=Path, help="database (default: $CONDUCTBOT_DB)")
+    dg.add_argument("--out", type=_out_path, help="write to FILE (default: standard output)")
+    dg.add_argument("--db", type=_db_path, help="database (default: $CONDUCTBOT_DB)")
     dg.add_argument("--tz", default="Europe/London", help="time zone of the week (default: "
                     "Europe/London)")
     dg.add_argument("--show-names", action="store_true",
@@ -499,7 +533,7 @@ async def _members(args: argparse.Namespace, settings: Settings) -> int:
                 data = json.dumps(await store.member_export(member.id), ensure_ascii=False,
                                   indent=2)
                 if args.out:
-                    args.out.write_text(data + "\n", encoding="utf-8")
+                    _write(args.out, data)
                     print(f"{member.label}: written to {args.out}")
                 else:
                     print(data)
@@ -572,8 +606,7 @@ async def _digest(args: argparse.Namespace, settings: Settings) -> int:
     if args.out is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        _write(args.out, text)
         Console(stderr=True).print(f"digest {escape(built.week)} written to "
                                    f"{escape(str(args.out))}")
     return 0

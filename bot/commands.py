@@ -700,6 +700,8 @@ async def _link(self: Commands, actor: Member, args: list[str]) -> Reply:
         platform = Platform(args[1].casefold())
     except ValueError:
         raise Refusal(f"{args[1]!r} is not a platform (discord, slack, console)") from None
+    if not args[2].strip() or args[2] != args[2].strip():
+        raise Refusal(f"{args[2]!r} is not an account id: give the id as the platform shows it")
     merged = await self.store.link_account(member.id, platform, args[2], actor=_who(actor))
     extra = f" Its earlier record ({merged}) was merged in." if merged else ""
     return Reply(f"Linked {platform}:{args[2]} to {member.display_name}", extra.strip())
@@ -712,8 +714,9 @@ async def _unlink(self: Commands, actor: Member, args: list[str]) -> Reply:
     try:
         platform = Platform(platform_name.casefold())
     except ValueError:
-        raise Refusal(f"{args[0]!r}: name the account as PLATFORM:ID, e.g. discord:1234") \
-            from None
+        platform = None
+    if platform is None or not account.strip():
+        raise Refusal(f"{args[0]!r}: name the account as PLATFORM:ID, e.g. discord:1234")
     member_id = await self.store.unlink_account(platform, account, actor=_who(actor))
     member = await self.store.get_member(member_id)
     return Reply(f"Unlinked {platform}:{account}",

@@ -509,6 +509,9 @@ async def test_unlink_pardon_refusals_curly_quotes_and_rounded_points(
         assert await world.store.member_by_account(MEMBER.platform, MEMBER.id) is None
         again = await world.run(KAREN, f"unlink discord:{MEMBER.id}")
         assert not again.ok and "is not linked to any member" in again.text
+        for words in ("unlink discord:", 'link M0002 console ""', 'link M0002 console " x"'):
+            empty = await world.run(KAREN, words)
+            assert not empty.ok, words  # an empty or padded id is never linked
         assert await world.store.audit_entries(action="unlink")
 
 

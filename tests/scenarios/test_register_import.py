@@ -157,3 +157,26 @@ def test_the_most_verbose_log_holds_no_message_text(tmp_path: Path,
     assert any(r.levelno == logging.DEBUG for r in caplog.records)  # the verbosity is real
     assert not [r for r in caplog.records if r.name.startswith("aiosqlite")]
     assert "Karen Lomax" not in caplog.text and "INSERT" not in caplog.text
+
+
+def test_paths_that_are_not_files_are_refused_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "db.sqlite3")
+    assert main(["members", "import", str(EXAMPLE), "--db", db]) == 0
+    for argv, expected in (
+            (["members", "show", "A262905", "--db", "-"], "the database must be a file path"),
+            (["members", "show", "A262905", "--db", str(tmp_path)], "is a folder: name the "
+                                                                   "database file in it"),
+            (["members", "export", "A262905", "--db", db, "--out", str(tmp_path)],
+             "is a folder: name a file in it")):
+        with pytest.raises(SystemExit) as stopped:
+            main(argv)
+        assert stopped.value.code == 2
+        assert expected in capsys.readouterr().err
+    assert not (Path.cwd() / "-").exists()
+    # '-' is standard output; a missing folder on the way is created
+    assert main(["members", "export", "A262905", "--db", db, "--out", "-"]) == 0
+    assert '"Graham Pike"' in capsys.readouterr().out
+    nested = tmp_path / "exports" / "2026" / "pike.json"
+    assert main(["members", "export", "A262905", "--db", db, "--out", str(nested)]) == 0
+    assert json.loads(nested.read_text(encoding="utf-8"))["member"]["status"] == "suspended"
