@@ -28,6 +28,7 @@ import logging
 import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -179,6 +180,7 @@ class SlackAdapter:
                             logger=logging.getLogger("adapters.slack.bolt"))
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._channel_names: dict[str, str | None] = {}
         self._register()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -338,7 +340,22 @@ class SlackAdapter:
         if core is not None:
             self._spawn(self._handle(core), f"slack-{core.id}")
 
+    async def channel_name(self, channel: str, /) -> str | None:
+        """A channel's name (cached), for channel rules and notices ("#general", not its id);
+        None when Slack will not say (the message is still moderated)."""
+        if channel not in self._channel_names:
+            try:
+                with _translate("conversations.info"):
+                    info = await self.client.conversations_info(channel=channel)
+            except PlatformError as exc:
+                log.info("slack: no name for channel %s (%s)", channel, exc)
+                return None
+            self._channel_names[channel] = str(info["channel"].get("name") or "") or None
+        return self._channel_names[channel]
+
     async def _handle(self, message: Message) -> None:
+        if message.channel_name is None:
+            message = replace(message, channel_name=await self.channel_name(message.channel))
         try:
             handled = await self.moderator.handle(message)
         except ConductError as exc:

@@ -248,7 +248,15 @@ async def test_acceptable_message_causes_no_calls(world: World) -> None:
     await world.settle(event["ts"])
     assert world.handled[-1][1] is not None
     assert world.handled[-1][1].verdict.action == "allow"
-    assert [c.method for c in world.fake.calls if c.method != "auth.test"] == []
+    # only the channel's name is looked up (once: it is cached), for channel rules and notices
+    assert [c.method for c in world.fake.calls if c.method != "auth.test"] == [
+        "conversations.info"]
+    again = message("And the rota for Saturday is up")
+    await world.event(again)
+    await world.settle(again["ts"])
+    assert len(world.fake.find("conversations.info")) == 1
+    handled = world.handled[-1][1]
+    assert handled is not None and handled.message.channel_name == GENERAL.lower()
 
 
 async def test_retried_event_is_processed_once(world: World) -> None:
