@@ -72,15 +72,44 @@ class CaseDraft:
     proposal: Mapping[str, Any] | None = None
 
 
+class _TaskLock:
+    """An asyncio lock the task holding it may take again (a read inside a transaction)."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None
+
+    @asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        me = asyncio.current_task()
+        if me is not None and self._owner is me:
+            yield
+            return
+        async with self._lock:
+            self._owner = me
+            try:
+                yield
+            finally:
+                self._owner = None
+
+
+#: How long a transaction waits for another process's write lock, beyond SQLite's own
+#: busy timeout, before the store gives up with a StoreError.
+BUSY_WAIT = 30.0
+
+
 class Store:
-    """Async SQLite store (WAL). One connection; transactions are serialised by a lock."""
+    """Async SQLite store (WAL) with one writer discipline: one connection, on which every
+    read and every transaction is serialised by one lock, so no read ever holds a snapshot
+    while a transaction starts (the cause of "database is locked" with no wait); transactions
+    begin IMMEDIATE and wait for another process's writer, retrying with backoff."""
 
     def __init__(self, db: aiosqlite.Connection, /, *, path: str,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self._db = db
         self.path = path
         self.clock = clock
-        self._lock = asyncio.Lock()
+        self._serial = _TaskLock()
         #: Recorded with every audit entry that does not name its own policy version.
         self.policy_version: str | None = None
 
@@ -122,13 +151,12 @@ class Store:
     async def checkpoint(self) -> None:
         """Fold the write-ahead log into the database file and empty it (before a backup, and
         after an erasure: no erased text stays behind in the WAL)."""
-        async with self._lock:
+        async with self._serial.hold():
             await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def schema_version(self) -> int:
         """The database's PRAGMA user_version."""
-        async with self._db.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
+        row = await self._read_one("PRAGMA user_version")
         return int(row[0]) if row else 0
 
     async def migrate(self) -> int:
@@ -145,10 +173,46 @@ class Store:
         return SCHEMA_VERSION
 
     @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The connection, for reads, never while a transaction of another task is open."""
+        async with self._serial.hold():
+            yield self._db
+
+    async def _read(self, sql: str, params: Sequence[Any] = (), /) -> list[sqlite3.Row]:
+        """Every row a query returns, read between transactions."""
+        async with self._reading() as db, db.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    async def _read_one(self, sql: str, params: Sequence[Any] = (), /) -> sqlite3.Row | None:
+        """A query's first row, read between transactions."""
+        async with self._reading() as db, db.execute(sql, params) as cur:
+            row: sqlite3.Row | None = await cur.fetchone()
+            return row
+
+    async def _begin(self) -> None:
+        """BEGIN IMMEDIATE, waiting (SQLite's busy timeout, then backoff) while another
+        process holds the write lock; StoreError after BUSY_WAIT seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BUSY_WAIT
+        pause = 0.05
+        while True:
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if loop.time() >= deadline:
+                    raise StoreError(f"{self.path} stayed locked by another writer for "
+                                     f"{BUSY_WAIT:.0f} s: {exc}") from exc
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 1.0)
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
-        async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
+        async with self._serial.hold():
+            await self._begin()
             try:
                 yield self._db
             except BaseException:
@@ -186,9 +250,8 @@ class Store:
 
     async def _remember_handle(self, platform: Platform, account_id: str, name: str) -> None:
         # Moderators look members up by the handle they see on the platform.
-        async with self._db.execute("SELECT display_name FROM accounts WHERE platform=? AND "
-                                    "account_id=?", (platform, account_id)) as cur:
-            row = await cur.fetchone()
+        row = await self._read_one("SELECT display_name FROM accounts WHERE platform=? AND "
+                                   "account_id=?", (platform, account_id))
         if row is not None and row[0] != name:
             async with self.transaction() as db:
                 await db.execute("UPDATE accounts SET display_name=? WHERE platform=? AND "
@@ -198,16 +261,14 @@ class Store:
                                 ) -> Member | None:
         """The member an account is linked to; None for an account never seen (nothing is
         created)."""
-        async with self._db.execute(
+        row = await self._read_one(
             "SELECT m.* FROM accounts a JOIN members m ON m.id = a.member_id "
-            "WHERE a.platform=? AND a.account_id=?", (platform, account_id)) as cur:
-            row = await cur.fetchone()
+            "WHERE a.platform=? AND a.account_id=?", (platform, account_id))
         return None if row is None else await self._member(row)
 
     async def _member(self, row: sqlite3.Row) -> Member:
-        async with self._db.execute("SELECT platform, account_id FROM accounts WHERE member_id=? "
-                                    "ORDER BY platform, account_id", (row["id"],)) as cur:
-            accounts = await cur.fetchall()
+        accounts = await self._read("SELECT platform, account_id FROM accounts WHERE member_id=? "
+                                    "ORDER BY platform, account_id", (row["id"],))
         return Member(
             id=row["id"],
             display_name=row["display_name"],
@@ -224,10 +285,9 @@ class Store:
 
     async def is_decided(self, message: Message, /) -> bool:
         """Whether this (platform, message id, revision) already has a verdict."""
-        async with self._db.execute(
+        return await self._read_one(
             "SELECT 1 FROM messages WHERE platform=? AND message_id=? AND revision=?",
-            message.key) as cur:
-            return await cur.fetchone() is not None
+            message.key) is not None
 
     async def record(self, message: Message, member: Member, verdict: Verdict,
                      actions: Sequence[Action], /, *, strike: float = 0.0,
@@ -309,10 +369,9 @@ class Store:
 
     async def verdict_for(self, message: Message, /) -> dict[str, Any] | None:
         """The stored verdict row for a message revision, as a dict."""
-        async with self._db.execute(
+        row = await self._read_one(
             "SELECT v.* FROM verdicts v JOIN messages m ON m.id = v.message_row "
-            "WHERE m.platform=? AND m.message_id=? AND m.revision=?", message.key) as cur:
-            row = await cur.fetchone()
+            "WHERE m.platform=? AND m.message_id=? AND m.revision=?", message.key)
         return None if row is None else dict(row)
 
     # -- outbox ------------------------------------------------------------------------------
@@ -328,8 +387,7 @@ class Store:
             params.append(platform)
         sql += " ORDER BY id LIMIT ?"
         params.append(limit)
-        async with self._db.execute(sql, params) as cur:
-            rows = await cur.fetchall()
+        rows = await self._read(sql, params)
         return [_action(row) for row in rows]
 
     async def actions(self, *, verdict_id: int | None = None,
@@ -340,8 +398,7 @@ class Store:
             sql, params = sql + " WHERE verdict_id=?", (verdict_id,)
         elif case_id is not None:
             sql, params = sql + " WHERE json_extract(payload, '$.case')=?", (case_id,)
-        async with self._db.execute(sql + " ORDER BY id", params) as cur:
-            return [_action(row) for row in await cur.fetchall()]
+        return [_action(row) for row in await self._read(sql + " ORDER BY id", params)]
 
     async def note_progress(self, action_id: int, /, **done: Any) -> None:
         """Merge `done` into an outbox row's payload: the parts of an action already carried
@@ -384,17 +441,15 @@ class Store:
 
     async def get_member(self, member_id: str, /) -> Member | None:
         """A member by internal id."""
-        async with self._db.execute("SELECT * FROM members WHERE id=?", (member_id,)) as cur:
-            row = await cur.fetchone()
+        row = await self._read_one("SELECT * FROM members WHERE id=?", (member_id,))
         return None if row is None else await self._member(row)
 
     async def moderator_accounts(self, platform: Platform, /) -> list[str]:
         """The accounts on `platform` of moderators in good standing (to reach them directly)."""
-        async with self._db.execute(
+        return [r[0] for r in await self._read(
                 "SELECT a.account_id FROM accounts a JOIN members m ON m.id=a.member_id "
                 "WHERE a.platform=? AND m.status='active' AND (',' || m.roles || ',') LIKE "
-                "'%,moderator,%' ORDER BY a.account_id", (platform,)) as cur:
-            return [r[0] for r in await cur.fetchall()]
+                "'%,moderator,%' ORDER BY a.account_id", (platform,))]
 
     async def find_members(self, ref: str, /) -> list[Member]:
         """Members matching an internal id, membership number, PLATFORM:ACCOUNT or a name."""
@@ -412,8 +467,7 @@ class Store:
         queries.append(("SELECT DISTINCT m.* FROM accounts a JOIN members m ON m.id=a.member_id "
                         "WHERE a.display_name=? COLLATE NOCASE ORDER BY m.id", (ref.lstrip("@"),)))
         for sql, params in queries:
-            async with self._db.execute(sql, params) as cur:
-                rows = await cur.fetchall()
+            rows = await self._read(sql, params)
             if rows:
                 return [await self._member(r) for r in rows]
         return []
@@ -424,8 +478,7 @@ class Store:
         sql = "SELECT * FROM strikes WHERE member_id=?"
         if not include_pardoned:
             sql += " AND pardoned_at IS NULL"
-        async with self._db.execute(sql + " ORDER BY at, id", (member_id,)) as cur:
-            rows = [dict(r) for r in await cur.fetchall()]
+        rows = [dict(r) for r in await self._read(sql + " ORDER BY at, id", (member_id,))]
         for row in rows:
             row["at"] = _dt(row["at"])
         return rows
@@ -684,39 +737,36 @@ class Store:
 
     async def get_case(self, case_id: int, /) -> Case | None:
         """One case."""
-        async with self._db.execute("SELECT * FROM cases WHERE id=?", (case_id,)) as cur:
-            row = await cur.fetchone()
+        row = await self._read_one("SELECT * FROM cases WHERE id=?", (case_id,))
         return None if row is None else _case(row)
 
     async def case_ids(self, *, prefix: str = "", limit: int = 25) -> list[int]:
         """Case numbers starting with `prefix`, newest first (for autocomplete)."""
-        async with self._db.execute(
+        return [r[0] for r in await self._read(
             "SELECT id FROM cases WHERE CAST(id AS TEXT) LIKE ? ORDER BY id DESC LIMIT ?",
-            (f"{prefix}%", limit)) as cur:
-            return [r[0] for r in await cur.fetchall()]
+            (f"{prefix}%", limit))]
 
     async def member_cases(self, member_id: str, /) -> list[Case]:
         """A member's cases, newest first."""
-        async with self._db.execute("SELECT * FROM cases WHERE member_id=? ORDER BY id DESC",
-                                    (member_id,)) as cur:
-            return [_case(r) for r in await cur.fetchall()]
+        rows = await self._read("SELECT * FROM cases WHERE member_id=? ORDER BY id DESC",
+                                (member_id,))
+        return [_case(r) for r in rows]
 
     async def case_events(self, case_id: int, /) -> list[dict[str, Any]]:
         """A case's history, oldest first."""
-        async with self._db.execute("SELECT * FROM case_events WHERE case_id=? ORDER BY id",
-                                    (case_id,)) as cur:
-            return [dict(r) for r in await cur.fetchall()]
+        rows = await self._read("SELECT * FROM case_events WHERE case_id=? ORDER BY id",
+                                (case_id,))
+        return [dict(r) for r in rows]
 
     async def case_evidence(self, case_id: int, /) -> list[dict[str, Any]]:
         """The messages of a case with their verdicts (text kept until retention erases it)."""
-        async with self._db.execute(
+        return [dict(r) for r in await self._read(
             "SELECT m.platform, m.message_id, m.revision, m.channel, m.channel_name, m.text, "
             "m.sent_at, v.id AS verdict_id, v.action, v.categories, v.clause, v.automatic, "
             "v.reasons, v.scores, v.rule_ids, v.model, v.model_version, v.policy_version "
             "FROM case_messages cm JOIN messages m ON m.id=cm.message_row "
             "LEFT JOIN (SELECT *, 1 AS automatic FROM verdicts) v ON v.message_row=m.id "
-            "WHERE cm.case_id=? ORDER BY m.sent_at", (case_id,)) as cur:
-            return [dict(r) for r in await cur.fetchall()]
+            "WHERE cm.case_id=? ORDER BY m.sent_at", (case_id,))]
 
     async def queue(self, *, limit: int = 50, offset: int = 0, assignee: str | None = None,
                     unassigned: bool = False, clause: str | None = None,
@@ -744,12 +794,10 @@ class Store:
             params += [channel, channel.lstrip("#")] if channel is not None else []
             params += [platform] if platform is not None else []
         sql = f"FROM cases c WHERE {' AND '.join(where)}"
-        async with self._db.execute(f"SELECT COUNT(*) {sql}", params) as cur:
-            total = (await cur.fetchone() or (0,))[0]
-        async with self._db.execute(
+        total = (await self._read_one(f"SELECT COUNT(*) {sql}", params) or (0,))[0]
+        return [_case(r) for r in await self._read(
                 f"SELECT c.* {sql} ORDER BY c.priority DESC, c.opened_at, c.id LIMIT ? OFFSET ?",
-                (*params, limit, offset)) as cur:
-            return [_case(r) for r in await cur.fetchall()], int(total)
+                (*params, limit, offset))], int(total)
 
     async def update_case(self, case_id: int, /, *, actor: str, event: str,
                           state: CaseState | None = None, detail: str | None = None,
@@ -853,8 +901,7 @@ class Store:
 
     async def reviews(self) -> list[dict[str, Any]]:
         """Moderators' reviews of automatic verdicts (upheld or dismissed), oldest first."""
-        async with self._db.execute("SELECT * FROM reviews ORDER BY id") as cur:
-            return [dict(r) for r in await cur.fetchall()]
+        return [dict(r) for r in await self._read("SELECT * FROM reviews ORDER BY id")]
 
     # -- audit ----------------------------------------------------------------------------------
 
@@ -888,8 +935,8 @@ class Store:
             sql, params = sql + " AND member_id=?", [*params, member_id]
         if action is not None:
             sql, params = sql + " AND action LIKE ?", [*params, f"{action}%"]
-        async with self._db.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit)) as cur:
-            return [dict(r) for r in await cur.fetchall()]
+        rows = await self._read(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))
+        return [dict(r) for r in rows]
 
     async def apply_retention(self, *, evidence: timedelta, audit: timedelta,
                               dry_run: bool = False) -> dict[str, int]:
@@ -919,8 +966,7 @@ class Store:
 
     async def digest_ran(self, week: str, /) -> bool:
         """Whether the digest of `week` was already made."""
-        async with self._db.execute("SELECT 1 FROM digest_runs WHERE week=?", (week,)) as cur:
-            return await cur.fetchone() is not None
+        return await self._read_one("SELECT 1 FROM digest_runs WHERE week=?", (week,)) is not None
 
     async def record_digest_run(self, week: str, actions: Sequence[Action], /) -> bool:
         """Queue a week's digest posts and mark the week done, atomically; False if it was."""
@@ -943,8 +989,7 @@ class Store:
             raise StoreError(f"there is no member {member_id}")
 
         async def rows(sql: str, *params: Any) -> list[dict[str, Any]]:
-            async with self._db.execute(sql, params) as cur:
-                return [dict(r) for r in await cur.fetchall()]
+            return [dict(r) for r in await self._read(sql, params)]
 
         cases = await rows("SELECT * FROM cases WHERE member_id=? ORDER BY id", member_id)
         for case in cases:
@@ -1002,10 +1047,9 @@ class Store:
 
     async def message_row(self, platform: Platform, message_id: str, /) -> dict[str, Any] | None:
         """The latest stored revision of a message."""
-        async with self._db.execute(
+        row = await self._read_one(
             "SELECT * FROM messages WHERE platform=? AND message_id=? ORDER BY revision DESC "
-            "LIMIT 1", (platform, message_id)) as cur:
-            row = await cur.fetchone()
+            "LIMIT 1", (platform, message_id))
         return None if row is None else dict(row)
 
     # -- weekly digest --------------------------------------------------------------------------
@@ -1013,7 +1057,8 @@ class Store:
     async def digest_rows(self, *, bounds: Sequence[str],
                           quote_evidence: bool = False) -> DigestRows:
         """The weekly digest's grouped figures for the window of day boundaries `bounds`."""
-        return await digest_rows(self._db, bounds=bounds, quote_evidence=quote_evidence)
+        async with self._reading() as db:
+            return await digest_rows(db, bounds=bounds, quote_evidence=quote_evidence)
 
 
 _STATUS_FIELDS = ("status", "status_reason", "suspended_from", "suspended_until")

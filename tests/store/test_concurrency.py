@@ -1,0 +1,60 @@
+"""One writer discipline: concurrent deliveries never fail with "database is locked"."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bot.models import Message, Platform
+from bot.moderator import Moderator
+from bot.policy import Policy
+from bot.scoring import Batcher
+from bot.store import Store
+from tests.conftest import KeywordScorer
+
+START = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+TEXTS = ("see you at the branch meeting", "you idiot", "I will hurt you", "motion passed")
+
+
+def _message(n: int) -> Message:
+    return Message(Platform.SLACK, f"m{n}", "C1", f"U{n % 7}", TEXTS[n % len(TEXTS)],
+                   START + timedelta(seconds=n), channel_name="general")
+
+
+async def test_two_connections_and_another_process_writing_lose_no_delivery(
+        tmp_path: Path, test_policy: Policy) -> None:
+    path = tmp_path / "db.sqlite3"
+    stop = threading.Event()
+
+    def other_writer() -> None:
+        # Another process's writer (the CLI, a second bot) holding short write transactions.
+        with sqlite3.connect(path, timeout=5) as db:
+            while not stop.is_set():
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("INSERT INTO audit_log (at, actor, action) "
+                           "VALUES ('2026-11-20', 'cli', 'test')")
+                db.execute("COMMIT")
+                time.sleep(0.002)
+
+    async with Store.open(path) as one, Store.open(path) as two, \
+            Batcher(KeywordScorer()) as batcher:
+        writer = threading.Thread(target=other_writer)
+        writer.start()
+        try:
+            mods = [Moderator(store=s, policy=test_policy, scorer=batcher) for s in (one, two)]
+            count = 160
+            results = await asyncio.gather(
+                *(mods[n % 2].handle(_message(n)) for n in range(count)),
+                return_exceptions=True)
+        finally:
+            stop.set()
+            await asyncio.to_thread(writer.join)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    assert failures == []
+    with sqlite3.connect(path) as db:
+        decided = db.execute("SELECT COUNT(DISTINCT message_id) FROM messages").fetchone()[0]
+    assert decided == count
