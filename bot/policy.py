@@ -20,6 +20,7 @@ __all__ = [
     "phone_digits",
 ]
 
+import math
 import re
 import tomllib
 from collections.abc import Callable, Collection, Mapping
@@ -216,7 +217,9 @@ class Policy:
 # ---------------------------------------------------------------------------------------------
 # Locating keys in the TOML source, so errors can name a line (tomllib keeps no positions).
 
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+# One way to match each line (no nested quantifiers over the same characters): a locator
+# that backtracks is cubic on a long unclosed '[' line.
+_HEADER = re.compile(r"^\s*(\[\[?)([^\]]*)\]\]?\s*(?:#.*)?$")
 _KEY = re.compile(r"""^\s*("[^"]+"|'[^']+'|[A-Za-z0-9_\-.]+)\s*=""")
 
 
@@ -236,13 +239,17 @@ def _locate(source: str) -> dict[str, int]:
         header = _HEADER.match(line)
         if header:
             parts = _split_key(header.group(2))
+            if not parts:
+                continue
+            array = header.group(1) == "[["
             # A sub-table of an array of tables belongs to the array's latest element.
             path = ""
-            for part in parts:
+            for i, part in enumerate(parts):
                 path = f"{path}.{part}" if path else part
-                if path in counters and not (header.group(1) == "[[" and path == ".".join(parts)):
+                last = i == len(parts) - 1
+                if path in counters and not (array and last):
                     path = f"{path}[{counters[path] - 1}]"
-            if header.group(1) == "[[":
+            if array:
                 counters[path] = counters.get(path, 0) + 1
                 path = f"{path}[{counters[path] - 1}]"
             current = path
@@ -340,8 +347,8 @@ class _Checker:
                 self.problem(_join(path, level), f"must be a number in [0, 1] or false, "
                              f"not {_type(raw)}")
                 levels[level] = None
-            elif not 0.0 <= float(raw) <= 1.0:
-                self.problem(_join(path, level), f"threshold {raw} is outside [0, 1]")
+            elif not 0 <= raw <= 1:  # nan too; no float() first: a huge int overflows it
+                self.problem(_join(path, level), f"threshold {_shown(raw)} is outside [0, 1]")
                 levels[level] = None
             else:
                 levels[level] = float(raw)
@@ -357,6 +364,15 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
+def _shown(value: Any) -> str:
+    """A value for an error line: a 400-digit number is shown by its start."""
+    text = repr(value)
+    if len(text) <= 40:
+        return text
+    size = f"{len(text)} digits" if isinstance(value, int) else f"{len(text)} characters"
+    return f"{text[:20]}... ({size})"
+
+
 def _type(value: Any) -> str:
     return {str: "string", int: "integer", float: "number", bool: "boolean", list: "array",
             dict: "table"}.get(type(value), type(value).__name__)
@@ -366,24 +382,117 @@ _ACTIONS = tuple(a.value for a in VerdictAction)
 _ACTING = tuple(a.value for a in VerdictAction if a is not VerdictAction.ALLOW)
 _CATEGORIES = tuple(c.value for c in Category)
 _ROLES = (Role.MP.value, Role.COUNCILLOR.value, Role.STAFF.value)
+_STATUSES = frozenset(s.value for s in MemberStatus if s is not MemberStatus.ACTIVE)
+
+
+def _blank_patterns(c: _Checker, kind: str | None, patterns: tuple[str, ...], path: str,
+                    rid: str | None) -> tuple[str, ...]:
+    """The patterns, or () when one is blank: a blank keyword (only spaces) becomes a bare
+    word boundary and would act on nearly every message."""
+    blank = [i for i, pattern in enumerate(patterns)
+             if not (pattern.split() if kind != "regex" else pattern.strip())]
+    for i in blank:
+        c.problem(f"{path}.patterns[{i}]", f"{kind or 'rule'} pattern {patterns[i]!r} is blank: "
+                  "it would act on nearly every message", rule=rid)
+    return () if blank else patterns
+
+
+def _compile_checked(c: _Checker, kind: str | None, patterns: tuple[str, ...], path: str,
+                     rid: str | None) -> re.Pattern[str] | None:
+    """`_compile_rule`, with what it lets through reported at the pattern: a pattern can
+    compile alone yet not as part of the rule's alternation (an inline flag such as (?i) is
+    only allowed at the very start of the whole expression)."""
+    try:
+        return _compile_rule(c, kind, patterns, path, rid)
+    except (re.error, ValueError, OverflowError, RecursionError) as exc:
+        for i, pattern in enumerate(patterns):
+            try:
+                re.compile("|".join(rule_parts(kind or "keyword", (pattern,))))
+            except (re.error, ValueError, OverflowError, RecursionError) as one:
+                c.problem(f"{path}.patterns[{i}]", _regex_trouble(pattern, one), rule=rid)
+                return None
+        c.problem(f"{path}.patterns", f"the patterns do not compile together: {exc}", rule=rid)
+        return None
+
+
+def _regex_trouble(pattern: str, exc: BaseException) -> str:
+    if isinstance(exc, re.error) and "global flags" in str(exc):
+        return (f"regex {pattern!r} uses an inline flag such as (?i) that applies to the "
+                "whole expression: rules already ignore case; scope a flag to a group, "
+                "like (?s:...)")
+    if isinstance(exc, RecursionError):
+        return f"regex {pattern[:40]!r}... nests groups too deeply to compile"
+    return f"regex {pattern[:80]!r} does not compile: {exc}"
+
+
+_TOML_WHERE = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)\s*$")
+#: Python refuses to read integers longer than this (a denial-of-service guard).
+_MAX_DIGITS = 4300
+#: Deeper nesting than this is no policy; tomllib recurses per level.
+_MAX_DEPTH = 100
+
+
+def _toml_problem(exc: tomllib.TOMLDecodeError, source: str) -> PolicyProblem:
+    """A TOML syntax error, located: tomllib says 'at end of document' for an unclosed value."""
+    text = str(exc)
+    where = _TOML_WHERE.search(text)
+    message = text[:where.start()] if where else text
+    if where and where.group(1):
+        return PolicyProblem(f"not valid TOML: {message} (column {where.group(2)})",
+                             line=int(where.group(1)))
+    last = max(1, len(source.splitlines()))
+    return PolicyProblem(f"not valid TOML: {message} (at the end of the file: something "
+                         "opened earlier is never closed)", line=last)
+
+
+def _first_line(source: str, test: Callable[[str], bool]) -> int | None:
+    return next((n for n, line in enumerate(source.splitlines(), start=1) if test(line)), None)
+
+
+def _deep_line(source: str) -> int | None:
+    """The first line where brackets and braces nest deeper than `_MAX_DEPTH` (a rough count:
+    quoted text is not skipped, which can only make it find the line sooner)."""
+    depth = 0
+    for number, line in enumerate(source.splitlines(), start=1):
+        for ch in line:
+            depth += (ch in "[{") - (ch in "]}")
+            if depth > _MAX_DEPTH:
+                return number
+    return None
+
+
+def _read_toml(source: str, file: str) -> dict[str, Any]:
+    """tomllib.loads, with every failure a located PolicyError (tomllib raises plain
+    ValueError for a huge integer and RecursionError for deep nesting)."""
+    try:
+        return tomllib.loads(source)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(file, [_toml_problem(exc, source)]) from None
+    except ValueError:  # an integer of more than 4300 digits
+        digits = re.compile(rf"\d{{{_MAX_DIGITS + 1}}}")
+        line = _first_line(source, lambda text: digits.search(text) is not None)
+        raise PolicyError(file, [PolicyProblem(f"not valid TOML: a number of more than "
+                                               f"{_MAX_DIGITS} digits", line=line)]) from None
+    except RecursionError:
+        raise PolicyError(file, [PolicyProblem(f"not valid TOML: arrays or tables nested more "
+                                               f"than {_MAX_DEPTH} deep", line=_deep_line(source))]
+                          ) from None
 
 
 def parse_policy(source: str, /, *, file: str = "<policy>") -> Policy:
     """Validate TOML text as a policy; raises PolicyError listing every problem."""
-    try:
-        data = tomllib.loads(source)
-    except tomllib.TOMLDecodeError as exc:
-        line = re.search(r"line (\d+)", str(exc))
-        raise PolicyError(file, [PolicyProblem(message=f"not valid TOML: {exc}",
-                                               line=int(line.group(1)) if line else None)]) from exc
+    data = _read_toml(source, file)
     c = _Checker(file, source)
     top = c.table(data, "", {"version", "name", "description", "clauses", "categories", "rules",
                              "channels", "protected", "doxxing", "members", "strikes",
                              "sanctions"},
                   required={"version", "clauses", "categories"})
     version = top.get("version")
-    if not isinstance(version, str | int | float) or isinstance(version, bool) or not str(version):
-        c.problem("version", "must be a non-empty string")
+    if "version" not in top:
+        pass  # reported as missing
+    elif not isinstance(version, str | int | float) or isinstance(version, bool) or not str(
+            version).strip() or (isinstance(version, float) and not math.isfinite(version)):
+        c.problem("version", f"must be a non-empty string, not {_type(version)}")
     name = c.string(top, "name", "", default="")
 
     # Clauses
@@ -441,7 +550,8 @@ def parse_policy(source: str, /, *, file: str = "<policy>") -> Policy:
         patterns = c.strings(t, "patterns", path, rule=rid, required=True)
         action = c.enum(t, "action", path, VerdictAction, _ACTING, rule=rid)
         category = c.enum(t, "category", path, Category, _CATEGORIES, rule=rid)
-        regex = _compile_rule(c, kind, patterns, path, rid)
+        regex = _compile_checked(c, kind, _blank_patterns(c, kind, patterns, path, rid), path,
+                                 rid)
         if rid and clause and kind and action and category and regex is not None:
             rules.append(Rule(rid, clause, kind, patterns, action, category,
                               c.string(t, "description", path, default="", rule=rid), regex))
@@ -486,7 +596,8 @@ def parse_policy(source: str, /, *, file: str = "<policy>") -> Policy:
     p_min_score = t.get("min_score", 0.5)
     if isinstance(p_min_score, bool) or not isinstance(p_min_score, int | float) or not (
             0.0 <= p_min_score <= 1.0):
-        c.problem("protected.min_score", f"must be a number from 0 to 1, not {p_min_score!r}")
+        c.problem("protected.min_score",
+                  f"must be a number from 0 to 1, not {_shown(p_min_score)}")
         p_min_score = 0.5
     p_action = c.enum(t, "action", "protected", VerdictAction, _ACTING, default="escalate")
     p_min = c.enum(t, "min_action", "protected", VerdictAction, _ACTING, default="warn")
@@ -531,6 +642,8 @@ def parse_policy(source: str, /, *, file: str = "<policy>") -> Policy:
     t = c.table(top.get("members", {}), "members",
                 {s.value for s in MemberStatus if s is not MemberStatus.ACTIVE})
     for status_name, raw in t.items():
+        if status_name not in _STATUSES:
+            continue  # reported by c.table as an unknown key
         path = f"members.{status_name}"
         st = c.table(raw, path, {"action", "clause", "priority"}, required={"action", "clause"})
         s_action = c.enum(st, "action", path, VerdictAction, _ACTIONS)
@@ -569,11 +682,17 @@ def parse_policy(source: str, /, *, file: str = "<policy>") -> Policy:
     )
 
 
+#: Strike points beyond this are a typo (and inf and nan break the ladder's arithmetic).
+_MAX_NUMBER = 1e6
+
+
 def _number(c: _Checker, table: Mapping[str, Any], key: str, path: str, default: float, *,
             low: float = 0.0) -> float:
     value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
-        c.problem(_join(path, key), f"must be a number of at least {low:g}, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            low <= value <= _MAX_NUMBER):  # refuses nan and inf too
+        c.problem(_join(path, key), f"must be a number from {low:g} to {_MAX_NUMBER:g}, "
+                  f"not {_shown(value)}")
         return default
     return float(value)
 
@@ -657,7 +776,7 @@ def _sanctions(c: _Checker, raw: Any) -> SanctionPolicy:
     timezone = c.string(t, "timezone", "sanctions", default="Europe/London")
     try:
         ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a path
         c.problem("sanctions.timezone", f"{timezone!r} is not a time zone (e.g. Europe/London)")
         timezone = "Europe/London"
     return SanctionPolicy(two_person, max_timeout, retention, audit_retention, timezone)
