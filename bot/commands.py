@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = ["COMMANDS", "Button", "Commands", "Refusal", "Reply", "render_text"]
 
 import json
+import logging
 import shlex
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -30,6 +31,8 @@ from bot.models import (
 from bot.moderator import Moderator
 from bot.standing import crossed_step, format_duration, format_until, parse_duration
 from bot.store import CaseDraft, Store
+
+log = logging.getLogger(__name__)
 
 
 class Refusal(ConductError):
@@ -108,20 +111,43 @@ class Commands:
         Every refusal is audited (who, what, why) and changes nothing else; an account never
         seen gets no member record for asking.
         """
-        known = await self.store.member_by_account(account.platform, account.id)
-        actor = await self.moderator.resolve_member(account.platform, account.id) if known \
-            else Member(id="", display_name=f"{account.platform}:{account.id}")
+        try:
+            return await self._run(account, words)
+        except Exception:
+            # A bug must not take the adapter's event handler down, nor leave the member
+            # without an answer: the traceback goes to the operator's log.
+            log.exception("command %r from %s:%s failed", _printable(str(words)[:80]),
+                          account.platform, _printable(account.id))
+            return Reply("Something went wrong", "The bot could not finish this command; the "
+                         "error is in its log for the operator. Check `case` or `history` "
+                         "before trying again.", ok=False)
+
+    async def _run(self, account: Account, words: str | Sequence[str], /) -> Reply:
         name, args = "?", []  # type: tuple[str, list[str]]
+        # A lone surrogate (undecodable bytes on a command line) cannot be stored or looked
+        # up: the refusal is audited with it replaced, and nothing else is read.
+        unreadable = _unreadable(account.id, *([words] if isinstance(words, str) else words))
+        account_id = _printable(account.id)
+        if unreadable is None:
+            known = await self.store.member_by_account(account.platform, account.id)
+            actor = await self.moderator.resolve_member(account.platform, account.id) if known \
+                else Member(id="", display_name=f"{account.platform}:{account_id}")
+        else:
+            actor = Member(id="", display_name=f"{account.platform}:{account_id}")
 
         async def refuse(title: str, why: str) -> Reply:
-            await self.store.audit(actor=_who(actor), action=f"refused:{name}",
-                                   member_id=actor.id or None, reason=why,
-                                   detail={"account": f"{account.platform}:{account.id}",
-                                           "args": args[:3]})
+            await self.store.audit(actor=_who(actor), action=f"refused:{_printable(name)}",
+                                   member_id=actor.id or None, reason=_printable(why),
+                                   detail={"account": f"{account.platform}:{account_id}",
+                                           "args": [_printable(a) for a in args[:3]]})
             return Reply(title, why, ok=False)
 
+        if unreadable is not None:
+            args = [str(w) for w in ([words] if isinstance(words, str) else words)]
+            return await refuse("Cannot read that command", f"It contains {unreadable}, which "
+                                "is not text: type the command again.")
         try:
-            tokens = _split(words) if isinstance(words, str) else list(words)
+            tokens = _split(words) if isinstance(words, str) else [str(w) for w in words]
         except ValueError as exc:
             return await refuse("Cannot read that command",
                                 f"{exc} (check your quotation marks)")
@@ -254,6 +280,20 @@ def _split(words: str) -> list[str]:
     lexer.escape = ""
     lexer.commenters = ""
     return list(lexer)
+
+
+def _unreadable(*texts: str) -> str | None:
+    """'U+D800' for the first lone surrogate in `texts` (not text: it cannot be stored)."""
+    for text in texts:
+        for ch in str(text):
+            if "\ud800" <= ch <= "\udfff":
+                return f"U+{ord(ch):04X}"
+    return None
+
+
+def _printable(text: str) -> str:
+    """`text` with lone surrogates replaced by U+FFFD, so it can be stored and logged."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def _points(value: float) -> str:
