@@ -80,6 +80,12 @@ class Handled:
     ladder: LadderStep | None = None
 
 
+def _reason(exc: BaseException) -> str:
+    """What went wrong, for the inbox row: the error's own words for the project's errors,
+    the exception type only for anything else (its text could quote the message)."""
+    return str(exc) if isinstance(exc, ConductError) else type(exc).__name__
+
+
 class Moderator:
     """The only orchestrator: adapters hand it messages and execute what it leaves in the outbox."""
 
@@ -100,6 +106,33 @@ class Moderator:
         if len(message.text) > MAX_TEXT_CHARS:
             raise InputError(f"message {message.id} is {len(message.text):,} characters, over "
                              f"the {MAX_TEXT_CHARS:,} any platform allows")
+
+    # -- the durable inbox: accepted before the platform is told, decided from there ----------
+
+    async def accept(self, message: Message, /) -> int | None:
+        """Keep a delivered message in the store's inbox before the platform is told it
+        arrived, so a stop (SIGTERM, a crash) loses nothing; its inbox id, or None for a
+        redelivery. InputError for a message that cannot be moderated."""
+        self.check(message)
+        return await self.store.inbox_put(message)
+
+    async def decide_accepted(self, entry: int, message: Message, /) -> Handled | None:
+        """Decide an accepted message and take it out of the inbox. A failure is raised and
+        the message stays, to be tried again at the next start (at most MAX_ATTEMPTS times)."""
+        try:
+            handled = await self.handle(message)
+        except Exception as exc:
+            attempts = await self.store.inbox_failed(entry, reason=_reason(exc))
+            if attempts >= MAX_ATTEMPTS:
+                log.error("%s failed %d times; it stays in the inbox for an operator",
+                          message.key, attempts)
+            raise
+        await self.store.inbox_done(entry)
+        return handled
+
+    async def waiting(self, platform: Platform, /) -> list[tuple[int, Message]]:
+        """Accepted messages a stop left undecided, oldest first."""
+        return await self.store.inbox_waiting(platform, max_attempts=MAX_ATTEMPTS)
 
     async def handle(self, message: Message, /) -> Handled | None:
         """Decide one message; None when this revision was already decided (a redelivery)."""
@@ -126,7 +159,8 @@ class Moderator:
             if member.suspended_from and message.sent_at < member.suspended_from:
                 # Written before the suspension began (a late delivery or a replay).
                 standing = replace(standing, status=MemberStatus.ACTIVE)
-            hits = tuple(self.rules.hits(message.text))
+            # Off the event loop: a long message's rules never stall other deliveries.
+            hits = tuple(await asyncio.to_thread(self.rules.hits, message.text))
             verdict = decide(scores, hits, policy=self.policy, standing=standing,
                              channel=message.channel, channel_name=message.channel_name,
                              replies_to_protected=await self._replies_to_protected(message))

@@ -5,9 +5,13 @@ Contract of `run_discord(moderator, config)` (what `bot.py run` starts in a Task
 * it logs in with `config.token`, registers the slash commands (`/mod ...`, `/appeal`, message
   menus), connects to the gateway and runs until cancelled; cancelling it closes the connection
   cleanly and re-raises CancelledError;
-* every guild message (and every edit, as a new revision) goes through `moderator.handle`, then
-  the adapter executes the Discord rows of the outbox (`moderator.run_outbox(adapter)`); a
-  background loop retries rows that were rate limited;
+* every guild message (and every edit, as a new revision) is written to the store's durable inbox
+  (`moderator.accept`) and decided from there (`moderator.decide_accepted`), then the adapter
+  executes the Discord rows of the outbox (`moderator.run_outbox(adapter)`); a background loop
+  retries rows that were rate limited;
+* once ready (at start and after every reconnect that is not a resume) it decides what a stop
+  left in the inbox, then catches up: each channel's history since the last message decided
+  there, at most CATCH_UP_LIMIT messages a channel and none older than CATCH_UP_WINDOW;
 * it raises `PermissionDenied` when Discord refuses the token and `PlatformError` when the
   privileged Message Content intent is not enabled for the application; other exceptions from
   discord.py propagate;
@@ -18,7 +22,8 @@ Contract of `run_discord(moderator, config)` (what `bot.py run` starts in a Task
 
 from __future__ import annotations
 
-__all__ = ["MAX_TIMEOUT", "CommandButton", "DiscordAdapter", "run_discord"]
+__all__ = ["CATCH_UP_LIMIT", "CATCH_UP_WINDOW", "MAX_TIMEOUT", "CommandButton", "DiscordAdapter",
+           "run_discord"]
 
 import asyncio
 import contextlib
@@ -41,6 +46,7 @@ from adapters.discord.convert import from_discord
 from bot.commands import Button, Commands, Reply
 from bot.errors import (
     ConductError,
+    InputError,
     PermissionDenied,
     PlatformError,
     RateLimited,
@@ -58,6 +64,9 @@ MAX_TIMEOUT = timedelta(days=28)
 _MARGIN = timedelta(minutes=1)
 #: A long suspension's 28-day timeout is renewed this long before it runs out.
 _RENEW_BEFORE = timedelta(days=1)
+#: Catch-up after a stop reads at most this many messages a channel, none older than the window.
+CATCH_UP_LIMIT = 200
+CATCH_UP_WINDOW = timedelta(days=3)
 _PREFIX = "cb:"
 _CUSTOM_ID_MAX = 100
 _STYLES = {"primary": discord.ButtonStyle.primary, "danger": discord.ButtonStyle.danger,
@@ -154,6 +163,7 @@ class DiscordAdapter:
         self.tree = app_commands.CommandTree(self.client)
         self.ready = asyncio.Event()
         self.startup_error: PlatformError | None = None
+        self._resuming: asyncio.Task[None] | None = None
         self._build_commands()
         self.client.event(self.on_message)
         self.client.event(self.on_raw_message_edit)
@@ -205,6 +215,47 @@ class DiscordAdapter:
                  self.client.user, ", ".join(f"{g.name} ({g.id})" for g in guilds) or "no guild",
                  watched, getattr(mods, "name", "-"))
         self.ready.set()
+        if self._resuming is None or self._resuming.done():
+            self._resuming = asyncio.create_task(self.resume(), name="discord-catch-up")
+
+    async def resume(self) -> None:
+        """Decide what a stop left in the inbox, then what was posted while the bot was away."""
+        try:
+            waiting = await self.moderator.waiting(Platform.DISCORD)
+            if waiting:
+                log.info("discord: deciding %d message(s) accepted before the last stop",
+                         len(waiting))
+            for entry, message in waiting:
+                await self._decide(entry, message)
+            caught = await self.catch_up()
+        except ConductError as exc:
+            log.error("discord: catch-up failed: %s", exc)
+            return
+        if caught:
+            log.info("discord: caught up on %d message(s) posted while the bot was away",
+                     caught)
+
+    async def catch_up(self) -> int:
+        """Moderate each channel's history since the last message decided there (at most
+        CATCH_UP_LIMIT a channel, none older than CATCH_UP_WINDOW); how many were read. A
+        channel never moderated before is not read back: the bot starts there from now."""
+        latest = await self.moderator.store.latest_decided(Platform.DISCORD)
+        floor = discord.utils.time_snowflake(datetime.now(UTC) - CATCH_UP_WINDOW)
+        read = 0
+        for channel_id, last in sorted(latest.items()):
+            channel = self.client.get_channel(int(channel_id))
+            if not isinstance(channel, discord.TextChannel | discord.Thread):
+                continue
+            try:
+                with _translate(f"read #{channel.name}'s history"):
+                    async for message in channel.history(after=discord.Object(max(last, floor)),
+                                                         limit=CATCH_UP_LIMIT,
+                                                         oldest_first=True):
+                        read += 1
+                        await self.on_message(message)
+            except PlatformError as exc:
+                log.warning("discord: no catch-up in #%s: %s", channel.name, exc)
+        return read
 
     def mod_channel_problem(self) -> str | None:
         """Why the bot cannot post escalations to the moderators' channel, or None."""
@@ -231,7 +282,8 @@ class DiscordAdapter:
         self._apply_overrides()
         try:
             async with self.client:
-                await self.client.login(self.config.token)
+                with _translate("log in"):
+                    await self.client.login(self.config.token)
                 drain = asyncio.create_task(
                     self.moderator.sweep_outbox(self, every=self.outbox_interval),
                     name="discord-outbox")
@@ -240,9 +292,11 @@ class DiscordAdapter:
                     if self.startup_error is not None:
                         raise self.startup_error
                 finally:
-                    drain.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await drain
+                    for task in (drain, self._resuming):
+                        if task is not None:
+                            task.cancel()
+                            with contextlib.suppress(asyncio.CancelledError):
+                                await task
         except discord.LoginFailure as exc:
             raise PermissionDenied("Discord refused DISCORD_TOKEN (check the bot token)",
                                    platform="discord", action="login") from exc
@@ -263,7 +317,7 @@ class DiscordAdapter:
                             guilds=self.config.guild_ids, ignore=self._unwatched)
         if core is not None:
             await self.sync_roles(message.author)
-            await self._handle(core)
+            await self._receive(core)
 
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
         """An edit (cached or not): decide the new text as a new revision."""
@@ -275,13 +329,31 @@ class DiscordAdapter:
                             raw=dict(payload.data))
         if core is not None:
             await self.sync_roles(message.author)
-            await self._handle(core)
+            await self._receive(core)
 
-    async def _handle(self, message: Message) -> None:
+    async def _receive(self, message: Message) -> None:
+        """Keep the message in the inbox, then decide it (a redelivery is dropped)."""
         try:
-            handled = await self.moderator.handle(message)
+            entry = await self.moderator.accept(message)
+        except InputError as exc:
+            log.warning("discord: not moderated: %s", exc)
+            return
+        except ConductError as exc:  # the next catch-up reads it again
+            log.error("discord: could not keep %s: %s", message.key, exc)
+            return
+        if entry is not None:
+            await self._decide(entry, message)
+
+    async def _decide(self, entry: int, message: Message) -> None:
+        try:
+            handled = await self.moderator.decide_accepted(entry, message)
         except ConductError as exc:
-            log.error("discord: could not moderate %s: %s", message.key, exc)
+            log.error("discord: could not moderate %s (kept for the next start): %s",
+                      message.key, exc)
+            return
+        except Exception:
+            log.exception("discord: could not moderate %s (kept for the next start)",
+                          message.key)
             return
         if handled is not None and handled.actions:
             await self.drain_outbox()

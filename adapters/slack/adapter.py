@@ -6,9 +6,12 @@ Contract of `run_slack(moderator, config)` (what `bot.py run` starts in a TaskGr
   `config.api_base` when set), then serves HTTP on `config.port` (`/slack/events`, signed
   requests only) or, with `config.app_token`, connects over Socket Mode; it runs until cancelled
   and closes the server or socket cleanly;
-* every `message` event (new, or `message_changed` as a new revision) is acknowledged at once and
-  processed afterwards: `moderator.handle`, then the Slack rows of the outbox; retries Slack sends
-  (`X-Slack-Retry-Num`) for an `event_id` already seen are dropped;
+* every `message` event (new, or `message_changed` as a new revision) is written to the store's
+  durable inbox before it is acknowledged (a store that cannot take it answers 500, so Slack
+  sends it again), then decided from there: `moderator.decide_accepted`, then the Slack rows of
+  the outbox; a redelivery of a message already accepted is dropped; at start, what a stop left in
+  the inbox is decided first; on cancellation (SIGTERM) the server closes and the work already
+  accepted is finished;
 * `/mod WORDS`, `/appeal N STATEMENT`, buttons and the resolve modal run core commands as the
   Slack user and answer ephemerally with Block Kit;
 * hiding a member's message needs a workspace admin's user token (`SLACK_USER_TOKEN`); without
@@ -26,7 +29,6 @@ import hashlib
 import hmac
 import logging
 import re
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -34,8 +36,8 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.async_app import AsyncApp
-from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -46,6 +48,7 @@ from adapters.slack.convert import from_slack
 from bot.commands import Button, Commands, Reply
 from bot.errors import (
     ConductError,
+    InputError,
     PermissionDenied,
     PlatformError,
     RateLimited,
@@ -63,7 +66,6 @@ log = logging.getLogger(__name__)
 _COMMAND = "cb:"
 _MODAL_BUTTON = "cbmodal:resolve"
 _MODAL = "cb-resolve"
-_SEEN_MAX = 10_000
 _PERMISSION = frozenset({"not_authed", "invalid_auth", "missing_scope", "cant_delete_message",
                          "compliance_exports_prevent_deletion", "not_in_channel",
                          "restricted_action", "account_inactive", "token_revoked",
@@ -178,7 +180,6 @@ class SlackAdapter:
         self.app = AsyncApp(client=self.client, signing_secret=config.signing_secret,
                             request_verification_enabled=config.signing_secret is not None,
                             logger=logging.getLogger("adapters.slack.bolt"))
-        self._seen: OrderedDict[str, None] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self._channel_names: dict[str, str | None] = {}
         self._register()
@@ -271,13 +272,11 @@ class SlackAdapter:
                                         before=self.refresh_moderator_group),
             name="slack-outbox")
         try:
-            if self.config.socket_mode:
-                async with self.socket_mode():
-                    await asyncio.Event().wait()
-            else:
-                async with self.serve_http():
-                    await asyncio.Event().wait()
+            async with self.socket_mode() if self.config.socket_mode else self.serve_http():
+                self._spawn(self.decide_waiting(), "slack-inbox")
+                await asyncio.Event().wait()
         finally:
+            # Cancelled (SIGTERM): the server is closed by now; finish what was accepted.
             drain.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await drain
@@ -305,40 +304,52 @@ class SlackAdapter:
 
     def _register(self) -> None:
         app = self.app
-        app.event("message")(self.on_message)
+        app.event("message", middleware=[self.keep])(self.on_message)
         app.command("/mod")(self.on_mod)
         app.command("/appeal")(self.on_appeal)
         app.action(re.compile("^" + re.escape(_COMMAND)))(self.on_button)
         app.action(_MODAL_BUTTON)(self.on_resolve_button)
         app.view(_MODAL)(self.on_resolve_submit)
 
-    def first_delivery(self, body: Mapping[str, Any], request: AsyncBoltRequest) -> bool:
-        """False for a retry (X-Slack-Retry-Num) of an event_id already seen."""
-        event_id = str(body.get("event_id") or "")
-        if not event_id:
-            return True
-        retry = request.headers.get("x-slack-retry-num")
-        if event_id in self._seen:
-            self._seen.move_to_end(event_id)
-            if retry:
-                log.info("slack: dropping retry %s of event %s", retry[0], event_id)
-                return False
-            return True
-        self._seen[event_id] = None
-        while len(self._seen) > _SEEN_MAX:
-            self._seen.popitem(last=False)
-        return True
-
-    async def on_message(self, event: dict[str, Any], body: dict[str, Any],
-                         request: AsyncBoltRequest) -> None:
-        """A message or an edit: Bolt has already acknowledged it; decide it in the background."""
-        if not self.first_delivery(body, request):
-            return
-        if event.get("channel") == self.config.mod_channel:
-            return  # moderators quoting evidence there are not moderated
-        core = from_slack(event, watch=self.config.channels)
+    async def keep(self, body: dict[str, Any], context: AsyncBoltContext,
+                   next: Callable[[], Awaitable[None]]) -> BoltResponse | None:
+        """Before Slack is told a message event arrived: write it to the durable inbox, so a
+        stop after the acknowledgement loses nothing. A store that cannot take it answers 500
+        and Slack sends the event again; a redelivery of a message already kept is dropped."""
+        event = body.get("event") or {}
+        # The moderators' channel, where they quote evidence, is never moderated.
+        core = None if event.get("channel") == self.config.mod_channel else \
+            from_slack(event, watch=self.config.channels)
         if core is not None:
-            self._spawn(self._handle(core), f"slack-{core.id}")
+            try:
+                entry = await self.moderator.accept(core)
+            except InputError as exc:
+                log.warning("slack: not moderated: %s", exc)
+                entry = None
+            except ConductError as exc:
+                log.error("slack: could not keep event %s (%s); Slack will send it again",
+                          body.get("event_id"), exc)
+                return BoltResponse(status=500, body="")
+            if entry is not None:
+                context["inbox"] = (entry, core)
+        await next()
+        return None
+
+    async def on_message(self, context: AsyncBoltContext) -> None:
+        """A message or an edit, already kept and acknowledged: decide it in the background."""
+        kept = context.get("inbox")
+        if kept is not None:
+            entry, core = kept
+            self._spawn(self._decide(entry, core), f"slack-{core.id}")
+
+    async def decide_waiting(self) -> None:
+        """Decide what a stop left in the inbox (accepted, never decided), oldest first."""
+        waiting = await self.moderator.waiting(Platform.SLACK)
+        if waiting:
+            log.info("slack: deciding %d message(s) accepted before the last stop",
+                     len(waiting))
+        for entry, message in waiting:
+            await self._decide(entry, message)
 
     async def channel_name(self, channel: str, /) -> str | None:
         """A channel's name (cached), for channel rules and notices ("#general", not its id);
@@ -353,13 +364,18 @@ class SlackAdapter:
             self._channel_names[channel] = str(info["channel"].get("name") or "") or None
         return self._channel_names[channel]
 
-    async def _handle(self, message: Message) -> None:
+    async def _decide(self, entry: int, message: Message) -> None:
         if message.channel_name is None:
             message = replace(message, channel_name=await self.channel_name(message.channel))
         try:
-            handled = await self.moderator.handle(message)
+            handled = await self.moderator.decide_accepted(entry, message)
         except ConductError as exc:
-            log.error("slack: could not moderate %s: %s", message.key, exc)
+            log.error("slack: could not moderate %s (kept for the next start): %s",
+                      message.key, exc)
+            return
+        except Exception:
+            log.exception("slack: could not moderate %s (kept for the next start)",
+                          message.key)
             return
         if handled is not None and handled.actions:
             try:

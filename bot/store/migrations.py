@@ -182,6 +182,21 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE strikes ADD COLUMN step REAL;
     CREATE INDEX outbox_case ON outbox(json_extract(payload, '$.case'));
     """,
+    # 5: the durable inbox: a delivered message is written here before the platform is told it
+    # arrived, and deleted once decided; what a stop left here is decided at the next start.
+    """
+    CREATE TABLE inbox (
+        id          INTEGER PRIMARY KEY,
+        platform    TEXT NOT NULL,
+        message_id  TEXT NOT NULL,
+        revision    INTEGER NOT NULL,
+        message     TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        last_error  TEXT,
+        UNIQUE (platform, message_id, revision)
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

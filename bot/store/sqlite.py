@@ -1037,6 +1037,10 @@ class Store:
         now = iso(self.clock())
         async with self.transaction() as db:
             await _scrub_copies(db, "member_id=?", (member_id,), now=now)
+            # Messages still waiting to be decided are dropped with the rest of the text.
+            await db.execute("DELETE FROM inbox WHERE (platform, json_extract(message, "
+                             "'$.author')) IN (SELECT platform, account_id FROM accounts "
+                             "WHERE member_id=?)", (member_id,))
             cur = await db.execute("UPDATE messages SET text=NULL WHERE member_id=? AND "
                                    "text IS NOT NULL", (member_id,))
             erased = cur.rowcount
@@ -1044,6 +1048,51 @@ class Store:
                               reason=reason, detail={"texts_erased": erased})
         await self.checkpoint()
         return erased
+
+    # -- the durable inbox ------------------------------------------------------------------------
+
+    async def inbox_put(self, message: Message, /) -> int | None:
+        """Keep a delivered message until it is decided; its inbox id, or None when this
+        revision is already waiting or already decided (a redelivery)."""
+        async with self.transaction() as db:
+            async with db.execute("SELECT 1 FROM messages WHERE platform=? AND message_id=? "
+                                  "AND revision=?", message.key) as cur:
+                if await cur.fetchone() is not None:
+                    return None
+            cur = await db.execute(
+                "INSERT OR IGNORE INTO inbox (platform, message_id, revision, message, "
+                "received_at) VALUES (?, ?, ?, ?, ?)",
+                (*message.key, _message_json(message), iso(self.clock())))
+            return cur.lastrowid if cur.rowcount else None
+
+    async def inbox_waiting(self, platform: Platform, /, *, max_attempts: int,
+                            limit: int = 500) -> list[tuple[int, Message]]:
+        """Messages accepted but not yet decided, oldest first (those that failed
+        `max_attempts` times stay for the operator and are not returned)."""
+        rows = await self._read("SELECT id, message FROM inbox WHERE platform=? AND attempts<? "
+                                "ORDER BY id LIMIT ?", (platform, max_attempts, limit))
+        return [(row["id"], _message_from(row["message"])) for row in rows]
+
+    async def inbox_done(self, entry_id: int, /) -> None:
+        """The message is decided (or refused for good): it leaves the inbox."""
+        async with self.transaction() as db:
+            await db.execute("DELETE FROM inbox WHERE id=?", (entry_id,))
+
+    async def inbox_failed(self, entry_id: int, /, *, reason: str) -> int:
+        """Deciding it failed this time; the number of attempts so far."""
+        async with self.transaction() as db:
+            await db.execute("UPDATE inbox SET attempts=attempts+1, last_error=? WHERE id=?",
+                             (reason, entry_id))
+            async with db.execute("SELECT attempts FROM inbox WHERE id=?", (entry_id,)) as cur:
+                row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def latest_decided(self, platform: Platform, /) -> dict[str, int]:
+        """Each channel's newest decided message id, for platforms whose ids are numbers that
+        grow with time (Discord's snowflakes): where a catch-up after a stop starts."""
+        rows = await self._read("SELECT channel, MAX(CAST(message_id AS INTEGER)) FROM messages "
+                                "WHERE platform=? GROUP BY channel", (platform,))
+        return {row[0]: int(row[1]) for row in rows if row[1] is not None}
 
     async def message_row(self, platform: Platform, message_id: str, /) -> dict[str, Any] | None:
         """The latest stored revision of a message."""
@@ -1116,6 +1165,21 @@ async def _merge_member(db: aiosqlite.Connection, *, into: str, other: str) -> N
     for table in ("accounts", "messages", "strikes", "cases"):
         await db.execute(f"UPDATE {table} SET member_id=? WHERE member_id=?", (into, other))
     await db.execute("DELETE FROM members WHERE id=?", (other,))
+
+
+def _message_json(message: Message) -> str:
+    return json.dumps({
+        "platform": str(message.platform), "id": message.id, "channel": message.channel,
+        "author": message.author, "text": message.text, "sent_at": iso(message.sent_at),
+        "revision": message.revision, "channel_name": message.channel_name,
+        "reply_to": message.reply_to, "thread": message.thread,
+        "author_name": message.author_name})
+
+
+def _message_from(text: str) -> Message:
+    data = json.loads(text)
+    return Message(Platform(data.pop("platform")), sent_at=datetime.fromisoformat(
+        data.pop("sent_at")), **data)
 
 
 def _dt(value: str | None) -> datetime | None:

@@ -142,6 +142,8 @@ class FakeDiscord:
         self._runner: web.AppRunner | None = None
         self.port = 0
         self._changed = asyncio.Condition()
+        #: channel id -> messages its history holds (GET /channels/{id}/messages)
+        self.history: dict[str, list[dict[str, Any]]] = {}
         #: channel id -> permission overwrites the guild is sent with
         self.overwrites: dict[str, list[dict[str, Any]]] = {}
 
@@ -267,12 +269,13 @@ class FakeDiscord:
                     if canned.times <= 0:
                         self.injected.remove(canned)
                     return _json(canned.body, canned.status, canned.headers)
-            status, answer = self._answer(request.method, path, body)
+            status, answer = self._answer(request.method, path, body, dict(request.query))
             return _json(answer, status)
         finally:
             await self._notify()
 
-    def _answer(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+    def _answer(self, method: str, path: str, body: Any, query: dict[str, str]
+                ) -> tuple[int, Any]:
         if method == "GET" and path == "/users/@me":
             return 200, USERS[BOT_ID]
         if method == "GET" and path == "/oauth2/applications/@me":
@@ -289,6 +292,12 @@ class FakeDiscord:
             return 200, {"id": f"96{recipient[2:]}", "type": 1,
                          "recipients": [USERS.get(recipient) or user(recipient, "x")],
                          "last_message_id": None}
+        if method == "GET" and (m := re.fullmatch(r"/channels/(\d+)/messages", path)):
+            # Like Discord: the `limit` messages just after `after`, newest first.
+            after, limit = int(query.get("after", "0")), int(query.get("limit", "50"))
+            kept = sorted((msg for msg in self.history.get(m[1], []) if int(msg["id"]) > after),
+                          key=lambda msg: int(msg["id"]))[:limit]
+            return 200, kept[::-1]
         if method == "POST" and (m := re.fullmatch(r"/channels/(\d+)/messages", path)):
             return 200, self._sent(m[1], body)
         if method == "DELETE" and re.fullmatch(r"/channels/\d+/messages/\d+", path):

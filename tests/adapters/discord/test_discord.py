@@ -17,7 +17,16 @@ import pytest
 from adapters.discord import DiscordAdapter, DiscordConfig, DiscordConfigError
 from adapters.discord.convert import edit_revision
 from bot.errors import PlatformError, TargetNotFound
-from bot.models import Action, ActionKind, ActionStatus, CaseState, MemberStatus, Platform, Role
+from bot.models import (
+    Action,
+    ActionKind,
+    ActionStatus,
+    CaseState,
+    MemberStatus,
+    Message,
+    Platform,
+    Role,
+)
 from bot.moderator import Handled, Moderator
 from bot.policy import Policy
 from bot.scoring import Batcher
@@ -216,17 +225,58 @@ async def test_edit_is_rescored_as_a_new_revision(world: World) -> None:
     update = message(mid, "I disagree with the motion, you idiot", edited=edited_at)
     await fake.dispatch("MESSAGE_UPDATE", update)
     await world.settle(mid, 2)
-    await fake.dispatch("MESSAGE_UPDATE", update)  # redelivered: deduped by the core
-    await world.settle(mid, 3)
+    await fake.dispatch("MESSAGE_UPDATE", update)  # redelivered: dropped by the inbox
+    sentinel = snowflake()
+    await fake.dispatch("MESSAGE_CREATE", message(sentinel, "hello all"))
+    await world.settle(sentinel)
 
     keys = [(key, h is not None) for key, h in world.handled if key[1] == mid]
     revision = edit_revision(datetime.fromisoformat(edited_at))
-    assert keys == [(("discord", mid, 0), True), (("discord", mid, revision), True),
-                    (("discord", mid, revision), False)]
+    assert keys == [(("discord", mid, 0), True), (("discord", mid, revision), True)]
     assert world.handled[1][1] is not None and world.handled[1][1].verdict.action == "warn"
     (notice,) = world.sent_to(f"96{MEMBER_ID[2:]}")
     assert "friendly warning" in notice["content"]
     assert fake.find("DELETE", r"/channels/.*") == []
+
+
+def recent_id(offset: int = 0) -> str:
+    """A snowflake of now (catch-up reads no further back than CATCH_UP_WINDOW)."""
+    return str(discord.utils.time_snowflake(datetime.now(UTC)) + offset)
+
+
+async def test_messages_posted_while_away_are_caught_up(world: World) -> None:
+    fake, first = world.fake, recent_id()
+    await fake.dispatch("MESSAGE_CREATE", message(first, "hello all"))
+    await world.settle(first)
+    # Posted while the bot was down: the channel's history holds them, the gateway never sent.
+    missed = [message(recent_id(1), "immigrants are vermin"),
+              message(recent_id(2), "see you on Saturday")]
+    fake.history[GENERAL_ID] = [message(first, "hello all"), *missed]
+
+    assert await world.adapter.catch_up() == 2
+    await world.settle(missed[1]["id"])
+    assert [key[1] for key, _ in world.handled] == [first, missed[0]["id"], missed[1]["id"]]
+    assert [r.path for r in fake.find("DELETE", r"/channels/.*")] == \
+        [f"/channels/{GENERAL_ID}/messages/{missed[0]['id']}"]
+    (read,) = fake.find("GET", rf"/channels/{GENERAL_ID}/messages")
+    assert read.query["after"] == first  # from the last message decided there
+    # Nothing new since: a second catch-up reads nothing and decides nothing twice.
+    assert await world.adapter.catch_up() == 0
+    assert len(world.handled) == 3
+
+
+async def test_a_message_accepted_before_a_stop_is_decided_at_the_next_start(
+        world: World) -> None:
+    mid = snowflake()
+    core = Message(Platform.DISCORD, mid, GENERAL_ID, MEMBER_ID, "immigrants are vermin",
+                   datetime.now(UTC), channel_name="general")
+    # Accepted (in the store's inbox) but the process stopped before deciding it.
+    assert await world.adapter.moderator.accept(core) is not None
+    await world.adapter.resume()
+    await world.settle(mid)
+    assert world.handled[-1][1] is not None
+    assert world.handled[-1][1].verdict.action == "escalate"
+    assert await world.adapter.moderator.waiting(Platform.DISCORD) == []
 
 
 # -- commands and buttons ------------------------------------------------------------------------
@@ -401,11 +451,14 @@ async def test_resume_replay_is_not_decided_twice(world: World) -> None:
     await fake.request_reconnect()
     async with asyncio.timeout(10):
         await fake.resumed.wait()
-    await world.settle(mid, 2)
+    sentinel = snowflake()
+    await fake.dispatch("MESSAGE_CREATE", message(sentinel, "hello all"))
+    await world.settle(sentinel)
     assert (fake.identifies, fake.resumes) == (1, 1)
     resume = next(e["d"] for e in fake.gateway_log if e["op"] == 6)
     assert resume["session_id"] == "session-1" and resume["seq"] >= 2
-    assert [h is not None for key, h in world.handled if key[1] == mid] == [True, False]
+    # The replayed event is dropped by the inbox: decided once.
+    assert [h is not None for key, h in world.handled if key[1] == mid] == [True]
     assert len(fake.find("DELETE", rf"/channels/{GENERAL_ID}/messages/{mid}")) == 1
     assert len(world.sent_to(MODS_ID)) == 1
 

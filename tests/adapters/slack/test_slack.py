@@ -296,13 +296,15 @@ async def test_edit_is_rescored_as_a_new_revision(world: World) -> None:
               "previous_message": original}
     await world.event(change)
     await world.settle(original["ts"], 2)
-    await world.event(change)  # a redelivery with a new event_id: the core dedupes it
-    await world.settle(original["ts"], 3)
+    await world.event(change)  # a redelivery with a new event_id: the inbox drops it
+    sentinel = message("hello all")
+    await world.event(sentinel)
+    await world.settle(sentinel["ts"])
     revision = ts_revision(edited_ts)
     keys = [(key, h is not None) for key, h in world.handled]
     assert keys == [(("slack", original["ts"], 0), True),
                     (("slack", original["ts"], revision), True),
-                    (("slack", original["ts"], revision), False)]
+                    (("slack", sentinel["ts"], 0), True)]
     assert world.fake.find("chat.delete") == []
     (dm,) = world.fake.find("chat.postMessage")
     assert "friendly warning" in dm.params["text"]
