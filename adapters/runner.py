@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
-__all__ = ["configured_platforms", "run"]
+__all__ = ["configured_platforms", "run", "supervise"]
 
 import asyncio
+import contextlib
 import logging
 import os
-from collections.abc import Mapping
+import signal
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
+from typing import Any
 
 from bot.config import Settings
-from bot.errors import ConductError
+from bot.errors import ConductError, Unavailable
 from bot.moderator import Moderator
 from bot.policy import load_policy
 from bot.scoring import Batcher, build_scorer
 from bot.store import Store
 
 log = logging.getLogger(__name__)
+
+#: The first wait before a platform that dropped or failed is started again; it doubles up to
+#: RECONNECT_MAX.
+RECONNECT_FIRST = 2.0
+RECONNECT_MAX = 300.0
 
 
 def configured_platforms(env: Mapping[str, str] | None = None, /) -> list[str]:
@@ -27,7 +36,8 @@ def configured_platforms(env: Mapping[str, str] | None = None, /) -> list[str]:
 
 
 async def run(settings: Settings, /) -> None:
-    """Moderate live until cancelled: one store, one scorer, every configured adapter."""
+    """Moderate live until SIGTERM or SIGINT (or cancellation): one store, one scorer, every
+    configured adapter, each supervised on its own; raises only when every platform refused."""
     platforms = configured_platforms()
     if not platforms:
         raise ConductError("no platform is configured: set DISCORD_TOKEN (see docs/discord.md) "
@@ -56,28 +66,75 @@ async def run(settings: Settings, /) -> None:
         moderator = Moderator(store=store, policy=policy, scorer=batcher)
         log.info("starting %s with policy %s and database %s", ", ".join(platforms),
                  policy.version, settings.db)
+        starters: dict[str, Callable[[], Awaitable[None]]] = {}
+        if discord_config is not None:
+            from adapters.discord.adapter import run_discord
+
+            starters["discord"] = partial(run_discord, moderator, discord_config)
+        if slack_config is not None:
+            from adapters.slack.adapter import run_slack
+
+            starters["slack"] = partial(run_slack, moderator, slack_config)
         digests = DigestScheduler(store, digest_schedule)
         if digest_schedule.targets:
             await digests.start()
         try:
-            async with asyncio.TaskGroup() as group:
-                if discord_config is not None:
-                    from adapters.discord.adapter import run_discord
-
-                    group.create_task(run_discord(moderator, discord_config), name="discord")
-                if slack_config is not None:
-                    from adapters.slack.adapter import run_slack
-
-                    group.create_task(run_slack(moderator, slack_config), name="slack")
-        except ExceptionGroup as group:
-            # A platform that cannot start (a missing moderators' channel, a refused token)
-            # stops the others; its error is the one line the operator needs, not a trace.
-            refused = group.subgroup(lambda e: isinstance(e, ConductError))
-            if refused is None:
-                raise
-            first: BaseException = refused
-            while isinstance(first, BaseExceptionGroup):
-                first = first.exceptions[0]
-            raise first from None
+            refused = await _serve(starters)
         finally:
             digests.stop()
+    if refused:
+        # Every platform refused to start: the first one's reason, in one line (exit 2).
+        raise refused[0]
+    log.info("stopped: every accepted message was decided or is kept for the next start")
+
+
+async def _serve(starters: Mapping[str, Callable[[], Awaitable[None]]]) -> list[ConductError]:
+    """Run each platform under its own supervisor until SIGTERM or SIGINT (then cancel them,
+    which closes their connections and finishes the work they accepted) or until every one
+    has stopped for good; the errors that stopped them."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for signum in signals:
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
+            loop.add_signal_handler(signum, stop.set)
+    tasks = [asyncio.create_task(supervise(name, start), name=name)
+             for name, start in starters.items()]
+    waiter = asyncio.create_task(stop.wait())
+    try:
+        running: set[asyncio.Future[Any]] = {*tasks}
+        while running and not stop.is_set():
+            await asyncio.wait({waiter, *running}, return_when=asyncio.FIRST_COMPLETED)
+            running = {t for t in running if not t.done()}
+        if stop.is_set():
+            log.info("stopping: closing connections and finishing accepted messages")
+    finally:
+        waiter.cancel()
+        for task in tasks:
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for signum in signals:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signum)
+    refused = [r for r in results if isinstance(r, ConductError)]
+    return refused if len(refused) == len(tasks) else []
+
+
+async def supervise(name: str, start: Callable[[], Awaitable[None]], /) -> ConductError | None:
+    """Keep one platform running: reconnect with a doubling wait after an outage or an
+    unexpected failure; stop (returning the error, logged in one line) when the platform
+    refuses for good, e.g. its token; the other platforms go on either way."""
+    pause = RECONNECT_FIRST
+    while True:
+        try:
+            await start()
+            log.warning("%s: the connection ended; reconnecting in %.0f s", name, pause)
+        except Unavailable as exc:
+            log.warning("%s: %s; reconnecting in %.0f s", name, exc, pause)
+        except ConductError as exc:
+            log.error("%s stopped: %s", name, exc)
+            return exc
+        except Exception:
+            log.exception("%s failed; restarting in %.0f s", name, pause)
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, RECONNECT_MAX)
