@@ -24,6 +24,8 @@ __all__ = [
     "Register",
     "RegisterRow",
     "RowError",
+    "RowWarning",
+    "clean_name",
     "parse_register",
     "read_register",
 ]
@@ -31,6 +33,7 @@ __all__ = [
 import csv
 import io
 import re
+import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -72,6 +75,16 @@ _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\S.*")
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _MAX_NAME = 100
 _MAX_REASON = 1000
+#: Invisible characters outside Unicode's format category (Cf) that are used to make a name
+#: look like someone else's or look blank: combining grapheme joiner, Hangul fillers, Khmer
+#: inherent vowels, braille blank.
+_INVISIBLE = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u3164\uffa0\u2800")
+#: Zero-width (non-)joiners shape Persian, Indic and emoji text: kept between such characters.
+_JOINERS = frozenset("\u200c\u200d")
+_TAGS = range(0xE0020, 0xE0080)  # only in a flag such as England's
+_BLACK_FLAG = "\U0001f3f4"
+#: Years a suspension may start or end in: beyond them a datetime overflows in arithmetic.
+_YEARS = (1970, 9000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,11 +126,24 @@ class RowError:
 
 
 @dataclass(frozen=True, slots=True)
+class RowWarning:
+    """A row that was kept with a cell cleaned (invisible characters removed), and what."""
+
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
 class Register:
-    """The result of reading a register: the valid rows, and an error for each row left out."""
+    """The result of reading a register: the valid rows, an error for each row left out and a
+    warning for each kept row whose cells were cleaned."""
 
     rows: tuple[RegisterRow, ...]
     errors: tuple[RowError, ...]
+    warnings: tuple[RowWarning, ...] = ()
 
 
 def read_register(path: Path, /) -> Register:
@@ -153,6 +179,7 @@ def parse_register(text: str, /, *, source: str = "<register>") -> Register:
 
     rows: list[RegisterRow] = []
     errors: list[RowError] = []
+    warnings: list[RowWarning] = []
     seen: dict[str, dict[str, int]] = {
         "membership_number": {},
         "discord_id": {},
@@ -163,12 +190,14 @@ def parse_register(text: str, /, *, source: str = "<register>") -> Register:
         if isinstance(cells, str):
             errors.append(RowError(line, f"the row cannot be read as CSV: {cells}"))
             continue
-        row_or_error = _parse_row(line, end, cells, columns, seen)
+        notes: list[str] = []
+        row_or_error = _parse_row(line, end, cells, columns, seen, notes)
         if isinstance(row_or_error, RowError):
             errors.append(row_or_error)
         else:
             rows.append(row_or_error)
-    return Register(rows=tuple(rows), errors=tuple(errors))
+            warnings.extend(RowWarning(line, note) for note in notes)
+    return Register(rows=tuple(rows), errors=tuple(errors), warnings=tuple(warnings))
 
 
 def _records(reader: Iterator[list[str]]) -> Iterator[tuple[int, int, list[str] | str]]:
@@ -221,8 +250,10 @@ def _parse_row(
     cells: list[str],
     columns: list[str],
     seen: dict[str, dict[str, int]],
+    notes: list[str],
 ) -> RegisterRow | RowError:
-    """Validate one data row; every problem in it goes into one RowError."""
+    """Validate one data row; every problem in it goes into one RowError, and each cell
+    cleaned of invisible characters into `notes`."""
     problems: list[str] = []
     extra = [c for c in cells[len(columns) :] if c.strip()]
     if extra:
@@ -246,6 +277,25 @@ def _parse_row(
             problem += f" (a line break: this row runs from line {line} to line {end};"
             problem += " is a '\"' not closed?)"
         problems.append(problem)
+    if problems:
+        return RowError(line, "; ".join(problems))
+    # A name or reason is what the officer sees: invisible characters (which could make a
+    # name look identical to a moderator's) are removed, and the row kept with a warning.
+    # In an id they are refused: an id must be typed exactly as it is.
+    for name in ("name", "reason"):
+        cleaned, removed = clean_name(raw[name])
+        if removed:
+            notes.append(f"column {name}: removed invisible character(s) {_described(removed)};"
+                         f" it reads {cleaned!r}")
+            if not cleaned:
+                problems.append(f"column {name}: holds only invisible characters "
+                                f"{_described(removed)}")
+            raw[name] = cleaned
+    for name in ("membership_number", "discord_id", "slack_id", "console_id"):
+        hidden = [ch for ch in raw[name] if _invisible(ch)]
+        if hidden:
+            problems.append(f"column {name}: contains invisible character(s) "
+                            f"{_described(hidden)}; an id must be typed exactly")
     if problems:
         return RowError(line, "; ".join(problems))
 
@@ -353,6 +403,48 @@ def _parse_row(
     )
 
 
+def _invisible(ch: str) -> bool:
+    return ch in _INVISIBLE or (unicodedata.category(ch) == "Cf" and ch not in _BIDI_CONTROLS)
+
+
+def _joins(ch: str) -> bool:
+    """A character a zero-width (non-)joiner may shape: a letter, mark or symbol beyond Latin
+    (Persian, Devanagari, emoji...)."""
+    return bool(ch) and ord(ch) >= 0x0370 and unicodedata.category(ch)[0] in "LMS"
+
+
+def clean_name(value: str, /) -> tuple[str, list[str]]:
+    """`value` without invisible characters (stripped), and the characters removed.
+
+    Zero-width joiners and non-joiners stay between letters of the scripts that need them
+    (Persian, Indic) and inside emoji; tag characters stay in a flag. Bidi controls are not
+    removed here: the caller refuses them (they reorder what is shown).
+    """
+    kept: list[str] = []
+    removed: list[str] = []
+    for i, ch in enumerate(value):
+        if not _invisible(ch):
+            kept.append(ch)
+            continue
+        before = value[i - 1] if i else ""
+        after = value[i + 1] if i + 1 < len(value) else ""
+        if (ch in _JOINERS and _joins(before) and _joins(after)) or (
+                ord(ch) in _TAGS and before and (before == _BLACK_FLAG or ord(before) in _TAGS)):
+            kept.append(ch)
+        else:
+            removed.append(ch)
+    return "".join(kept).strip(), removed
+
+
+def _described(chars: list[str]) -> str:
+    """'U+200B ZERO WIDTH SPACE (x2)' for each distinct character."""
+    counts: dict[str, int] = {}
+    for ch in chars:
+        counts[ch] = counts.get(ch, 0) + 1
+    return ", ".join(f"U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed')}"
+                     + (f" (x{n})" if n > 1 else "") for ch, n in counts.items())
+
+
 def _control_character(value: str) -> str | None:
     """The first control (or bidi override) character in a cell, if any."""
     for ch in value:
@@ -381,7 +473,15 @@ def _time(raw: Mapping[str, str], column: str, problems: list[str]) -> datetime 
             " (e.g. 2026-11-20 or 2026-11-20T09:30:00Z)"
         )
         return None
-    return local.astimezone(UTC)
+    try:
+        utc = local.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-05:00 is past the last datetime
+        utc = None
+    if utc is None or not _YEARS[0] <= utc.year < _YEARS[1]:
+        problems.append(f"column {column}: {value!r} is out of range (years {_YEARS[0]} to "
+                        f"{_YEARS[1]})")
+        return None
+    return utc
 
 
 def _account(
