@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_DB", "DEFAULT_POLICY", "Settings"]
+__all__ = ["DEFAULT_DB", "DEFAULT_POLICY", "Secret", "Settings", "reveal_secrets", "shown"]
 
+import hmac
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +14,64 @@ from pathlib import Path
 DEFAULT_DB = Path("data/conductbot.sqlite3")
 DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "policies" / "default.toml"
 SCORERS = ("auto", "offline", "detoxify")
+
+
+class Secret:
+    """A token or signing secret. Its repr and str are masked, so neither a log line, an error,
+    `repr(config)` nor `dataclasses.asdict(config)` shows it; `reveal()` hands it to the client
+    library that needs it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself, for the one call that needs it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and hmac.compare_digest(self._value, other._value)
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Secret:
+        return self  # immutable; asdict() copies configs deeply
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("a Secret is never pickled")
+
+
+def reveal_secrets(config: object, *names: str) -> None:
+    """In a frozen config's __post_init__: wrap the named fields given as plain text."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, str):
+            object.__setattr__(config, name, Secret(value))
+
+
+#: What a pasted credential looks like: Slack tokens, Discord bot tokens, long opaque strings.
+_LOOKS_SECRET = re.compile(r"xox[a-z]-|xapp-|[\w-]{20,}\.[\w-]{5,}\.[\w-]{20,}|[\w+/=-]{32,}",
+                           re.IGNORECASE)
+
+
+def shown(value: str, /, *, limit: int = 40) -> str:
+    """A setting's value as an error may quote it: in full when short and harmless, never when
+    it looks like a credential pasted into the wrong variable."""
+    if _LOOKS_SECRET.search(value):
+        return "a value that looks like a token (not shown)"
+    if len(value) > limit:
+        return f"a value of {len(value)} characters"
+    return repr(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +98,7 @@ class Settings:
         scorer = env.get("CONDUCTBOT_SCORER", "auto").strip() or "auto"
         if scorer not in SCORERS:
             raise ValueError(f"CONDUCTBOT_SCORER must be one of {', '.join(SCORERS)}, "
-                             f"not {scorer!r}")
+                             f"not {shown(scorer)}")
         return cls(
             db=path("CONDUCTBOT_DB") or DEFAULT_DB,
             policy=path("CONDUCTBOT_POLICY") or DEFAULT_POLICY,

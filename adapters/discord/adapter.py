@@ -283,7 +283,7 @@ class DiscordAdapter:
         try:
             async with self.client:
                 with _translate("log in"):
-                    await self.client.login(self.config.token)
+                    await self.client.login(self.config.token.reveal())
                 drain = asyncio.create_task(
                     self.moderator.sweep_outbox(self, every=self.outbox_interval),
                     name="discord-outbox")

@@ -6,8 +6,9 @@ __all__ = ["DiscordConfig", "DiscordConfigError"]
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from bot.config import Secret, reveal_secrets, shown
 from bot.errors import ConductError
 
 
@@ -24,7 +25,7 @@ def _ids(env: Mapping[str, str], name: str) -> frozenset[int]:
             continue
         if not part.isdigit() or int(part) <= 0:
             raise DiscordConfigError(f"{name} must be a comma-separated list of Discord ids "
-                                     f"(snowflakes), not {part!r}")
+                                     f"(snowflakes), not {shown(part)}")
         ids.add(int(part))
     return frozenset(ids)
 
@@ -35,7 +36,7 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | N
         return None
     if not value.startswith(tuple(f"{s}://" for s in schemes)):
         raise DiscordConfigError(f"{name} must start with {' or '.join(s + '://' for s in schemes)}"
-                                 f", not {value!r}")
+                                 f", not {shown(value)}")
     return value.rstrip("/")
 
 
@@ -43,7 +44,8 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | N
 class DiscordConfig:
     """Everything the Discord adapter needs besides the core."""
 
-    token: str = field(repr=False)
+    #: May be given as plain text; kept as a Secret (masked everywhere).
+    token: Secret
     guild_ids: frozenset[int] = frozenset()
     mod_channel_id: int | None = None
     mod_role_ids: frozenset[int] = frozenset()
@@ -54,6 +56,9 @@ class DiscordConfig:
     api_base: str | None = None
     #: Gateway URL such as ws://127.0.0.1:8080/gateway; None = Discord's.
     gateway_url: str | None = None
+
+    def __post_init__(self) -> None:
+        reveal_secrets(self, "token")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, /) -> DiscordConfig:
@@ -70,7 +75,7 @@ class DiscordConfig:
         if len(channel) > 1:
             raise DiscordConfigError("DISCORD_MOD_CHANNEL_ID takes one channel id")
         return cls(
-            token=token,
+            token=Secret(token),
             guild_ids=_ids(env, "DISCORD_GUILD_IDS"),
             mod_channel_id=next(iter(channel), None),
             mod_role_ids=_ids(env, "DISCORD_MOD_ROLE_IDS"),

@@ -174,10 +174,11 @@ class SlackAdapter:
         self.outbox_interval = outbox_interval
         self._group_moderators: frozenset[str] = frozenset()
         base = config.api_base or AsyncWebClient.BASE_URL
-        self.client = AsyncWebClient(token=config.bot_token, base_url=base)
-        self.user_client = (AsyncWebClient(token=config.user_token, base_url=base)
+        self.client = AsyncWebClient(token=config.bot_token.reveal(), base_url=base)
+        self.user_client = (AsyncWebClient(token=config.user_token.reveal(), base_url=base)
                             if config.user_token else None)
-        self.app = AsyncApp(client=self.client, signing_secret=config.signing_secret,
+        secret = config.signing_secret.reveal() if config.signing_secret else None
+        self.app = AsyncApp(client=self.client, signing_secret=secret,
                             request_verification_enabled=config.signing_secret is not None,
                             logger=logging.getLogger("adapters.slack.bolt"))
         self._tasks: set[asyncio.Task[None]] = set()
@@ -247,7 +248,7 @@ class SlackAdapter:
         if self.config.app_token is None:
             raise UnsupportedAction("Socket Mode needs SLACK_APP_TOKEN", platform="slack",
                                     action="connect")
-        handler = AsyncSocketModeHandler(self.app, self.config.app_token,
+        handler = AsyncSocketModeHandler(self.app, self.config.app_token.reveal(),
                                          web_client=self.client)
         await handler.connect_async()  # type: ignore[no-untyped-call]
         log.info("slack: connected over Socket Mode")

@@ -7,8 +7,9 @@ __all__ = ["SlackConfig", "SlackConfigError"]
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from bot.config import Secret, reveal_secrets, shown
 from bot.errors import ConductError
 
 _ID = re.compile(r"^[A-Z0-9]{2,}$")
@@ -19,7 +20,7 @@ class SlackConfigError(ConductError):
 
 
 def _token(env: Mapping[str, str], name: str, prefix: str, *, required: bool,
-           what: str) -> str | None:
+           what: str) -> Secret | None:
     value = env.get(name, "").strip()
     if not value:
         if required:
@@ -29,7 +30,7 @@ def _token(env: Mapping[str, str], name: str, prefix: str, *, required: bool,
     if not value.startswith(prefix) or any(c.isspace() for c in value):
         # Never echo the value: it may be a real token pasted into the wrong variable.
         raise SlackConfigError(f"{name} must be the {what}, a token starting with {prefix}")
-    return value
+    return Secret(value)
 
 
 def _ids(env: Mapping[str, str], name: str) -> frozenset[str]:
@@ -40,7 +41,7 @@ def _ids(env: Mapping[str, str], name: str) -> frozenset[str]:
             continue
         if not _ID.match(part):
             raise SlackConfigError(f"{name} must be a comma-separated list of Slack ids "
-                                   f"(like C012AB3CD or U012AB3CD), not {part!r}")
+                                   f"(like C012AB3CD or U012AB3CD), not {shown(part)}")
         ids.add(part)
     return frozenset(ids)
 
@@ -49,13 +50,14 @@ def _ids(env: Mapping[str, str], name: str) -> frozenset[str]:
 class SlackConfig:
     """Everything the Slack adapter needs besides the core."""
 
-    bot_token: str = field(repr=False)
+    #: Secrets may be given as plain text; they are kept as Secret (masked everywhere).
+    bot_token: Secret
     #: A workspace admin's user token (xoxp-): the only way to delete members' messages.
-    user_token: str | None = field(default=None, repr=False)
+    user_token: Secret | None = None
     #: Verifies HTTP requests from Slack; not needed in Socket Mode.
-    signing_secret: str | None = field(default=None, repr=False)
+    signing_secret: Secret | None = None
     #: App-level token (xapp-) for Socket Mode; None = serve HTTP.
-    app_token: str | None = field(default=None, repr=False)
+    app_token: Secret | None = None
     #: Channels to moderate; empty means every channel the bot is in.
     channels: frozenset[str] = frozenset()
     mod_channel: str | None = None
@@ -66,6 +68,9 @@ class SlackConfig:
     port: int = 3000
     #: Web API base such as http://127.0.0.1:8080/api/ (tests, proxies); None = slack.com.
     api_base: str | None = None
+
+    def __post_init__(self) -> None:
+        reveal_secrets(self, "bot_token", "user_token", "signing_secret", "app_token")
 
     @property
     def socket_mode(self) -> bool:
@@ -81,7 +86,8 @@ class SlackConfig:
         user = _token(env, "SLACK_USER_TOKEN", "xoxp-", required=False,
                       what="workspace admin's user token")
         app = _token(env, "SLACK_APP_TOKEN", "xapp-", required=False, what="app-level token")
-        secret = env.get("SLACK_SIGNING_SECRET", "").strip() or None
+        raw_secret = env.get("SLACK_SIGNING_SECRET", "").strip()
+        secret = Secret(raw_secret) if raw_secret else None
         if secret is None and app is None:
             raise SlackConfigError("SLACK_SIGNING_SECRET is not set: HTTP mode needs the app's "
                                    "signing secret (or set SLACK_APP_TOKEN for Socket Mode)")
@@ -93,12 +99,12 @@ class SlackConfig:
             raise SlackConfigError("SLACK_MODERATOR_GROUP takes one user group id (S...)")
         raw_port = env.get("SLACK_PORT", "").strip() or "3000"
         if not raw_port.isdigit() or not 0 < int(raw_port) < 65536:
-            raise SlackConfigError(f"SLACK_PORT must be a TCP port number, not {raw_port!r}")
+            raise SlackConfigError(f"SLACK_PORT must be a TCP port number, not {shown(raw_port)}")
         base = env.get("SLACK_API_BASE", "").strip() or None
         if base is not None and (not base.startswith(("http://", "https://"))
                                  or not base.endswith("/api/")):
             raise SlackConfigError("SLACK_API_BASE must be an http(s) URL ending with /api/ "
-                                   f"(the trailing slash matters), not {base!r}")
+                                   f"(the trailing slash matters), not {shown(base)}")
         return cls(bot_token=bot, user_token=user, signing_secret=secret, app_token=app,
                    channels=_ids(env, "SLACK_CHANNELS"), mod_channel=next(iter(mod), None),
                    moderators=_ids(env, "SLACK_MODERATORS"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -594,8 +595,15 @@ def test_config_from_env_validates_and_hides_the_token() -> None:
     assert config.guild_ids == {1, 2} and config.mod_channel_id == 3
     assert config.api_base == "http://127.0.0.1:1/api/v10"
     assert "secret" not in repr(config)
+    assert "secret" not in str(dataclasses.asdict(config))  # nor when dumped for debugging
+    assert config.token.reveal() == "secret.token.value"
     with pytest.raises(DiscordConfigError, match="DISCORD_TOKEN"):
         DiscordConfig.from_env({})
+    # The token pasted into the wrong variable is named, never echoed.
+    pasted = "MTA5OTk5OTk5OTk5OTk5OTk5OQ.GabcDE.abcdefghijklmnopqrstuvwxyz0123"
+    with pytest.raises(DiscordConfigError, match="DISCORD_MOD_CHANNEL_ID") as wrong:
+        DiscordConfig.from_env({"DISCORD_TOKEN": "t", "DISCORD_MOD_CHANNEL_ID": pasted})
+    assert pasted not in str(wrong.value) and "GabcDE" not in str(wrong.value)
     with pytest.raises(DiscordConfigError, match="DISCORD_GUILD_IDS"):
         DiscordConfig.from_env({"DISCORD_TOKEN": "t", "DISCORD_GUILD_IDS": "abc"})
     with pytest.raises(DiscordConfigError, match="DISCORD_GATEWAY_URL"):

@@ -4,9 +4,11 @@ them, with its AsyncWebClient talking to a fake Slack Web API on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -549,9 +551,16 @@ def test_config_from_env_validates_and_hides_secrets() -> None:
     config = SlackConfig.from_env(env)
     assert config.channels == {"C1AAA", "C2BBB"} and config.mod_channel == "CMODS0001"
     assert config.port == 3000 and not config.socket_mode
-    assert "secret" not in repr(config)
+    for shown in (repr(config), str(config), str(dataclasses.asdict(config))):
+        assert not {"xoxb-secret-bot", "xoxp-secret-user", "secret-signing"} & set(
+            re.findall(r"[\w-]+", shown)), shown  # nor when a config is dumped
+    assert config.user_token is not None and config.user_token.reveal() == "xoxp-secret-user"
     with pytest.raises(SlackConfigError, match="SLACK_BOT_TOKEN"):
         SlackConfig.from_env({})
+    # A token pasted into the wrong variable is named, never echoed.
+    with pytest.raises(SlackConfigError, match="SLACK_MOD_CHANNEL") as pasted:
+        SlackConfig.from_env({**env, "SLACK_MOD_CHANNEL": "xoxb-1234-5678-pasted"})
+    assert "pasted" not in str(pasted.value) and "looks like a token" in str(pasted.value)
     with pytest.raises(SlackConfigError, match="SLACK_BOT_TOKEN") as bad:
         SlackConfig.from_env({"SLACK_BOT_TOKEN": "xoxp-wrong-kind", "SLACK_SIGNING_SECRET": "s"})
     assert "wrong-kind" not in str(bad.value)

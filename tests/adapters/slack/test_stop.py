@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[3]
 SECRET = "slack-test-signing-secret"
 EVENTS = 20
 
-#: `bot.py run` with a keyword scorer that takes 0.2 s a batch (the shipped model takes seconds
+#: `bot.py -vv run` with a keyword scorer that takes 0.2 s a batch (the shipped model takes seconds
 #: to load; this test is about what the process does with what it acknowledged).
 _CHILD = """
 import sys, time
@@ -41,7 +41,7 @@ class Slow(KeywordScorer):
 
 adapters.runner.build_scorer = lambda settings: Slow()
 from bot.cli import main
-sys.exit(main(["run"]))
+sys.exit(main(["-vv", "run"]))
 """
 
 
@@ -91,7 +91,7 @@ def counts(db: Path) -> tuple[int, int, int]:
     return int(decided), int(distinct), int(waiting)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 async def test_acknowledged_events_are_all_decided_after_a_stop(
         slack: FakeSlack, tmp_path: Path, signum: signal.Signals) -> None:
     db, port = tmp_path / "run.sqlite3", free_port()
@@ -111,6 +111,10 @@ async def test_acknowledged_events_are_all_decided_after_a_stop(
             # A clean stop: the server closed, what was accepted finished, exit 0.
             assert child.returncode == 0, err.decode()
             assert b"stopping: closing connections" in err
+            # Even at -vv the log holds no token, no signing secret and no member's words.
+            for private in (b"xoxb-test-bot", b"xoxp-test-admin", SECRET.encode(), b"idiot",
+                            b"motion 1 passed"):
+                assert private not in err, private
         decided, distinct, waiting = counts(db)
         assert decided == distinct and decided + waiting == EVENTS  # nothing lost or doubled
         if signum == signal.SIGKILL:
