@@ -337,13 +337,14 @@ def _replay_command(args: argparse.Namespace, settings: Settings) -> int:
     policy = load_policy(settings.policy)
     if args.file == "-":
         if isinstance(sys.stdin, io.TextIOWrapper):
-            sys.stdin.reconfigure(errors="replace")  # a stray byte must not end the replay
+            # A stray byte must not end the replay: its line says which bytes were replaced.
+            sys.stdin.reconfigure(errors="surrogateescape")
         return asyncio.run(_replay(args, settings, policy, sys.stdin, None))
     path = Path(args.file)
     try:
-        with path.open(encoding="utf-8") as f:
+        with path.open(encoding="utf-8", errors="surrogateescape") as f:
             total = sum(1 for line in f if line.strip())
-        stream = path.open(encoding="utf-8")
+        stream = path.open(encoding="utf-8", errors="surrogateescape")
     except (OSError, UnicodeDecodeError) as exc:
         Console(stderr=True).print(f"[red]error:[/red] cannot read {escape(str(path))}: {exc}")
         return 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -81,3 +82,30 @@ def test_missing_file_is_a_clear_error(tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["replay", str(tmp_path / "nope.jsonl"), "--db", str(tmp_path / "d")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_lines_that_cannot_be_stored_are_skipped_and_counted(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Each of these used to end the whole replay with a traceback (issue 11, point 10).
+    path = tmp_path / "odd.jsonl"
+    good = {**GOOD[0], "id": "c1"}
+    path.write_bytes(b"\n".join([
+        json.dumps({**good, "id": "c0", "revision": 2**63}).encode(),
+        json.dumps({**good, "id": "c2", "text": "\ud800"}).encode(),  # a JSON-escaped surrogate
+        json.dumps({**good, "id": "c3", "author_name": 7}).encode(),
+        json.dumps({**good, "id": "c4", "ts": "9999-12-31T23:59:59-14:00"}).encode(),
+        json.dumps({**good, "id": "c5", "text": "caf\u00e9 open"}).encode().replace(
+            b"\\u00e9", b"\xe9"),  # Latin-1, not UTF-8
+        json.dumps(good).encode(),
+    ]) + b"\n")
+    assert main(["replay", str(path), "--db", str(tmp_path / "db"), "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    err = " ".join(err.split())
+    for expected in ("odd.jsonl:1: field 'revision' must be a non-negative integer",
+                     "odd.jsonl:2: field 'text' is not valid Unicode",
+                     "odd.jsonl:3: field 'author_name' must be a string",
+                     "odd.jsonl:4: field 'ts' is out of range",
+                     "odd.jsonl:5: replaced 1 byte(s) that are not UTF-8"):
+        assert expected in err, expected
+    assert "c5" in out and "c1" in out
+    assert re.search(r"skipped\s*│\s*4\b", out), out
