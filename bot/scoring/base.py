@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["Batcher", "Scorer", "file_sha256"]
+__all__ = ["Batcher", "Scorer", "file_sha256", "scorable"]
 
 import asyncio
 import hashlib
@@ -95,19 +95,55 @@ class Batcher:
                                  await asyncio.wait_for(queue.get(), timeout))
                 except (asyncio.QueueEmpty, TimeoutError):
                     break
-            texts = [t for t, _ in batch]
+            texts = [scorable(t) for t, _ in batch]
             try:
-                results = await asyncio.to_thread(self.scorer.score_batch, texts)
-            except Exception as exc:  # the caller of each request gets the failure
-                log.exception("scorer %s failed on a batch of %d", self.scorer.name, len(texts))
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
+                results = await self._score(texts)
+            except Exception as exc:
+                if len(batch) == 1:  # its caller gets the failure
+                    log.exception("scorer %s failed on a text", self.scorer.name)
+                    self._settle(batch[0][1], exc)
+                    continue
+                # One bad text must not fail the others: score each alone, so only the text
+                # that fails (if any) gets the failure.
+                log.warning("scorer %s failed on a batch of %d (%s: %s); scoring them one by "
+                            "one", self.scorer.name, len(texts), type(exc).__name__, exc)
+                for text, (_, fut) in zip(texts, batch, strict=True):
+                    try:
+                        one = await self._score([text])
+                    except Exception as alone:
+                        log.exception("scorer %s failed on a text", self.scorer.name)
+                        self._settle(fut, alone)
+                    else:
+                        self._settle(fut, one[0])
                 continue
             for (_, fut), values in zip(batch, results, strict=True):
-                if not fut.done():
-                    fut.set_result(ScoreSet(values=values, model=self.scorer.name,
-                                            version=self.scorer.version))
+                self._settle(fut, values)
+
+    async def _score(self, texts: list[str]) -> list[dict[str, float]]:
+        results = await asyncio.to_thread(self.scorer.score_batch, texts)
+        if len(results) != len(texts):
+            raise ValueError(f"scorer {self.scorer.name} returned {len(results)} results for "
+                             f"{len(texts)} texts")
+        return results
+
+    def _settle(self, fut: asyncio.Future[ScoreSet],
+                outcome: dict[str, float] | BaseException) -> None:
+        if fut.done():  # its caller went away
+            return
+        if isinstance(outcome, BaseException):
+            fut.set_exception(outcome)
+        else:
+            fut.set_result(ScoreSet(values=outcome, model=self.scorer.name,
+                                    version=self.scorer.version))
+
+
+def scorable(text: str, /) -> str:
+    """`text` with each lone surrogate replaced by U+FFFD: tokenizers refuse them (and a
+    whole batch with them), while a pair written as two surrogates is joined into its character.
+    """
+    if not any("\ud800" <= ch <= "\udfff" for ch in text):
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def file_sha256(path: Path, /) -> str:

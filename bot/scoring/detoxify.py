@@ -36,7 +36,7 @@ from typing import Any
 
 from bot.errors import ModelError
 from bot.models import MODEL_CATEGORIES, Category
-from bot.scoring.base import file_sha256
+from bot.scoring.base import file_sha256, scorable
 from bot.scoring.windows import score_by_units, text_windows
 
 log = logging.getLogger(__name__)
@@ -302,7 +302,7 @@ class DetoxifyScorer:
             return []
         tokenizer = self._detox.tokenizer
         return score_by_units(
-            texts,
+            [scorable(t) for t in texts],
             split=lambda text: text_windows(text, tokenizer, max_tokens=self.max_tokens,
                                             overlap=self.overlap),
             score=self._predict,

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from bot.errors import ModelError
-from bot.scoring.base import file_sha256
+from bot.scoring.base import file_sha256, scorable
 from bot.scoring.windows import score_by_units, text_windows
 
 #: Where the shipped model lives.
@@ -178,6 +178,7 @@ class OfflineScorer:
         """Per-category scores in [0, 1] for each text, in the order given."""
         if not texts:
             return []
+        texts = [scorable(t) for t in texts]
 
         def score(units: list[str]) -> list[dict[str, float]]:
             return [dict(zip(self.categories, row, strict=True))

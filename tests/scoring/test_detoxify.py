@@ -99,6 +99,11 @@ async def test_runs_behind_the_core_batcher(scorer: DetoxifyScorer) -> None:
     assert {r.version for r in results} == {scorer.version}
 
 
+def test_a_lone_surrogate_fails_neither_its_text_nor_the_batch(scorer: DetoxifyScorer) -> None:
+    scores = scorer.score_batch([TRIGGER, f"{BENIGN} \udfff", BENIGN])
+    assert [s["threat"] > HIGH for s in scores] == [True, False, False]
+
+
 # --- long texts -----------------------------------------------------------------------
 
 def test_trigger_at_end_of_long_text_found_by_windows(scorer: DetoxifyScorer) -> None:

@@ -66,6 +66,15 @@ def test_benign_below_abusive(scorer: OfflineScorer) -> None:
     assert threat["threat"] > 0.5 > max(s["threat"] for s in benign + abusive)
 
 
+def test_a_lone_surrogate_fails_neither_its_text_nor_the_batch(scorer: OfflineScorer) -> None:
+    # The tokenizer refuses a lone surrogate, which used to fail every text in the batch.
+    scores = scorer.score_batch([ABUSIVE[0], "bad \ud800 text", THREAT, "\ud83d\ude00 ok"])
+    assert len(scores) == 4 and all(set(s) == set(scorer.categories) for s in scores)
+    assert scores[0]["toxicity"] > 0.5 and scores[2]["threat"] > 0.5
+    assert scores[1]["toxicity"] == pytest.approx(
+        scorer.score_batch(["bad \ufffd text"])[0]["toxicity"], abs=1e-4)
+
+
 def test_order_and_batch_independence(scorer: OfflineScorer) -> None:
     together = scorer.score_batch([BENIGN[0], ABUSIVE[0], BENIGN[1]])
     alone = scorer.score_batch([ABUSIVE[0]])
