@@ -18,11 +18,14 @@ __all__ = ["Prefilter", "fold", "required_literals"]
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from operator import itemgetter
 from re import _casefix, _parser  # type: ignore[attr-defined]
 from re import _constants as _c  # type: ignore[attr-defined]
 from typing import Any
 
 import ahocorasick
+
+from bot.scoring.patterns import Match, RulePattern
 
 #: A literal set larger than this filters too little to be worth keeping.
 MAX_LITERALS = 200
@@ -119,13 +122,17 @@ class Prefilter:
     of every alternative in one Aho-Corasick pass (``pyahocorasick``, in C) over the folded
     text, then runs each rule's regex over just the alternatives that may match. That matches
     exactly as ``re.compile("|".join(parts), flags)`` would: an alternative none of whose
-    required literals occurs cannot match, so leaving it out changes nothing.
+    required literals occurs cannot match, so leaving it out changes nothing. The regexes run
+    as :class:`~bot.scoring.patterns.RulePattern` (RE2 where it can, else under a time budget);
+    `names` label them in the log.
     """
 
-    __slots__ = ("_always", "_automaton", "_compiled", "_parts", "flags")
+    __slots__ = ("_always", "_automaton", "_compiled", "_names", "_parts", "flags")
 
-    def __init__(self, rules: Sequence[Sequence[str]], /, flags: int = re.IGNORECASE) -> None:
+    def __init__(self, rules: Sequence[Sequence[str]], /, flags: int = re.IGNORECASE, *,
+                 names: Sequence[str] = ()) -> None:
         self._parts = tuple(tuple(parts) for parts in rules)
+        self._names = tuple(names)
         self.flags = flags
         needs: dict[str, set[tuple[int, int]]] = {}
         always: set[tuple[int, int]] = set()
@@ -142,24 +149,27 @@ class Prefilter:
             self._automaton.add_word(literal, frozenset(alternatives))
         if needs:
             self._automaton.make_automaton()
-        self._compiled: dict[tuple[int, tuple[int, ...]], re.Pattern[str]] = {}
+        self._compiled: dict[tuple[int, tuple[int, ...]], RulePattern] = {}
 
     def candidates(self, folded: str, /) -> frozenset[tuple[int, int]]:
         """(rule, alternative) pairs that may match a text already through :func:`fold`."""
         found = set(self._always)
         if len(self._automaton):
-            for _end, alternatives in self._automaton.iter(folded):
-                found |= alternatives
+            # Distinct values first (C-level): a message repeating one literal 20,000 times
+            # would otherwise cost a Python-level union per occurrence.
+            found.update(*set(map(itemgetter(1), self._automaton.iter(folded))))
         return frozenset(found)
 
     def finditer(self, rule: int, text: str, candidates: frozenset[tuple[int, int]],
-                 /) -> Iterator[re.Match[str]]:
-        """Rule `rule`'s matches in `text`, given the text's :meth:`candidates`."""
+                 /, *, timeout: float = 0.02) -> Iterator[Match]:
+        """Rule `rule`'s matches in `text`, given the text's :meth:`candidates`; a backtracking
+        run stops after `timeout` seconds (see `RulePattern.finditer`)."""
         key = tuple(i for i in range(len(self._parts[rule])) if (rule, i) in candidates)
         if not key:
             return iter(())
         pattern = self._compiled.get((rule, key))
         if pattern is None:
-            pattern = self._compiled[rule, key] = re.compile(
-                "|".join(self._parts[rule][i] for i in key), self.flags)
-        return pattern.finditer(text)
+            label = self._names[rule] if rule < len(self._names) else str(rule)
+            pattern = self._compiled[rule, key] = RulePattern(
+                "|".join(self._parts[rule][i] for i in key), flags=self.flags, label=label)
+        return pattern.finditer(text, timeout=timeout)

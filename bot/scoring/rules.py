@@ -5,13 +5,17 @@ from __future__ import annotations
 __all__ = ["RuleScorer", "mask", "personal_details", "redact_personal"]
 
 import re
+import time
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 from bot.models import Category, RuleHit, VerdictAction
 from bot.normalize import DEFAULT_LEXICON, clean, fold_variants
 from bot.policy import DoxxingPolicy, Policy, phone_digits, rule_parts
 from bot.scoring.literals import Prefilter, fold
+from bot.scoring.patterns import Match
 
 # UK numbers: mobiles (07xxx xxx xxx) and geographic/London landlines (01xxx, 02x), with or
 # without +44; digits may be grouped with spaces or hyphens.
@@ -19,7 +23,9 @@ _UK_PHONE = re.compile(
     r"(?<![\d+])(?:\+44\s?\(?0?\)?\s?|0)"
     r"(?:7\d{3}[\s-]?\d{3}[\s-]?\d{3}|[12]\d{1,3}[\s-]?\d{3,4}[\s-]?\d{3,4})(?!\d)"
 )
-_EMAIL = re.compile(r"\b[\w.+-]+@([\w-]+(?:\.[\w-]+)+)\b")
+# Matched from the start of a run of address characters (leading dots, pluses and hyphens
+# skipped, as "\b" would), never from every position in it: "a.a.a...@" would be quadratic.
+_EMAIL = re.compile(r"(?<![\w.+-])[.+-]*+(\b[\w.+-]+@([\w-]+(?:\.[\w-]+)+)\b)")
 _POSTCODE = re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b", re.IGNORECASE)
 _STREET = re.compile(
     r"\b\d{1,4}[a-z]?,?\s+(?:[A-Za-z'-]+\s+){1,3}"
@@ -69,6 +75,16 @@ _FRAMED = re.compile(
 # Matches examined per rule and form: bounds the work on a long message full of quotations.
 _MAX_EXCUSED = 20
 _SENTENCE_END = re.compile(r"[.!?;:]\s|\n")
+_PUNCT_BEFORE_SPACE = re.compile(r"[.!?;:](?=\s)")
+_NEWLINE = re.compile(r"\n")
+# Characters before a match in which `_FRAMED` looks for "saying that" and up to three words.
+_FRAME_SPAN = 300
+# Time a policy regex may take on one form of one message when it has to run on the
+# backtracking engine (RE2 runs the rest in linear time), and all such runs of one message
+# together: past it a pattern counts as no match and the rule id is logged. Ordinary messages
+# take microseconds; only crafted ones come near.
+PATTERN_BUDGET_S = 0.010
+MESSAGE_BUDGET_S = 0.030
 
 def mask(value: str, /, *, keep: int = 4) -> str:
     """Hide all but the first `keep` characters, so evidence logs don't repeat the details."""
@@ -94,23 +110,31 @@ class RuleScorer:
         # Most messages hold none of the words a rule needs: one Aho-Corasick pass finds which
         # rule alternatives can match at all, and only those run.
         self._prefilter = Prefilter([rule_parts(rule.kind, rule.patterns)
-                                     for rule in policy.rules])
+                                     for rule in policy.rules],
+                                    names=[rule.id for rule in policy.rules])
         self._people = tuple(
             _Person(p.id, _name_pattern((p.name, *p.aliases))) for p in policy.protected.persons
         )
+        # The same names through the literal prefilter: tried at every position, the names'
+        # lookbehind made a 40,000-character message cost tens of milliseconds per form.
+        self._names = Prefilter([[person.pattern.pattern] for person in self._people],
+                                names=[f"protected:{person.id}" for person in self._people])
 
     def hits(self, text: str, /) -> list[RuleHit]:
         """Every rule that matches, in policy order, each at most once."""
         variants = fold_variants(text, lexicon=self._lexicon)
         candidates = tuple(self._prefilter.candidates(fold(v)) for v in variants)
         hits: list[RuleHit] = []
+        deadline = time.perf_counter() + MESSAGE_BUDGET_S
         for r, rule in enumerate(self.policy.rules):
             excused: str | None = None
-            acting: re.Match[str] | None = None
+            acting: Match | None = None
             for variant, may_match in zip(variants, candidates, strict=True):
+                budget = min(PATTERN_BUDGET_S, deadline - time.perf_counter())
                 # Every match, not only the first: a quoted example must not excuse the same
                 # words said for real later in the message.
-                for n, found in enumerate(self._prefilter.finditer(r, variant, may_match)):
+                for n, found in enumerate(self._prefilter.finditer(r, variant, may_match,
+                                                                   timeout=budget)):
                     if n == _MAX_EXCUSED:
                         break
                     if _excused(variant, found.start(), found.end()):
@@ -135,9 +159,14 @@ class RuleScorer:
         """One hit per protected person named; these only act together with other findings."""
         found: list[RuleHit] = []
         pol = self.policy.protected
-        for person in self._people:
-            for candidate in (cleaned, *variants):
-                m = person.pattern.search(candidate)
+        if not self._people:
+            return found
+        texts = (cleaned, *variants)
+        may_name = [self._names.candidates(fold(candidate)) for candidate in texts]
+        for i, person in enumerate(self._people):
+            for candidate, may in zip(texts, may_name, strict=True):
+                m = next(self._names.finditer(i, candidate, may, timeout=PATTERN_BUDGET_S),
+                         None)
                 if m:
                     found.append(RuleHit(f"protected:{person.id}", pol.clause,
                                          VerdictAction.ALLOW, Category.HARASSMENT, "protected",
@@ -167,8 +196,8 @@ def personal_details(text: str, dox: DoxxingPolicy, /) -> Iterator[tuple[str, in
                 yield "uk_phone", m.start(), m.end()
     if "email" in dox.detect:
         for m in _EMAIL.finditer(text):
-            if m.group(1).casefold() not in dox.allow_email_domains:
-                yield "email", m.start(), m.end()
+            if m.group(2).casefold() not in dox.allow_email_domains:
+                yield "email", m.start(1), m.end(1)
     if "street_address" in dox.detect:
         for street in _STREET.finditer(text):
             postcode = _POSTCODE.search(text, street.start(), street.end() + _ADDRESS_SPAN)
@@ -191,45 +220,80 @@ def redact_personal(text: str, dox: DoxxingPolicy, /, *,
     return "".join(out) + text[at:]
 
 
+@lru_cache(maxsize=16)
+def _sentence_marks(text: str) -> tuple[list[int], list[int]]:
+    """Where `_SENTENCE_END` matches in `text` could start, and where they end, sorted: found
+    once per text, so each match's sentence is a binary search and not a scan from the start
+    (which on a long message with many matches was quadratic)."""
+    puncts = [m.start() for m in _PUNCT_BEFORE_SPACE.finditer(text)]
+    newlines = [m.start() for m in _NEWLINE.finditer(text)]
+    starts = sorted({*puncts, *newlines})
+    ends = sorted({*(p + 2 for p in puncts), *(q + 1 for q in newlines)})
+    return starts, ends
+
+
 def _sentence(text: str, start: int, end: int) -> tuple[int, int]:
-    """The bounds of the sentence around text[start:end] (punctuation, line breaks, dashes)."""
-    begin = 0
-    for m in _SENTENCE_END.finditer(text, 0, start):
-        begin = m.end()
-    after = _SENTENCE_END.search(text, end)
-    return begin, after.start() if after else len(text)
+    """The bounds of the sentence around text[start:end] (punctuation, line breaks, dashes):
+    from the end of the last `_SENTENCE_END` before `start` to the next one from `end`."""
+    starts, ends = _sentence_marks(text)
+    i = bisect_right(ends, start)
+    begin = ends[i - 1] if i else 0
+    j = bisect_left(starts, end)
+    return begin, starts[j] if j < len(starts) else len(text)
+
+
+@lru_cache(maxsize=16)
+def _quoted_spans(text: str) -> tuple[tuple[int, int], ...]:
+    """The insides of `_QUOTED` quotations, once per text."""
+    return tuple((q.start(2), q.end(2)) for q in _QUOTED.finditer(text))
+
+
+def _in_quotes(text: str, start: int, end: int) -> bool:
+    return any(qs <= start and end <= qe for qs, qe in _quoted_spans(text))
+
+
+@lru_cache(maxsize=64)
+def _cues(text: str, begin: int, stop: int) -> tuple[bool, bool]:
+    """Whether text[begin:stop] explains abuse, and whether it reports it (once per sentence,
+    however many matches it holds)."""
+    sentence = text[begin:stop]
+    return _explains(sentence), bool(_REPORTING.search(sentence))
 
 
 def _excused(text: str, start: int, end: int) -> bool:
     """Whether text[start:end] is reported or explained rather than said (see `_EXPLAINING`)."""
     begin, stop = _sentence(text, start, end)
-    sentence = text[begin:stop]
-    explains = _explains(sentence)
-    reports = bool(_REPORTING.search(sentence))
+    explains, reports = _cues(text, begin, stop)
     # A question about what someone said ("is he saying gays are a disease?") reports it too.
-    asks = text[stop:stop + 1] == "?" or sentence.rstrip().endswith("?")
+    asks = text[stop:stop + 1] == "?" or text[begin:stop].rstrip().endswith("?")
     if not (explains or reports or asks):
-        if begin == 0 or not _FRAMED.search(text, begin, start):
+        if begin == 0 or not _framed(text, begin, start):
             return False
         before, _ = _sentence(text, max(0, begin - 2), max(0, begin - 2))
-        return _explains(text[before:begin])
-    quoted = any(q.start(2) <= start and end <= q.end(2) for q in _QUOTED.finditer(text))
-    if quoted:
+        return _cues(text, before, begin)[0]
+    if _in_quotes(text, start, end):
         return True
     # Unquoted, the words must be introduced as someone's claim ("saying that ..."); then the
     # explanation may also be the sentence before ("That's a trope. It suggests Jews ...").
-    return bool(_FRAMED.search(text, begin, start))
+    return _framed(text, begin, start)
 
 
-def _reported(found: re.Match[str]) -> bool:
+def _framed(text: str, begin: int, start: int) -> bool:
+    """Whether the words just before `start` (in the sentence from `begin`) introduce what
+    follows as someone's claim. The cue and three words fit in `_FRAME_SPAN` characters, so
+    the search starts there and not at the top of a sentence that may be 40,000 long."""
+    return bool(_FRAMED.search(text, max(begin, start - _FRAME_SPAN), start))
+
+
+def _reported(found: Match) -> bool:
     """Whether a match that no sentence excuses may still be a report: it is in quotation marks,
     or the message reports or explains abuse somewhere. The model, which reads the whole
     message, then decides (see `bot.decide`)."""
     text = found.string
-    if any(q.start(2) <= found.start() and found.end() <= q.end(2)
-           for q in _QUOTED.finditer(text)):
+    if _in_quotes(text, found.start(), found.end()):
         return True
-    return bool(_REPORTING.search(text)) or _explains(text)
+    explains, reports = _cues(text, 0, len(text))
+    return reports or explains
 
 
 def _explains(sentence: str) -> bool:
