@@ -31,6 +31,7 @@ __all__ = ["MAX_SAFE_REPEAT", "Match", "RulePattern", "UnsafePattern", "check_pa
 
 import logging
 import re
+import time
 from collections.abc import Iterator
 from functools import lru_cache
 from re import _constants as _c  # type: ignore[attr-defined]
@@ -275,13 +276,15 @@ def _char(code: int) -> str:
 
 
 class _Translator:
-    """Python regex syntax tree to RE2 source: `exact` keeps Python's meaning on texts whose
-    non-ASCII characters are uncased symbols; otherwise a gate that matches at least where
-    Python would, on any text."""
+    """Python regex syntax tree to RE2 source. `ascii` classes keep Python's meaning on texts
+    whose non-ASCII characters are uncased symbols (Unicode ones approximate it on any text);
+    `exact` refuses what RE2 cannot say, otherwise lookarounds are dropped, giving a gate that
+    matches at least wherever Python would."""
 
-    def __init__(self, *, exact: bool) -> None:
+    def __init__(self, *, exact: bool, ascii: bool) -> None:
         self.exact = exact
-        self.classes = _ASCII_CLASSES if exact else _UNICODE_CLASSES
+        self.ascii = ascii
+        self.classes = _ASCII_CLASSES if ascii else _UNICODE_CLASSES
 
     def seq(self, items: list[tuple[Any, Any]]) -> str:
         return "".join(self.item(op, arg) for op, arg in items)
@@ -339,7 +342,7 @@ class _Translator:
             return "(?m:$)"
         if where in (_c.AT_BOUNDARY, _c.AT_NON_BOUNDARY):
             # RE2's \b is ASCII, exact on the texts exact patterns are used for.
-            if self.exact:
+            if self.ascii:
                 return r"\b" if where is _c.AT_BOUNDARY else r"\B"
             return ""
         # Python's "$" also matches before a final newline, which RE2 cannot say.
@@ -383,9 +386,9 @@ class _Translator:
                                                    (re.MULTILINE, "m")) if value & flag)
 
 
-def _to_re2(parsed: Any, flags: int, *, exact: bool) -> Any | None:
+def _to_re2(parsed: Any, flags: int, *, exact: bool, ascii: bool = True) -> Any | None:
     """The RE2 program for a parsed pattern, or None if RE2 cannot take it (so translated)."""
-    translator = _Translator(exact=exact)
+    translator = _Translator(exact=exact, ascii=ascii)
     try:
         body = translator.seq(list(parsed))
     except (_Untranslatable, RecursionError):
@@ -424,7 +427,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 class RulePattern:
     """A regex matched in linear time where possible and under a time budget otherwise."""
 
-    __slots__ = ("_exact", "_gate", "_regex", "label", "source")
+    __slots__ = ("_exact", "_gate", "_gate_ascii", "_regex", "label", "source")
 
     def __init__(self, source: str, /, *, flags: int = re.IGNORECASE, label: str = "") -> None:
         self.source = source
@@ -438,8 +441,12 @@ class RulePattern:
         except (re.error, RecursionError):
             parsed = None
         self._exact = _to_re2(parsed, flags, exact=True) if parsed is not None else None
-        self._gate = (self._exact if self._exact is not None else
-                      _to_re2(parsed, flags, exact=False) if parsed is not None else None)
+        # Two gates: with ASCII classes and word boundaries, for texts on which they agree
+        # with Python's (fast, and selective), and with Unicode classes for any other text.
+        self._gate = (_to_re2(parsed, flags, exact=False, ascii=False)
+                      if parsed is not None else None)
+        self._gate_ascii = (_to_re2(parsed, flags, exact=False, ascii=True)
+                            if parsed is not None else None)
 
     @property
     def linear(self) -> bool:
@@ -451,15 +458,42 @@ class RulePattern:
         takes longer than `timeout` seconds stops there and is logged."""
         if self._gate is not None:
             safe = _SURROGATE.sub("\ufffd", text) if not text.isascii() else text
-            if self._exact is not None and _exact_ok(text):
+            ascii_ok = _exact_ok(text)
+            if self._exact is not None and ascii_ok:
                 return self._exact.finditer(safe)  # type: ignore[no-any-return]
-            if self._gate.search(safe) is None:
-                return iter(())
+            gate = self._gate_ascii if ascii_ok and self._gate_ascii is not None else self._gate
+            return self._gated(gate, text, safe, timeout)
         return self._timed(text, timeout)
 
     def search(self, text: str, /, *, timeout: float = 0.02) -> Match | None:
         """The first match, or None (also when the budget runs out)."""
         return next(self.finditer(text, timeout=timeout), None)
+
+    def _gated(self, gate_re: Any, text: str, safe: str, timeout: float) -> Iterator[Match]:
+        """The real pattern tried only where the gate matches: every match of it starts inside
+        a gate match (the gate matches wherever it does, and scans left to right), so a long
+        message costs the backtracking engine only the few places that look like abuse."""
+        # Only the backtracking engine's time counts: the gate is linear.
+        spent = 0.0
+        at = 0
+        try:
+            for gate in gate_re.finditer(safe):
+                p = max(gate.start(), at)
+                stop = max(gate.end(), gate.start() + 1)
+                while p < stop:
+                    if spent >= timeout:
+                        raise TimeoutError
+                    started = time.perf_counter()
+                    m = self._regex.match(text, p, timeout=timeout - spent)
+                    spent += time.perf_counter() - started
+                    if m is None:
+                        p += 1
+                        continue
+                    yield m
+                    at = p = m.end() if m.end() > p else p + 1
+        except TimeoutError:
+            log.warning("rule %s: pattern ran past its %.0f ms budget on a %d-character text "
+                        "and counts as no match", self.label or "?", timeout * 1000, len(text))
 
     def _timed(self, text: str, timeout: float) -> Iterator[Match]:
         if timeout <= 0:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 import sys
 import time
 import unicodedata
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.normalize import DEFAULT_LEXICON, Lexicon, clean, fold_variants, normalize, strip_invisible
+from bot.policy import load_policy
+from bot.scoring.rules import RuleScorer
 
 EVASIONS = [
     ("cyrillic es", "s\u0441um", "scum"),
@@ -291,3 +295,41 @@ def test_one_starred_letter_reads_back(word: str, data: st.DataObject) -> None:
         readings.add(masked.replace("*", ""))
     expected = word if readings == {word} else masked
     assert normalize(f"you {masked} there") == f"you {expected} there"
+
+
+
+NASTY = st.text(
+    alphabet=st.one_of(
+        st.characters(codec=None),  # any code point, lone surrogates included
+        st.sampled_from(["\ud800", "\udfff", "\u0336", "\u0301", "\u200b", "\u202e", "\u202c",
+                         "\x00", "\x1f", "\x7f", "\u0085", "\u2028", "\ufeff", "\U000e0041",
+                         "@", ".", "-", "*", "!", "|", "1", "3", " ", "\t", "\n", "🔪", "🐀"])),
+    max_size=300,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(NASTY)
+def test_arbitrary_text_never_raises_and_keeps_invariants(text: str) -> None:
+    forms = fold_variants(text)
+    assert forms and forms[0] == normalize(text)
+    assert len(set(forms)) == len(forms)
+    for form in forms:
+        assert form == form.casefold()
+        assert form == form.strip()
+        assert "  " not in form and "\n\n" not in form and "\t" not in form
+        assert not any(unicodedata.category(c) == "Cf" for c in form)
+    assert not any(unicodedata.category(c) == "Cf" and c in "\u200b\u202e\ufeff"
+                   for c in clean(text))
+
+
+@settings(max_examples=100, deadline=None)
+@given(NASTY)
+def test_arbitrary_text_through_the_rule_scorer_never_raises(text: str) -> None:
+    for hit in _scorer().hits(text):
+        assert hit.rule_id
+
+
+@functools.cache
+def _scorer() -> RuleScorer:
+    return RuleScorer(load_policy(Path(__file__).parents[2] / "policies" / "default.toml"))

@@ -1,0 +1,91 @@
+"""Crafted 40,000-character messages: the rule scorer still finds what it should, and only it.
+
+Timings are for `scripts/bench.py`; these tests check behaviour only (a blow-up would show as
+the suite's timeout)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.policy import Policy
+from bot.scoring.rules import RuleScorer
+
+N = 40_000
+
+
+def fill(unit: str, n: int = N) -> str:
+    return (unit * (n // len(unit) + 1))[:n]
+
+
+# Each input is padding that once cost seconds (or tens of milliseconds per form) somewhere in
+# the normaliser, the literal prefilter, a policy regex or a detector.
+PADDING = {
+    "at-run": fill("@"),
+    "dot-run": fill("."),
+    "letter-run": fill("a"),
+    "space-run": fill(" "),
+    "digit-run": fill("1"),
+    "dash-run": fill("-"),
+    "star-run": fill("*"),
+    "emoji-run": fill("🔪"),
+    "spaced-letters": fill("a "),
+    "dotted-letters": fill("k.i.l.l "),
+    "dotted-word": fill("ab."),
+    "word-then-at": fill("a")[:-1] + "@",
+    "dots-then-at": fill("a.")[:-1] + "@",
+    "digits-then-at": fill("1")[:-1] + "@",
+    "plus-run": fill("+a"),
+    "www-run": fill("www."),
+    "mention-opens": fill("<@"),
+    "f-then-stars": "f" + fill("*")[:-1],
+    "quotes": fill('"a" '),
+    "open-quotes": fill(' "a'),
+    "sentences": fill("You are nice. "),
+    "questions": fill("fag? "),
+    "long-line": fill("word "),
+    "trigger-words": fill("i will "),
+    "knives-at": fill("🔪@"),
+    "cyrillic": fill("ѕсum "),
+    "combining": fill("a\u0336"),
+}
+THREAT = " i will kill you"
+
+
+@pytest.fixture(scope="module")
+def scorer(policy: Policy) -> RuleScorer:
+    return RuleScorer(policy)
+
+
+@pytest.mark.parametrize("name", sorted(PADDING))
+def test_threat_at_the_end_of_a_long_message_is_found(scorer: RuleScorer, name: str) -> None:
+    padding = PADDING[name][: 39_000]
+    text = padding + "\n" + THREAT
+    hits = {h.rule_id for h in scorer.hits(text)}
+    assert "threat-violence" in hits, name
+
+
+@pytest.mark.parametrize("name", sorted(PADDING))
+def test_padding_alone_raises_no_threat(scorer: RuleScorer, name: str) -> None:
+    hits = {h.rule_id for h in scorer.hits(PADDING[name])}
+    assert "threat-violence" not in hits
+    assert "self-harm-incitement" not in hits
+
+
+def test_long_legitimate_text_gives_no_hit(scorer: RuleScorer) -> None:
+    paragraph = ("The housing committee met on Tuesday to discuss the budget for next year. "
+                 "Members asked about the timetable, the consultation and the costs; the "
+                 "chair agreed to circulate the figures before the next meeting.\n")
+    text = fill(paragraph)
+    assert scorer.hits(text) == []
+
+
+def test_threat_hidden_in_long_legitimate_text_is_found(scorer: RuleScorer) -> None:
+    paragraph = "Members discussed the budget and the consultation at length. "
+    text = fill(paragraph)[:39_000] + "Honestly, someone should stab her."
+    assert "threat-violence" in {h.rule_id for h in scorer.hits(text)}
+
+
+def test_email_at_the_end_of_a_dotted_run_is_found(scorer: RuleScorer) -> None:
+    text = fill("a.")[:39_000] + " write to ..jane.doe@example.org today"
+    hits = [h for h in scorer.hits(text) if h.rule_id == "doxxing:email"]
+    assert hits and hits[0].matched.startswith("jane")
