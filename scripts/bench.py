@@ -57,6 +57,8 @@ def main() -> int:
           " msg/s")
     print(f"rules (all)          {rate(len(texts), lambda: [rules.hits(t) for t in texts]):>9.0f}"
           " msg/s")
+    worst_ms, worst = _worst_message(rules)
+    print(f"rules, worst 40k msg {worst_ms:>9.1f} ms   ({worst}; target < 50 ms)")
 
     started = time.perf_counter()
     scorer = OfflineScorer()
@@ -74,6 +76,40 @@ def main() -> int:
     print(f"pipeline (replay)    {asyncio.run(_pipeline(scorer, policy, texts)):>9.1f} msg/s "
           "(score + rules + decide + SQLite, chunks of 32)")
     return 0
+
+
+def _crafted(n: int = 40_000) -> dict[str, str]:
+    """Messages of `n` characters built to be slow to normalise or match (see
+    tests/unit/test_rules_cost.py, which checks they are still read correctly)."""
+    def fill(unit: str) -> str:
+        return (unit * (n // len(unit) + 1))[:n]
+
+    return {
+        "at-run": fill("@"), "dot-run": fill("."), "letter-run": fill("a"),
+        "space-run": fill(" "), "digit-run": fill("1"), "dash-run": fill("-"),
+        "star-run": fill("*"), "emoji-run": fill("🔪"), "emoji-space": fill("🔪 "),
+        "rope-run": fill("🪢 "), "spaced-letters": fill("a "), "dotted-letters": fill("k.i.l.l "),
+        "dash-letters": fill("a-"), "at-dot": fill("a@a."), "dotted-word": fill("ab."),
+        "word-then-at": fill("a")[:-1] + "@", "dots-then-at": fill("a.")[:-1] + "@",
+        "digits-then-at": fill("1")[:-1] + "@", "plus-run": fill("+a"), "www-run": fill("www."),
+        "mention-opens": fill("<@"), "f-then-stars": "f" + fill("*")[:-1],
+        "quotes": fill('"a" '), "open-quotes": fill(' "a'), "sentences": fill("You are nice. "),
+        "questions": fill("fag? "), "long-line": fill("word "), "trigger-words": fill("i will "),
+        "threats-at-polls": fill("i will kill you at the polls "), "knives-at": fill("🔪@"),
+        "leet": fill("k1ll3r "), "masked": fill("f*ck "), "tabs": fill("a\t"),
+        "cyrillic": fill("ѕсum "), "combining": fill("a\u0336"), "mixed-evasion":
+        fill("y o u  s c u m "), "digits-space": fill("1 2 "), "postcode": fill("SW1A 1AA "),
+        "street-words": fill("12 a b c "), "long-word": fill("abcdefghij"),
+    }
+
+
+def _worst_message(rules: object) -> tuple[float, str]:
+    """Milliseconds of `RuleScorer.hits` on the slowest crafted message (best of 3 each)."""
+    timings = {}
+    for name, text in _crafted().items():
+        timings[name] = 1000 / rate(1, lambda text=text: rules.hits(text))  # type: ignore[attr-defined, misc]
+    name = max(timings, key=timings.__getitem__)
+    return timings[name], name
 
 
 async def _pipeline(scorer: object, policy: object, texts: list[str]) -> float:
