@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors import PolicyError, PolicyProblem
 from bot.models import MODEL_CATEGORIES, Category, MemberStatus, Role, VerdictAction
+from bot.scoring.patterns import UnsafePattern, compile_rule_pattern
 from bot.standing import ESCALATION_POINTS, LadderStep, StrikePolicy, parse_duration
 
 E = TypeVar("E")
@@ -792,6 +793,14 @@ def _compile_rule(c: _Checker, kind: str | None, patterns: tuple[str, ...], path
                 re.compile(pattern)
             except re.error as exc:
                 c.problem(f"{path}.patterns[{i}]", f"regex {pattern!r} does not compile: {exc}",
+                          rule=rid)
+                ok = False
+                continue
+            try:
+                # Refused: patterns that can backtrack catastrophically ((a+)+, (a|ab)*c, ...).
+                compile_rule_pattern(pattern, label=rid or "")
+            except UnsafePattern as exc:
+                c.problem(f"{path}.patterns[{i}]", f"regex {pattern!r} is refused: {exc.reason}",
                           rule=rid)
                 ok = False
     if not ok or not patterns:

@@ -96,6 +96,13 @@ def test_minimal_policy() -> None:
         # a regex that does not compile
         (lambda s: s.replace('kind = "keyword"', 'kind = "regex"').replace(
             '["idiot"]', '["(idiot"]'), "line 19, rules[0].patterns[0]: regex '(idiot' does not"),
+        # a regex that would backtrack catastrophically on a long message
+        (lambda s: s.replace('kind = "keyword"', 'kind = "regex"').replace(
+            '["idiot"]', "['([a-z]+)+$']"),
+         "line 19, rules[0].patterns[0]: regex '([a-z]+)+$' is refused: nested quantifier"),
+        (lambda s: s.replace('kind = "keyword"', 'kind = "regex"').replace(
+            '["idiot"]', "['(a|ab)*c']"),
+         "line 19, rules[0].patterns[0]: regex '(a|ab)*c' is refused"),
         # an unknown action or category
         (lambda s: s.replace('action = "warn"', 'action = "ban"'),
          "line 18, rules[0].action: must be one of warn, hide, escalate, not 'ban'"),
