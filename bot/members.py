@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.errors import StoreError
-from bot.register import Register, RowError
+from bot.register import Register, RowError, RowWarning
 from bot.store import Store
 
 
@@ -21,6 +21,8 @@ class ImportReport:
     counts: Counter[str] = field(default_factory=Counter)
     changes: list[str] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
+    #: Rows kept with a cell cleaned (invisible characters removed from a name, ...).
+    warnings: list[RowWarning] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         """A human-readable report."""
@@ -28,7 +30,8 @@ class ImportReport:
                    f"updated, {self.counts['status']} status change(s), {self.counts['link']} "
                    f"account link(s), {self.counts['conflict']} conflict(s) with the bot, "
                    f"{self.counts['unchanged']} unchanged, {len(self.errors)} refused")
-        return [*self.changes, *(f"refused {e}" for e in self.errors), summary]
+        return [*(f"warning {w}" for w in self.warnings), *self.changes,
+                *(f"refused {e}" for e in self.errors), summary]
 
 
 async def import_register(store: Store, register: Register, /, *, actor: str,
@@ -39,7 +42,7 @@ async def import_register(store: Store, register: Register, /, *, actor: str,
     the stricter stays, and the conflict is reported and opened as a case.
     """
     report = ImportReport(rows=len(register.rows) + len(register.errors),
-                          errors=list(register.errors))
+                          errors=list(register.errors), warnings=list(register.warnings))
     for row in register.rows:
         try:
             changes = await store.import_member(

@@ -104,6 +104,17 @@ async def test_bad_rows_are_reported_and_the_rest_imported(tmp_path: Path) -> No
         assert len(await store.find_members("B000002")) == 1
 
 
+async def test_a_cleaned_name_is_imported_and_the_import_says_so(tmp_path: Path) -> None:
+    # A zero-width space would make "Karen​Lomax" look exactly like the moderator.
+    register = parse_register(HEADER + "B000009,Karen​ Lomax,active,,,,,\n")
+    async with Store.open(tmp_path / "db.sqlite3") as store:
+        report = await import_register(store, register, actor="test")
+        (member,) = await store.find_members("B000009")
+    assert member.display_name == "Karen Lomax"
+    (warning,) = [line for line in report.lines() if line.startswith("warning")]
+    assert warning.startswith("warning line 2: ") and "U+200B" in warning
+
+
 @pytest.mark.model
 def test_replay_after_import_produces_cases(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
