@@ -69,6 +69,8 @@ __all__ = ["DEFAULT_LEXICON", "Lexicon", "clean", "fold_variants", "normalize",
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
+from functools import lru_cache
+from itertools import groupby
 
 from anyascii import anyascii
 
@@ -125,7 +127,7 @@ _INVISIBLE_RE = re.compile(f"[{_char_class(_INVISIBLE_RANGES)}]+")
 _COMBINING_RE = re.compile(f"[{_char_class(_COMBINING_RANGES)}]+")
 _RLO_SPAN_RE = re.compile("\u202e([^\u202c\u202d\n]*)")
 # Braille blank renders as empty space and is used as a spacer.
-_SPACES = str.maketrans({"\u2800": " "})
+_BRAILLE_BLANK = "\u2800"  # an "empty" Braille cell used as a space
 
 # --------------------------------------------------------------------------------------------
 # Look-alikes
@@ -187,6 +189,8 @@ _PUNCTUATION = str.maketrans({
     "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-",
     "\u2212": "-",
 })
+_SYMBOLS = _LETTER_SYMBOLS | _PUNCTUATION
+_SYMBOLS_RE = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(_SYMBOLS)) + "]")
 
 # Emoji that stand for a word in abuse ("immigrants are 🐀", "🖕 you", "you 🤡"); a skin-tone
 # modifier after one goes with it. Weapon emoji (🔪🔫💣) are kept as they are: rules match them.
@@ -234,10 +238,13 @@ _ONE_LETTER_WORDS = frozenset("aiur")
 _WIDE_GAP_RE = re.compile(r"[ \t]{2,}")
 _NARROW_GAP_RE = re.compile(r"(?<![ \t])[ \t](?![ \t])")
 _LETTER_RE = re.compile(r"[a-z]")
+#: Per-token results kept for repeated words in long messages (evasion folds are pure).
+_CACHE_SIZE = 4096
 # Words holding a digit or symbol that may stand for a letter (matched from a word start only,
 # so the scan stays linear); inside them a single leading "!" (not after another "!") and single
 # inner "!"s belong to the word, other "!"s are punctuation.
-_LEET_WORD_RE = re.compile(r"(?<![\w@$|!])[\w@$|!]*[0-9@$|!][\w@$|!]*")
+# A word with no letter at all ("12", "2026") is left alone without a call per word.
+_LEET_WORD_RE = re.compile(r"(?<![\w@$|!])(?=[\w@$|!]*[a-z])[\w@$|!]*[0-9@$|!][\w@$|!]*")
 _TOKEN_RE = re.compile(r"(?:(?<!!)!)?[\w@$|]+(?:![\w@$|]+)*")
 _LEET_HINT_RE = re.compile(r"[0-9@$|]|!\w")
 _PROTECT_HINTS = ("@", "://", "www.", "<#", "<!")
@@ -297,7 +304,7 @@ class Lexicon:
     or more than one ("s**t": shit or slut?), is left as written.
     """
 
-    __slots__ = ("_by_shape", "words")
+    __slots__ = ("_by_shape", "_read_cache", "words")
 
     def __init__(self, words: Iterable[str], /) -> None:
         self.words = frozenset(w for w in (w.casefold() for w in words)
@@ -306,6 +313,8 @@ class Lexicon:
         for word in sorted(self.words):
             by_shape.setdefault((word[0], len(word)), []).append(word)
         self._by_shape = {k: tuple(v) for k, v in by_shape.items()}
+        # A long message repeats its masked words: each is read once (bounded).
+        self._read_cache: dict[str, str] = {}
 
     def extended(self, words: Iterable[str], /) -> Lexicon:
         """This lexicon with more words (those that are not plain lowercase letters are skipped)."""
@@ -327,7 +336,14 @@ class Lexicon:
         return found.pop() if len(found) == 1 else token
 
     def _read_match(self, m: re.Match[str]) -> str:
-        return self.read(m.group())
+        token = m.group()
+        cache = self._read_cache
+        found = cache.get(token)
+        if found is None:
+            if len(cache) >= _CACHE_SIZE:
+                cache.clear()
+            found = cache[token] = self.read(token)
+        return found
 
     def unmask(self, pieces: list[str], /) -> list[str]:
         """Read the masked words in the free (even) pieces."""
@@ -348,7 +364,7 @@ def strip_invisible(text: str, /) -> str:
     if "\u202e" in text:
         # An override displays the following Latin text reversed: "\u202emucs" reads "scum".
         text = _RLO_SPAN_RE.sub(lambda m: m.group(1)[::-1], text)
-    return _INVISIBLE_RE.sub("", text).translate(_SPACES)
+    return _INVISIBLE_RE.sub("", text).replace(_BRAILLE_BLANK, " ")
 
 
 def clean(text: str, /) -> str:
@@ -364,7 +380,11 @@ def clean(text: str, /) -> str:
 
 
 def _by_shape_or_sound(m: re.Match[str]) -> str:
-    word = m.group()
+    return _transliterate(m.group())
+
+
+@lru_cache(maxsize=_CACHE_SIZE)  # a long message repeats its words: each is read once
+def _transliterate(word: str) -> str:
     if _FOREIGN_LETTERS.isdisjoint(word):
         return anyascii(word.translate(_BY_SHAPE))
     return anyascii(word.translate(_ALWAYS_BY_SHAPE_TABLE))
@@ -372,7 +392,8 @@ def _by_shape_or_sound(m: re.Match[str]) -> str:
 
 def _ascii_fold(text: str) -> str:
     """Look-alikes to Latin, then everything else transliterated; symbols kept."""
-    text = text.translate(_LETTER_SYMBOLS).translate(_PUNCTUATION)
+    if _SYMBOLS_RE.search(text):  # translating costs about a microsecond a character
+        text = text.translate(_SYMBOLS)
     text = _EMOJI_RE.sub(lambda m: f" {_EMOJI_WORDS[m.group()[0]]} ", text)
     return _NON_ASCII_WORD_RE.sub(_by_shape_or_sound, text)
 
@@ -383,6 +404,11 @@ def _sep_key(sep: str) -> tuple[str, bool, bool]:
     return (mark, sep[:1] in " \t", sep[-1:] in " \t")
 
 
+#: At least two letters, anywhere (a group of single characters worth joining).
+_TWO_LETTERS_RE = re.compile(r"[^\W\d_].*?[^\W\d_]", re.DOTALL)
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
 def _join_piece(piece: str, min_singles: int, split_words: bool) -> tuple[str, bool]:
     """Join runs of single characters that share one kind of separator; keep the rest as written.
 
@@ -393,17 +419,15 @@ def _join_piece(piece: str, min_singles: int, split_words: bool) -> tuple[str, b
     singles, seps = tokens[0::2], tokens[1::2]
     if len(singles) < 2:
         return piece, False
-    keys = [_sep_key(sep) for sep in seps]
+    kinds = {sep: _sep_key(sep) for sep in set(seps)}  # few distinct separators
+    keys = [kinds[sep] for sep in seps]
     out: list[str] = []
     splittable = False
     start = 0  # index of the first sep of the current group of identical separators
-    while start < len(seps):
-        end = start
-        while end + 1 < len(seps) and keys[end + 1] == keys[start]:
-            end += 1
+    for _, run in groupby(keys):
+        end = start + sum(1 for _ in run) - 1
         group = singles[start:end + 2]
-        letters = sum(c.isalpha() for c in group)
-        if len(group) >= min_singles and letters >= 2:
+        if len(group) >= min_singles and _TWO_LETTERS_RE.search("".join(group)):
             if not out:
                 out.append(group[0])
             lead = 1
@@ -446,17 +470,20 @@ def _spaced_joiner(split_words: bool) -> tuple[Callable[[re.Match[str]], str], l
 
 
 def _leet_folder(table: dict[int, str]) -> Callable[[re.Match[str]], str]:
-    def fold_token(m: re.Match[str]) -> str:
-        token = m.group()
+    def fold_token(token: str) -> str:
         if (not _LETTER_RE.search(token) or _KEEP_TOKEN_RE.fullmatch(token)
                 or _HANDLE_RE.fullmatch(token)):
             return token
         return token.translate(table)
 
+    @lru_cache(maxsize=_CACHE_SIZE)  # a long message repeats its words: each is folded once
+    def fold_text(word: str) -> str:
+        if "!" in word:
+            return _TOKEN_RE.sub(lambda m: fold_token(m.group()), word)
+        return fold_token(word)
+
     def fold_word(m: re.Match[str]) -> str:
-        if "!" in m.group():
-            return _TOKEN_RE.sub(fold_token, m.group())
-        return fold_token(m)
+        return fold_text(m.group())
 
     return fold_word
 

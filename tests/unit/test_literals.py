@@ -64,3 +64,11 @@ def test_a_message_without_any_rule_word_tries_few_alternatives() -> None:
     candidates = PREFILTER.candidates(fold("Lovely turnout at the ward meeting, thanks all"))
     # Only the few alternatives without any required literal remain possible.
     assert len(candidates) < sum(map(len, PARTS)) // 4
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40))
+def test_fold_skips_translating_only_where_it_changes_nothing(text: str) -> None:
+    from bot.scoring.literals import _SAME
+
+    assert fold(text) == text.translate(_SAME).casefold().translate(_SAME)
