@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import sys
 import tempfile
 import time
@@ -100,7 +101,29 @@ def _crafted(n: int = 40_000) -> dict[str, str]:
         "cyrillic": fill("ѕсum "), "combining": fill("a\u0336"), "mixed-evasion":
         fill("y o u  s c u m "), "digits-space": fill("1 2 "), "postcode": fill("SW1A 1AA "),
         "street-words": fill("12 a b c "), "long-word": fill("abcdefghij"),
+        # No word repeats: what per-word caches cannot help with.
+        **{f"distinct-{kind}": _distinct(kind, n) for kind in ("leet", "masked", "cyrillic",
+                                                               "spaced")},
     }
+
+
+def _distinct(kind: str, n: int) -> str:
+    """`n` characters of seeded random words of one evasive kind, none the same."""
+    rng = random.Random(kind)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    words: list[str] = []
+    while sum(map(len, words)) + len(words) < n:
+        word = "".join(rng.choice(letters) for _ in range(rng.randint(4, 8)))
+        if kind == "leet":
+            word = word.replace("e", "3").replace("i", "1").replace("a", "4") + str(len(words))
+        elif kind == "masked":
+            word = word[0] + "*" * (len(word) - 2) + word[-1] + rng.choice(letters)
+        elif kind == "cyrillic":
+            word = word.replace("a", "а").replace("e", "е").replace("o", "о").replace("c", "с")
+        else:
+            word = " ".join(word)
+        words.append(word)
+    return " ".join(words)[:n]
 
 
 def _worst_message(rules: object) -> tuple[float, str]:

@@ -32,8 +32,8 @@ __all__ = ["MAX_SAFE_REPEAT", "Match", "RulePattern", "UnsafePattern", "check_pa
 import logging
 import re
 import time
-from collections.abc import Iterator
-from functools import lru_cache
+from collections.abc import Callable, Iterator
+from functools import lru_cache, partial
 from re import _constants as _c  # type: ignore[attr-defined]
 from re import _parser  # type: ignore[attr-defined]
 from typing import Any, Protocol
@@ -481,30 +481,47 @@ class RulePattern:
                 p = max(gate.start(), at)
                 stop = max(gate.end(), gate.start() + 1)
                 while p < stop:
-                    if spent >= timeout:
-                        raise TimeoutError
-                    started = time.perf_counter()
-                    m = self._regex.match(text, p, timeout=timeout - spent)
-                    spent += time.perf_counter() - started
+                    m, spent = _within(partial(self._regex.match, text, p), timeout, spent)
                     if m is None:
                         p += 1
                         continue
                     yield m
                     at = p = m.end() if m.end() > p else p + 1
         except TimeoutError:
-            log.warning("rule %s: pattern ran past its %.0f ms budget on a %d-character text "
-                        "and counts as no match", self.label or "?", timeout * 1000, len(text))
+            self._overran(text, timeout)
 
     def _timed(self, text: str, timeout: float) -> Iterator[Match]:
-        if timeout <= 0:
-            log.warning("rule %s: not matched, the message's time budget was spent",
-                        self.label or "?")
-            return
+        spent = 0.0
+        at = 0
         try:
-            yield from self._regex.finditer(text, timeout=timeout)
+            while at <= len(text):
+                m, spent = _within(partial(self._regex.search, text, at), timeout, spent)
+                if m is None:
+                    return
+                yield m
+                at = m.end() if m.end() > m.start() else m.end() + 1
         except TimeoutError:
-            log.warning("rule %s: pattern ran past its %.0f ms budget on a %d-character text "
-                        "and counts as no match", self.label or "?", timeout * 1000, len(text))
+            self._overran(text, timeout)
+
+    def _overran(self, text: str, timeout: float) -> None:
+        log.warning("rule %s: pattern ran past its %.0f ms budget on a %d-character text "
+                    "and counts as no match", self.label or "?", timeout * 1000, len(text))
+
+
+def _within(run: Callable[..., Any], budget: float, spent: float) -> tuple[Any, float]:
+    """`run(timeout=seconds_left)` (a `regex` call, its timeout wall-clock) and the budget spent so
+    far, counting only this thread's CPU time: a timeout that came from waiting (another thread
+    holding the GIL, a busy machine) is tried again, one that came from work is final
+    (TimeoutError)."""
+    while True:
+        left = budget - spent
+        if left <= 0:
+            raise TimeoutError
+        started = time.thread_time()
+        try:
+            return run(timeout=left), spent + time.thread_time() - started
+        except TimeoutError:
+            spent += time.thread_time() - started
 
 
 def compile_pattern(source: str, /, *, flags: int = re.IGNORECASE, label: str = "",

@@ -89,3 +89,36 @@ def test_email_at_the_end_of_a_dotted_run_is_found(scorer: RuleScorer) -> None:
     text = fill("a.")[:39_000] + " write to ..jane.doe@example.org today"
     hits = [h for h in scorer.hits(text) if h.rule_id == "doxxing:email"]
     assert hits and hits[0].matched.startswith("jane")
+
+
+def test_a_busy_machine_never_makes_an_ordinary_rule_miss(policy: Policy) -> None:
+    """Budgets are wall-clock time: threads waiting for the GIL (the moderator runs rules in
+    worker threads) must not turn a match into "no match"."""
+    import json
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    rules = RuleScorer(policy)
+    lines = (Path(__file__).resolve().parents[2] / "examples" / "forum.jsonl").read_text(
+        encoding="utf-8").splitlines()
+    texts = [json.loads(line)["text"] for line in lines if line.strip()]
+    alone = [[h.rule_id for h in rules.hits(t)] for t in texts]
+    assert any(alone)
+    stop = threading.Event()
+
+    def burn() -> None:  # pure-Python work that holds the GIL in slices
+        while not stop.is_set():
+            sum(i * i for i in range(20_000))
+
+    burners = [threading.Thread(target=burn) for _ in range(3)]
+    for thread in burners:
+        thread.start()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            crowded = list(pool.map(lambda t: [h.rule_id for h in rules.hits(t)], texts * 3))
+    finally:
+        stop.set()
+        for thread in burners:
+            thread.join()
+    assert crowded == alone * 3
