@@ -138,6 +138,13 @@ def decide(
             notes.append(f"rule {hit.rule_id} matched inside a quotation reporting abuse: "
                          "not acted on")
             continue
+        if hit.kind == "unfinished":
+            rule = hit.rule_id.removeprefix("unfinished:")
+            findings.append(_Finding(hit.action, hit.category, hit.clause,
+                                     f"the rules ran out of time at rule {rule} (a very long "
+                                     "message that is slow to check): a moderator should read "
+                                     "it", hit.rule_id))
+            continue
         if hit.reported and not _model_confirms(scores, policy):
             notes.append(f"rule {hit.rule_id} matched words that the message quotes or "
                          "reports, and the model does not find abuse: not acted on")

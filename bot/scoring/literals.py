@@ -41,8 +41,7 @@ for _code, _others in _casefix._EXTRA_CASES.items():
         _SAME[ord(_member)] = min(_members)
 
 #: The look-alikes that map to another character.
-_SAME_RE = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(_SAME)
-                                    if _SAME[c] != chr(c)) + "]")
+_SAME_CHARS = frozenset(chr(c) for c in _SAME if _SAME[c] != chr(c))
 
 
 def fold(text: str, /) -> str:
@@ -51,10 +50,10 @@ def fold(text: str, /) -> str:
         return text.lower()
     # Translating costs about a microsecond a character: only where a look-alike is present
     # (the ASCII letters among them map to themselves).
-    if _SAME_RE.search(text):
+    if not _SAME_CHARS.isdisjoint(text):
         text = text.translate(_SAME)
     text = text.casefold()
-    return text.translate(_SAME) if _SAME_RE.search(text) else text
+    return text if _SAME_CHARS.isdisjoint(text) else text.translate(_SAME)
 
 
 def required_literals(pattern: str | re.Pattern[str], /) -> Literals | None:

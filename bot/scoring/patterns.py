@@ -26,14 +26,14 @@ crafted messages (see ``scripts/bench.py``):
 
 from __future__ import annotations
 
-__all__ = ["MAX_SAFE_REPEAT", "Match", "RulePattern", "UnsafePattern", "check_pattern",
-           "compile_pattern", "compile_rule_pattern"]
+__all__ = ["MAX_SAFE_REPEAT", "Match", "PatternTimeout", "RulePattern", "UnsafePattern",
+           "check_pattern", "compile_pattern", "compile_rule_pattern"]
 
 import logging
 import re
 import time
 from collections.abc import Callable, Iterator
-from functools import lru_cache, partial
+from functools import lru_cache
 from re import _constants as _c  # type: ignore[attr-defined]
 from re import _parser  # type: ignore[attr-defined]
 from typing import Any, Protocol
@@ -455,7 +455,8 @@ class RulePattern:
 
     def finditer(self, text: str, /, *, timeout: float = 0.02) -> Iterator[Match]:
         """Every match, as ``re.finditer`` would give them; a run of the ``regex`` module that
-        takes longer than `timeout` seconds stops there and is logged."""
+        takes more than `timeout` seconds of CPU time stops there, logged, with
+        PatternTimeout."""
         if self._gate is not None:
             safe = _SURROGATE.sub("\ufffd", text) if not text.isascii() else text
             ascii_ok = _exact_ok(text)
@@ -466,7 +467,7 @@ class RulePattern:
         return self._timed(text, timeout)
 
     def search(self, text: str, /, *, timeout: float = 0.02) -> Match | None:
-        """The first match, or None (also when the budget runs out)."""
+        """The first match, or None (PatternTimeout when the budget runs out)."""
         return next(self.finditer(text, timeout=timeout), None)
 
     def _gated(self, gate_re: Any, text: str, safe: str, timeout: float) -> Iterator[Match]:
@@ -474,14 +475,14 @@ class RulePattern:
         a gate match (the gate matches wherever it does, and scans left to right), so a long
         message costs the backtracking engine only the few places that look like abuse."""
         # Only the backtracking engine's time counts: the gate is linear.
-        spent = 0.0
+        budget = _Budget(timeout)
         at = 0
         try:
             for gate in gate_re.finditer(safe):
                 p = max(gate.start(), at)
                 stop = max(gate.end(), gate.start() + 1)
                 while p < stop:
-                    m, spent = _within(partial(self._regex.match, text, p), timeout, spent)
+                    m = budget.run(self._regex.match, text, p)
                     if m is None:
                         p += 1
                         continue
@@ -491,11 +492,11 @@ class RulePattern:
             self._overran(text, timeout)
 
     def _timed(self, text: str, timeout: float) -> Iterator[Match]:
-        spent = 0.0
+        budget = _Budget(timeout)
         at = 0
         try:
             while at <= len(text):
-                m, spent = _within(partial(self._regex.search, text, at), timeout, spent)
+                m = budget.run(self._regex.search, text, at)
                 if m is None:
                     return
                 yield m
@@ -504,24 +505,46 @@ class RulePattern:
             self._overran(text, timeout)
 
     def _overran(self, text: str, timeout: float) -> None:
-        log.warning("rule %s: pattern ran past its %.0f ms budget on a %d-character text "
-                    "and counts as no match", self.label or "?", timeout * 1000, len(text))
+        log.warning("rule %s: pattern ran past its %.0f ms budget on a %d-character text",
+                    self.label or "?", timeout * 1000, len(text))
+        raise PatternTimeout(self.label)
 
 
-def _within(run: Callable[..., Any], budget: float, spent: float) -> tuple[Any, float]:
-    """`run(timeout=seconds_left)` (a `regex` call, its timeout wall-clock) and the budget spent so
-    far, counting only this thread's CPU time: a timeout that came from waiting (another thread
-    holding the GIL, a busy machine) is tried again, one that came from work is final
-    (TimeoutError)."""
-    while True:
-        left = budget - spent
-        if left <= 0:
+class PatternTimeout(TimeoutError):
+    """A pattern used up its time budget on a text before it finished: whether it matches is
+    unknown (logged with the rule id and the text's length, never the text)."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__(f"rule {label or '?'} did not finish in its time budget")
+        self.label = label
+
+
+class _Budget:
+    """Seconds of this thread's CPU time for one pattern on one text. The `regex` module's own
+    timeout is wall-clock: one that came from waiting (another thread holding the GIL, a busy
+    machine) is retried, one that came from work ends the run (TimeoutError). The CPU clock is
+    read every few calls only: reading it costs as much as a short match."""
+
+    __slots__ = ("_calls", "_limit", "_started")
+
+    def __init__(self, seconds: float) -> None:
+        self._limit = seconds
+        self._started = time.thread_time()
+        self._calls = 0
+
+    def _spent(self) -> bool:
+        return time.thread_time() - self._started >= self._limit
+
+    def run(self, call: Callable[..., Any], *args: Any) -> Any:
+        self._calls += 1
+        if self._limit <= 0 or (self._calls % 32 == 0 and self._spent()):
             raise TimeoutError
-        started = time.thread_time()
-        try:
-            return run(timeout=left), spent + time.thread_time() - started
-        except TimeoutError:
-            spent += time.thread_time() - started
+        while True:
+            try:
+                return call(*args, timeout=self._limit)
+            except TimeoutError:
+                if self._spent():
+                    raise
 
 
 def compile_pattern(source: str, /, *, flags: int = re.IGNORECASE, label: str = "",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 __all__ = ["RuleScorer", "mask", "personal_details", "redact_personal"]
 
+import logging
 import re
+import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,9 +14,11 @@ from functools import lru_cache
 
 from bot.models import Category, RuleHit, VerdictAction
 from bot.normalize import DEFAULT_LEXICON, clean, fold_variants
-from bot.policy import DoxxingPolicy, Policy, phone_digits, rule_parts
+from bot.policy import DoxxingPolicy, Policy, Rule, phone_digits, rule_parts
 from bot.scoring.literals import Prefilter, fold
-from bot.scoring.patterns import Match
+from bot.scoring.patterns import Match, PatternTimeout
+
+log = logging.getLogger(__name__)
 
 # UK numbers: mobiles (07xxx xxx xxx) and geographic/London landlines (01xxx, 02x), with or
 # without +44; digits may be grouped with spaces or hyphens.
@@ -78,13 +82,22 @@ _PUNCT_BEFORE_SPACE = re.compile(r"[.!?;:](?=\s)")
 _NEWLINE = re.compile(r"\n")
 # Characters before a match in which `_FRAMED` looks for "saying that" and up to three words.
 _FRAME_SPAN = 300
-# Time a policy regex may take on one form of one message when it has to run on the
-# backtracking engine (RE2 runs the rest in linear time): past it the pattern counts as no
-# match and the rule id is logged. A last net only: patterns that can backtrack badly are
-# refused when the policy loads, and ordinary messages take microseconds. It is wall-clock
-# time, so it is generous: a loaded machine or another thread holding the GIL must never
-# make an ordinary pattern miss (a shared budget per message did exactly that).
-PATTERN_BUDGET_S = 0.050
+# CPU time (this thread's own: waiting for a busy machine or for the GIL never counts) that
+# the rules may take on one message, normalisation included, before patterns that need the
+# backtracking engine stop (RE2 runs the rest in linear time, and always runs). Ordinary
+# messages take well under a millisecond; only a crafted flood of near-misses comes near.
+# When it is spent, the rules not yet decided are not silently dropped: the message is
+# escalated for a moderator to read ("unfinished").
+MESSAGE_BUDGET_S = 0.040
+
+def _unfinished(rule: Rule, length: int) -> RuleHit:
+    """The rules ran out of time at `rule`: escalate, so a moderator reads what they did not."""
+    log.warning("rules stopped at %s: the message's %.0f ms budget was spent on %d characters; "
+                "it is escalated for a moderator to read", rule.id, MESSAGE_BUDGET_S * 1000,
+                length)
+    return RuleHit(f"unfinished:{rule.id}", rule.clause, VerdictAction.ESCALATE, rule.category,
+                   "unfinished")
+
 
 def mask(value: str, /, *, keep: int = 4) -> str:
     """Hide all but the first `keep` characters, so evidence logs don't repeat the details."""
@@ -123,26 +136,34 @@ class RuleScorer:
 
     def hits(self, text: str, /) -> list[RuleHit]:
         """Every rule that matches, in policy order, each at most once."""
+        started = time.thread_time()
         variants = fold_variants(text, lexicon=self._lexicon)
         candidates = tuple(self._prefilter.candidates(fold(v)) for v in variants)
         hits: list[RuleHit] = []
         for r, rule in enumerate(self.policy.rules):
             excused: str | None = None
             acting: Match | None = None
-            for variant, may_match in zip(variants, candidates, strict=True):
-                # Every match, not only the first: a quoted example must not excuse the same
-                # words said for real later in the message.
-                for n, found in enumerate(self._prefilter.finditer(r, variant, may_match,
-                                                                   timeout=PATTERN_BUDGET_S)):
-                    if n == _MAX_EXCUSED:
+            try:
+                for variant, may_match in zip(variants, candidates, strict=True):
+                    left = MESSAGE_BUDGET_S - (time.thread_time() - started)
+                    # Every match, not only the first: a quoted example must not excuse the
+                    # same words said for real later in the message.
+                    for n, found in enumerate(self._prefilter.finditer(r, variant, may_match,
+                                                                       timeout=left)):
+                        if n == _MAX_EXCUSED:
+                            break
+                        if _excused(variant, found.start(), found.end()):
+                            excused = excused or found.group(0)
+                        else:
+                            acting = found
+                            break
+                    if acting is not None:
                         break
-                    if _excused(variant, found.start(), found.end()):
-                        excused = excused or found.group(0)
-                    else:
-                        acting = found
-                        break
-                if acting is not None:
-                    break
+            except PatternTimeout:
+                # Rules that RE2 runs in linear time still go on; one note is enough.
+                if not any(h.kind == "unfinished" for h in hits):
+                    hits.append(_unfinished(rule, len(text)))
+                continue
             if acting is not None:
                 hits.append(RuleHit(rule.id, rule.clause, rule.action, rule.category, rule.kind,
                                     acting.group(0), _reported(acting)))
@@ -164,8 +185,11 @@ class RuleScorer:
         may_name = [self._names.candidates(fold(candidate)) for candidate in texts]
         for i, person in enumerate(self._people):
             for candidate, may in zip(texts, may_name, strict=True):
-                m = next(self._names.finditer(i, candidate, may, timeout=PATTERN_BUDGET_S),
-                         None)
+                try:
+                    m = next(self._names.finditer(i, candidate, may, timeout=MESSAGE_BUDGET_S),
+                             None)
+                except PatternTimeout:  # logged; a name alone never acts
+                    m = None
                 if m:
                     found.append(RuleHit(f"protected:{person.id}", pol.clause,
                                          VerdictAction.ALLOW, Category.HARASSMENT, "protected",

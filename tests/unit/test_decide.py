@@ -136,6 +136,16 @@ def test_quoted_hit_does_not_act_but_is_explained(test_policy: Policy) -> None:
     assert any("quotation" in r for r in verdict.reasons)
 
 
+def test_rules_that_ran_out_of_time_send_the_message_to_a_moderator(
+        test_policy: Policy) -> None:
+    unfinished = RuleHit("unfinished:r-threat", "1.3", A.ESCALATE, Category.THREAT,
+                         "unfinished")
+    verdict = decide(scores(), [unfinished], policy=test_policy, standing=Standing(),
+                     channel="general")
+    assert verdict.action is A.ESCALATE and verdict.clause == "1.3"
+    assert any("ran out of time at rule r-threat" in r for r in verdict.reasons)
+
+
 def test_channel_can_switch_a_rule_off(test_policy: Policy) -> None:
     swear = rule("profanity", A.WARN, Category.OBSCENE, "1.1")
     general = decide(scores(), [swear], policy=test_policy, standing=Standing(),

@@ -1,14 +1,24 @@
 """Crafted 40,000-character messages: the rule scorer still finds what it should, and only it.
 
 Timings are for `scripts/bench.py`; these tests check behaviour only (a blow-up would show as
-the suite's timeout)."""
+the suite's timeout). What the scorer finds must not depend on the machine's speed, so the
+per-message time budget is made generous here, and tested on its own with none at all."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
+from bot.models import VerdictAction
 from bot.policy import Policy
+from bot.scoring import rules as rules_module
 from bot.scoring.rules import RuleScorer
+
+
+@pytest.fixture(autouse=True)
+def generous_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rules_module, "MESSAGE_BUDGET_S", 10.0)
 
 N = 40_000
 
@@ -122,3 +132,18 @@ def test_a_busy_machine_never_makes_an_ordinary_rule_miss(policy: Policy) -> Non
         for thread in burners:
             thread.join()
     assert crowded == alone * 3
+
+
+def test_a_spent_budget_escalates_instead_of_passing_the_message(
+        scorer: RuleScorer, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(rules_module, "MESSAGE_BUDGET_S", 0.0)
+    text = "kike " + fill("i will kill you at the polls ", 39_000) + THREAT
+    with caplog.at_level(logging.WARNING, logger="bot.scoring.rules"):
+        hits = scorer.hits(text)
+    unfinished = [h for h in hits if h.kind == "unfinished"]
+    assert len(unfinished) == 1 and unfinished[0].action is VerdictAction.ESCALATE
+    # Rules RE2 runs in linear time need no budget: the slur is still found.
+    assert "slur-antisemitic" in {h.rule_id for h in hits}
+    assert "escalated for a moderator to read" in caplog.text
+    assert "kill" not in caplog.text  # the log never quotes the message
