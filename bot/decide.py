@@ -139,9 +139,8 @@ def decide(
                          "not acted on")
             continue
         if hit.kind == "unfinished":
-            rule = hit.rule_id.removeprefix("unfinished:")
             findings.append(_Finding(hit.action, hit.category, hit.clause,
-                                     f"the rules ran out of time at rule {rule} (a very long "
+                                     f"the rules ran out of time {hit.matched} (a very long "
                                      "message that is slow to check): a moderator should read "
                                      "it", hit.rule_id))
             continue

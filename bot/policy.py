@@ -287,8 +287,11 @@ class _Checker:
         self.problems: list[PolicyProblem] = []
 
     def problem(self, path: str, message: str, *, rule: str | None = None) -> None:
+        # Located by the key as written; shown with control characters escaped (one line).
+        shown = path if path.isprintable() else path.encode("unicode_escape").decode("ascii")
         self.problems.append(
-            PolicyProblem(message=message, path=path, line=_line_of(path, self.lines), rule=rule)
+            PolicyProblem(message=message, path=shown, line=_line_of(path, self.lines),
+                          rule=rule)
         )
 
     def table(self, value: Any, path: str, allowed: Collection[str], *,

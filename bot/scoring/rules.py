@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from bot.models import Category, RuleHit, VerdictAction
 from bot.normalize import DEFAULT_LEXICON, clean, fold_variants
-from bot.policy import DoxxingPolicy, Policy, Rule, phone_digits, rule_parts
+from bot.policy import DoxxingPolicy, Policy, phone_digits, rule_parts
 from bot.scoring.literals import Prefilter, fold
 from bot.scoring.patterns import Match, PatternTimeout
 
@@ -83,20 +83,38 @@ _NEWLINE = re.compile(r"\n")
 # Characters before a match in which `_FRAMED` looks for "saying that" and up to three words.
 _FRAME_SPAN = 300
 # CPU time (this thread's own: waiting for a busy machine or for the GIL never counts) that
-# the rules may take on one message, normalisation included, before patterns that need the
-# backtracking engine stop (RE2 runs the rest in linear time, and always runs). Ordinary
-# messages take well under a millisecond; only a crafted flood of near-misses comes near.
-# When it is spent, the rules not yet decided are not silently dropped: the message is
-# escalated for a moderator to read ("unfinished").
-MESSAGE_BUDGET_S = 0.040
+# the rules may take on one message, everything included. Ordinary messages take well under a
+# millisecond and a long ordinary one a few; only a message crafted to be slow comes near.
+# When it is spent the checks stop, and what they did not read is not taken for harmless: the
+# message is escalated for a moderator to read ("unfinished").
+MESSAGE_BUDGET_S = 0.035
+# A long message is checked in windows of this many characters, overlapping by WINDOW_OVERLAP
+# (more than any rule's reach), with the budget looked at between windows: the worst message
+# costs the budget plus one window.
+WINDOW = 3_000
+WINDOW_OVERLAP = 400
 
-def _unfinished(rule: Rule, length: int) -> RuleHit:
-    """The rules ran out of time at `rule`: escalate, so a moderator reads what they did not."""
-    log.warning("rules stopped at %s: the message's %.0f ms budget was spent on %d characters; "
-                "it is escalated for a moderator to read", rule.id, MESSAGE_BUDGET_S * 1000,
-                length)
-    return RuleHit(f"unfinished:{rule.id}", rule.clause, VerdictAction.ESCALATE, rule.category,
-                   "unfinished")
+
+def _unfinished(rule_id: str, clause: str, category: Category, detail: str) -> RuleHit:
+    """The checks ran out of time (`detail` says where): escalate, so a moderator reads what
+    they did not. Logged with the place, never the text."""
+    log.warning("rules stopped (%s): the message's %.0f ms budget was spent; it is escalated "
+                "for a moderator to read", detail, MESSAGE_BUDGET_S * 1000)
+    return RuleHit(f"unfinished:{rule_id}", clause, VerdictAction.ESCALATE, category,
+                   "unfinished", detail)
+
+
+def _windows(text: str) -> Iterator[tuple[int, str]]:
+    """Overlapping windows of a long text, each starting after a space where one is near."""
+    start = 0
+    while True:
+        end = min(start + WINDOW, len(text))
+        yield start, text[start:end]
+        if end == len(text):
+            return
+        start = end - WINDOW_OVERLAP
+        space = text.find(" ", start, start + 50)
+        start = space + 1 if space != -1 else start
 
 
 def mask(value: str, /, *, keep: int = 4) -> str:
@@ -137,6 +155,28 @@ class RuleScorer:
     def hits(self, text: str, /) -> list[RuleHit]:
         """Every rule that matches, in policy order, each at most once."""
         started = time.thread_time()
+        if len(text) <= WINDOW:
+            return self._hits(text, started)
+        found: dict[str, RuleHit] = {}
+        for offset, window in _windows(text):
+            if time.thread_time() - started >= MESSAGE_BUDGET_S:
+                # No rule was being checked: cite the code's first clause (its general one).
+                first = next(iter(self.policy.clauses))
+                found.setdefault("unfinished", _unfinished(
+                    "window", first, Category.TOXICITY,
+                    f"at character {offset:,} of {len(text):,}"))
+                break
+            for hit in self._hits(window, started):
+                key = "unfinished" if hit.kind == "unfinished" else hit.rule_id
+                kept = found.get(key)
+                # An acting match anywhere outweighs a quoted one elsewhere.
+                if kept is None or (kept.action is VerdictAction.ALLOW
+                                    and hit.action is not VerdictAction.ALLOW):
+                    found[key] = hit
+        order = {rule.id: i for i, rule in enumerate(self.policy.rules)}
+        return sorted(found.values(), key=lambda h: order.get(h.rule_id, len(order)))
+
+    def _hits(self, text: str, started: float) -> list[RuleHit]:
         variants = fold_variants(text, lexicon=self._lexicon)
         candidates = tuple(self._prefilter.candidates(fold(v)) for v in variants)
         hits: list[RuleHit] = []
@@ -162,7 +202,8 @@ class RuleScorer:
             except PatternTimeout:
                 # Rules that RE2 runs in linear time still go on; one note is enough.
                 if not any(h.kind == "unfinished" for h in hits):
-                    hits.append(_unfinished(rule, len(text)))
+                    hits.append(_unfinished(rule.id, rule.clause, rule.category,
+                                            f"at rule {rule.id}"))
                 continue
             if acting is not None:
                 hits.append(RuleHit(rule.id, rule.clause, rule.action, rule.category, rule.kind,

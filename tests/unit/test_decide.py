@@ -139,7 +139,7 @@ def test_quoted_hit_does_not_act_but_is_explained(test_policy: Policy) -> None:
 def test_rules_that_ran_out_of_time_send_the_message_to_a_moderator(
         test_policy: Policy) -> None:
     unfinished = RuleHit("unfinished:r-threat", "1.3", A.ESCALATE, Category.THREAT,
-                         "unfinished")
+                         "unfinished", "at rule r-threat")
     verdict = decide(scores(), [unfinished], policy=test_policy, standing=Standing(),
                      channel="general")
     assert verdict.action is A.ESCALATE and verdict.clause == "1.3"

@@ -138,12 +138,24 @@ def test_a_spent_budget_escalates_instead_of_passing_the_message(
         scorer: RuleScorer, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(rules_module, "MESSAGE_BUDGET_S", 0.0)
-    text = "kike " + fill("i will kill you at the polls ", 39_000) + THREAT
     with caplog.at_level(logging.WARNING, logger="bot.scoring.rules"):
-        hits = scorer.hits(text)
-    unfinished = [h for h in hits if h.kind == "unfinished"]
-    assert len(unfinished) == 1 and unfinished[0].action is VerdictAction.ESCALATE
+        # A short message: patterns that need the backtracking engine stop...
+        short = scorer.hits("kike, i will kill you")
+        # ...and a long one stops between windows.
+        long = scorer.hits(fill("i will kill you at the polls ", 39_000) + THREAT)
+    (stopped,) = [h for h in short if h.kind == "unfinished"]
+    assert stopped.action is VerdictAction.ESCALATE
     # Rules RE2 runs in linear time need no budget: the slur is still found.
-    assert "slur-antisemitic" in {h.rule_id for h in hits}
+    assert "slur-antisemitic" in {h.rule_id for h in short}
+    assert [(h.kind, h.action, h.matched) for h in long] == [
+        ("unfinished", VerdictAction.ESCALATE, "at character 0 of 39,016")]
     assert "escalated for a moderator to read" in caplog.text
     assert "kill" not in caplog.text  # the log never quotes the message
+
+
+def test_a_long_message_is_read_in_overlapping_windows(scorer: RuleScorer) -> None:
+    # Every window boundary falls somewhere in these threats: each is still found whole.
+    for shift in range(0, 400, 37):
+        text = fill("The branch meets on Tuesday. ", 2_990 + shift) + THREAT + \
+            fill(" Minutes to follow.", 9_000)
+        assert "threat-violence" in {h.rule_id for h in scorer.hits(text)}, shift
