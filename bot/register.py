@@ -413,6 +413,19 @@ def _joins(ch: str) -> bool:
     return bool(ch) and ord(ch) >= 0x0370 and unicodedata.category(ch)[0] in "LMS"
 
 
+_UNSHOWABLE = re.compile(
+    "\x1b\\[[0-?]*[ -/]*[@-~]"  # a terminal control sequence (colours, clear screen, ...)
+    "|\x1b\\][^\x07\x1b]*(?:\x07|\x1b\\\\)?"  # an operating system command (window title)
+    "|[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def display_name(value: str, /) -> str:
+    """A name from a platform as the bot shows it: without control characters, terminal escape
+    sequences, bidi overrides or invisible characters (so it can neither drive a terminal nor
+    pass for someone else's name)."""
+    return clean_name(_UNSHOWABLE.sub("", value))[0].strip()
+
+
 def clean_name(value: str, /) -> tuple[str, list[str]]:
     """`value` without invisible characters (stripped), and the characters removed.
 

@@ -33,6 +33,7 @@ from bot.models import (
     Role,
     Verdict,
 )
+from bot.register import display_name as shown_name
 from bot.store.digest_queries import DigestRows, digest_rows
 from bot.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
@@ -225,7 +226,9 @@ class Store:
 
     async def member_for(self, platform: Platform, account_id: str, /, *,
                          display_name: str | None = None) -> Member:
-        """The member behind a platform account; an unknown account becomes a member of its own."""
+        """The member behind a platform account; an unknown account becomes a member of its own.
+        A display name from a platform is stored as the bot shows it (`display_name`)."""
+        display_name = shown_name(display_name) if display_name else None
         member = await self.member_by_account(platform, account_id)
         if member is not None:
             if display_name:

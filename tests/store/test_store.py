@@ -150,3 +150,12 @@ async def test_unknown_accounts_become_members_of_their_own(store: Store) -> Non
     assert a.id != b.id  # same id on another platform is another account until linked
     assert a.accounts[0].platform is Platform.DISCORD
     assert (await store.member_for(Platform.DISCORD, "42")).id == a.id
+
+
+async def test_a_platform_name_is_stored_as_it_can_safely_be_shown(tmp_path: Path) -> None:
+    # A terminal escape sequence would drive a moderator's console; a zero-width space would
+    # let the name pass for someone else's.
+    async with Store.open(tmp_path / "db.sqlite3") as store:
+        member = await store.member_for(Platform.SLACK, "U1",
+                                        display_name="\x1b[2J\x1b[31mKaren\u200b Lomax\u202e")
+    assert member.display_name == "Karen Lomax"
