@@ -13,13 +13,13 @@ from typing import Any
 
 from bot.errors import InputError
 from bot.models import Action, Message, Platform
-from bot.register import clean_name
+from bot.register import display_name
 
 #: Removed from a message's text (with a warning): C0 controls but tab and line breaks, DEL and
 #: C1 controls (ESC and CSI sequences would reach the operator's terminal).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-#: Refused in ids (id, channel, author), which are matched exactly; removed from a display name
-#: (with a warning), as are invisible characters (`bot.register.clean_name`).
+#: Refused in ids (id, channel, author), which are matched exactly (names are cleaned by
+#: `bot.register.display_name`, with a warning).
 _ID_JUNK = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _REQUIRED = ("id", "channel", "author", "text", "ts")
@@ -102,10 +102,10 @@ def parse_line(raw: str, /, *, line: int, source: str = "<stdin>") -> tuple[Mess
     text, removed = _CONTROL.subn("", data["text"])
     if removed:
         warnings.append(f"{source}:{line}: removed {removed} control character(s) from the text")
-    author_name, controls = _ID_JUNK.subn("", data.get("author_name") or data["author"])
-    author_name, invisible = clean_name(author_name)
-    if controls or invisible:
-        warnings.append(f"{source}:{line}: removed {controls + len(invisible)} control or "
+    given = (data.get("author_name") or data["author"]).strip()
+    author_name = display_name(given)
+    if author_name != given:
+        warnings.append(f"{source}:{line}: removed {len(given) - len(author_name)} control or "
                         "invisible character(s) from the author's name")
     reply_to = data.get("reply_to")
     return Message(

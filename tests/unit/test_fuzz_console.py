@@ -58,8 +58,8 @@ def test_a_bad_line_says_where_and_why(raw: str, error: str) -> None:
 def test_display_names_lose_controls_and_invisible_characters_with_a_warning() -> None:
     message, warnings = parse_line(line(author_name="Karen\u200b Lomax\x1b[31m\u202e"), line=2,
                                    source="f")
-    assert message.author_name == "Karen Lomax[31m"
-    assert warnings == ["f:2: removed 3 control or invisible character(s) from the author's "
+    assert message.author_name == "Karen Lomax"  # the whole escape sequence goes
+    assert warnings == ["f:2: removed 7 control or invisible character(s) from the author's "
                         "name"]
 
 
