@@ -17,6 +17,7 @@ from __future__ import annotations
 __all__ = ["Prefilter", "fold", "required_literals"]
 
 import re
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from operator import itemgetter
 from re import _casefix, _parser  # type: ignore[attr-defined]
@@ -137,7 +138,7 @@ class Prefilter:
     `names` label them in the log.
     """
 
-    __slots__ = ("_always", "_automaton", "_compiled", "_names", "_parts", "flags")
+    __slots__ = ("_always", "_automaton", "_compiled", "_names", "_parts", "compiling", "flags")
 
     def __init__(self, rules: Sequence[Sequence[str]], /, flags: int = re.IGNORECASE, *,
                  names: Sequence[str] = ()) -> None:
@@ -160,6 +161,9 @@ class Prefilter:
         if needs:
             self._automaton.make_automaton()
         self._compiled: dict[tuple[int, tuple[int, ...]], RulePattern] = {}
+        #: CPU seconds spent compiling patterns on first use: a message's time budget leaves
+        #: them out (the first message to need a pattern must not pay for building it).
+        self.compiling = 0.0
 
     def candidates(self, folded: str, /) -> frozenset[tuple[int, int]]:
         """(rule, alternative) pairs that may match a text already through :func:`fold`."""
@@ -180,6 +184,8 @@ class Prefilter:
         pattern = self._compiled.get((rule, key))
         if pattern is None:
             label = self._names[rule] if rule < len(self._names) else str(rule)
+            started = time.thread_time()
             pattern = self._compiled[rule, key] = RulePattern(
                 "|".join(self._parts[rule][i] for i in key), flags=self.flags, label=label)
+            self.compiling += time.thread_time() - started
         return pattern.finditer(text, timeout=timeout)

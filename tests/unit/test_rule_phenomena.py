@@ -39,6 +39,8 @@ PHENOMENA: dict[str, tuple[str, list[str], list[str]]] = {
             "Ｉ'ｌｌ ｂａｔｔｅｒ ｙｏｕ",
             "someone should stab him",
             "I'm gonna beat you to a pulp",
+            "come near me at conference and you'll leave in an ambulance",
+            "ur going home in a body bag",
         ],
         [
             "we're going to murder a curry after the count",
@@ -53,6 +55,7 @@ PHENOMENA: dict[str, tuple[str, list[str], list[str]]] = {
             "smash it on the doorstep this weekend, team",
             "we'll kill them in the polls",
             "this budget will break your heart",
+            "Cllr Mason collapsed at the count and left in an ambulance; flowers are on the way",
         ],
     ),
     "veiled threats": (
@@ -187,6 +190,10 @@ PHENOMENA: dict[str, tuple[str, list[str], list[str]]] = {
             "gas the kikes",
             "typical oven dodger",
             "she has a clear dual loyalty",
+            "sieg heil to the new regional director",
+            "Heil Hitler lads, see you at the branch",
+            "s1eg h3il @dave",
+            "the gas chambers were a hoax",
         ],
         [
             "The Israeli government's settlement expansion breaks international law",
@@ -205,6 +212,8 @@ PHENOMENA: dict[str, tuple[str, list[str], list[str]]] = {
             "Nothing invokes the dual loyalty smear more than conflating Jews with Israel",
             "That is an antisemitic trope. It suggests Jews control the media.",
             "The speaker called Ruth Smeeth a zionazi and was rightly expelled",
+            "88 in a username stands for Heil Hitler, a neo-nazi code: report it to the mods",
+            "The gas chambers at Auschwitz-Birkenau were the centre of the genocide.",
         ],
     ),
     "sexist abuse": (
