@@ -177,7 +177,7 @@ class Prefilter:
     def finditer(self, rule: int, text: str, candidates: frozenset[tuple[int, int]],
                  /, *, timeout: float = 0.02) -> Iterator[Match]:
         """Rule `rule`'s matches in `text`, given the text's :meth:`candidates`; a backtracking
-        run stops after `timeout` seconds (see `RulePattern.finditer`)."""
+        run stops after `timeout` seconds of CPU time with PatternTimeout (see `RulePattern`)."""
         key = tuple(i for i in range(len(self._parts[rule])) if (rule, i) in candidates)
         if not key:
             return iter(())

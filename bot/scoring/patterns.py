@@ -1,8 +1,8 @@
 """Policy regexes that cannot stall the bot: a safety check, linear-time matching, a time budget.
 
-A policy regex runs on the event loop against every message, so one written carelessly
-(``([a-z]+)+$``) or one that is merely quadratic on hostile input (``<@[^>]+>`` over 20,000
-``<@``) would stall moderation for seconds. Three defences, measured on 40,000-character
+A policy regex runs against every message (in the moderator's worker thread), so one written
+carelessly (``([a-z]+)+$``) or one that is merely quadratic on hostile input (``<@[^>]+>`` over
+20,000 ``<@``) would hold up moderation for seconds. Three defences, measured on 40,000-character
 crafted messages (see ``scripts/bench.py``):
 
 1. :func:`check_pattern` refuses, at ``policy check`` and load, the shapes that backtrack
@@ -20,8 +20,10 @@ crafted messages (see ``scripts/bench.py``):
    RE2 *gate*: the pattern with its lookarounds dropped and ``\\b`` relaxed, which matches
    wherever the real one does, so a message the gate rejects cannot match. Only a message the
    gate accepts runs the real pattern, with the ``regex`` module (the same syntax as ``re``)
-   under a time budget; a run that exceeds it is logged with the rule id (never the text) and
-   stops, so a match it had not reached counts as no match for that message.
+   under a budget of the thread's own CPU time (waiting for the GIL or a busy machine never
+   counts); a run that exceeds it is logged with the rule id (never the text) and raises
+   :class:`PatternTimeout`: the rule scorer then escalates the message for a moderator to
+   read rather than take "unfinished" for "no match".
 """
 
 from __future__ import annotations
