@@ -18,7 +18,7 @@ __all__ = ["Prefilter", "fold", "required_literals"]
 
 import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from re import _casefix, _parser  # type: ignore[attr-defined]
 from re import _constants as _c  # type: ignore[attr-defined]
@@ -138,7 +138,8 @@ class Prefilter:
     `names` label them in the log.
     """
 
-    __slots__ = ("_always", "_automaton", "_compiled", "_names", "_parts", "compiling", "flags")
+    __slots__ = ("_always", "_automaton", "_compiled", "_groups", "_names", "_parts",
+                 "compiling", "flags")
 
     def __init__(self, rules: Sequence[Sequence[str]], /, flags: int = re.IGNORECASE, *,
                  names: Sequence[str] = ()) -> None:
@@ -161,24 +162,35 @@ class Prefilter:
         if needs:
             self._automaton.make_automaton()
         self._compiled: dict[tuple[int, tuple[int, ...]], RulePattern] = {}
+        self._groups: dict[frozenset[frozenset[tuple[int, int]]], dict[int, tuple[int, ...]]] = {}
         #: CPU seconds spent compiling patterns on first use: a message's time budget leaves
         #: them out (the first message to need a pattern must not pay for building it).
         self.compiling = 0.0
 
-    def candidates(self, folded: str, /) -> frozenset[tuple[int, int]]:
-        """(rule, alternative) pairs that may match a text already through :func:`fold`."""
-        found = set(self._always)
-        if len(self._automaton):
-            # Distinct values first (C-level): a message repeating one literal 20,000 times
-            # would otherwise cost a Python-level union per occurrence.
-            found.update(*set(map(itemgetter(1), self._automaton.iter(folded))))
-        return frozenset(found)
+    def candidates(self, folded: str, /) -> dict[int, tuple[int, ...]]:
+        """For a text already through :func:`fold`: each rule that may match, with the
+        alternatives of it that may (rules absent cannot match)."""
+        # Distinct values first (C-level): a message repeating one literal 20,000 times would
+        # otherwise cost a Python-level union per occurrence.
+        found = frozenset(map(itemgetter(1), self._automaton.iter(folded))) \
+            if len(self._automaton) else frozenset()
+        grouped = self._groups.get(found)
+        if grouped is None:
+            # Most messages share a few literal sets (usually none at all): group each once.
+            if len(self._groups) >= 1024:
+                self._groups.clear()
+            by_rule: dict[int, list[int]] = {}
+            for rule, alternative in self._always.union(*found):
+                by_rule.setdefault(rule, []).append(alternative)
+            grouped = self._groups[found] = {
+                rule: tuple(sorted(alternatives)) for rule, alternatives in by_rule.items()}
+        return grouped
 
-    def finditer(self, rule: int, text: str, candidates: frozenset[tuple[int, int]],
+    def finditer(self, rule: int, text: str, candidates: Mapping[int, tuple[int, ...]],
                  /, *, timeout: float = 0.02) -> Iterator[Match]:
         """Rule `rule`'s matches in `text`, given the text's :meth:`candidates`; a backtracking
         run stops after `timeout` seconds of CPU time with PatternTimeout (see `RulePattern`)."""
-        key = tuple(i for i in range(len(self._parts[rule])) if (rule, i) in candidates)
+        key = candidates.get(rule)
         if not key:
             return iter(())
         pattern = self._compiled.get((rule, key))

@@ -189,6 +189,8 @@ class RuleScorer:
         for r, rule in enumerate(self.policy.rules):
             excused: str | None = None
             acting: Match | None = None
+            if not any(r in may for may in candidates):
+                continue  # none of the words this rule needs occurs in any form
             try:
                 for variant, may_match in zip(variants, candidates, strict=True):
                     left = MESSAGE_BUDGET_S - (self._clock() - started)
@@ -231,6 +233,8 @@ class RuleScorer:
         texts = (cleaned, *variants)
         may_name = [self._names.candidates(fold(candidate)) for candidate in texts]
         for i, person in enumerate(self._people):
+            if not any(i in may for may in may_name):
+                continue  # no form holds the words this name needs
             for candidate, may in zip(texts, may_name, strict=True):
                 try:
                     m = next(self._names.finditer(i, candidate, may, timeout=MESSAGE_BUDGET_S),
