@@ -287,11 +287,12 @@ class _Checker:
         self.problems: list[PolicyProblem] = []
 
     def problem(self, path: str, message: str, *, rule: str | None = None) -> None:
-        # Located by the key as written; shown with control characters escaped (one line).
-        shown = path if path.isprintable() else path.encode("unicode_escape").decode("ascii")
+        # Located by the key as written; shown on one line whatever the file holds (keys, ids
+        # and values quoted in a message may carry line breaks or terminal controls).
         self.problems.append(
-            PolicyProblem(message=message, path=shown, line=_line_of(path, self.lines),
-                          rule=rule)
+            PolicyProblem(message=_one_line(message), path=_one_line(path),
+                          line=_line_of(path, self.lines),
+                          rule=None if rule is None else _one_line(rule))
         )
 
     def table(self, value: Any, path: str, allowed: Collection[str], *,
@@ -362,6 +363,14 @@ class _Checker:
                 self.problem(path, f"thresholds out of order: {low} ({lv}) must not exceed "
                              f"{high} ({hv})")
         return Thresholds(**levels)
+
+
+def _one_line(text: str) -> str:
+    """`text` with every character that is not printable escaped (\\n, \\x1b, ...)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
 
 
 def _join(path: str, key: str) -> str:

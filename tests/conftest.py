@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -14,6 +15,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from bot.policy import Policy, load_policy
 from bot.store import Store
+
+# Property tests explore new examples on every local run; CI (.ci/run sets
+# HYPOTHESIS_PROFILE=ci) replays a fixed set, so a landing never hangs on a lucky draw. The
+# larger search is scripts/fuzz.py.
+settings.register_profile("ci", derandomize=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "dev" / "conduct_dev.csv"

@@ -162,3 +162,11 @@ def test_skip_rules_must_name_existing_rules() -> None:
     found = problems(source)
     assert found == ["line 22, channels.debate.skip_rules[1]: names rule 'nope', which the policy "
                      "does not define [rule nope]"]
+
+
+def test_line_breaks_and_escapes_in_ids_are_shown_escaped_on_one_line() -> None:
+    # The clause id carries a line break and a terminal escape: every problem that quotes it
+    # (the rule citing "c1" now cites a clause that does not exist) stays one printable line.
+    found = problems(MINIMAL.replace('id = "c1"', 'id = "c1\\n\\u001b[2J"', 1))
+    assert found and all(p.isprintable() for p in found), found
+    assert any("c1\\n\\x1b[2J" in p for p in found), found
