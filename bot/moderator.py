@@ -131,8 +131,12 @@ class Moderator:
         return handled
 
     async def waiting(self, platform: Platform, /) -> list[tuple[int, Message]]:
-        """Accepted messages a stop left undecided, oldest first."""
-        return await self.store.inbox_waiting(platform, max_attempts=MAX_ATTEMPTS)
+        """Accepted messages a stop left undecided, oldest first (said in the log)."""
+        waiting = await self.store.inbox_waiting(platform, max_attempts=MAX_ATTEMPTS)
+        if waiting:
+            log.info("%s: deciding %d message(s) accepted before the last stop", platform,
+                     len(waiting))
+        return waiting
 
     async def handle(self, message: Message, /) -> Handled | None:
         """Decide one message; None when this revision was already decided (a redelivery)."""

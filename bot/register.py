@@ -115,9 +115,7 @@ class RegisterRow:
 
 
 @dataclass(frozen=True, slots=True)
-class RowError:
-    """A data row that was left out, with the line it started on and every problem found."""
-
+class _RowNote:
     line: int
     message: str
 
@@ -126,14 +124,13 @@ class RowError:
 
 
 @dataclass(frozen=True, slots=True)
-class RowWarning:
+class RowError(_RowNote):
+    """A data row that was left out, with the line it started on and every problem found."""
+
+
+@dataclass(frozen=True, slots=True)
+class RowWarning(_RowNote):
     """A row that was kept with a cell cleaned (invisible characters removed), and what."""
-
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.message}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -221,11 +221,7 @@ class DiscordAdapter:
     async def resume(self) -> None:
         """Decide what a stop left in the inbox, then what was posted while the bot was away."""
         try:
-            waiting = await self.moderator.waiting(Platform.DISCORD)
-            if waiting:
-                log.info("discord: deciding %d message(s) accepted before the last stop",
-                         len(waiting))
-            for entry, message in waiting:
+            for entry, message in await self.moderator.waiting(Platform.DISCORD):
                 await self._decide(entry, message)
             caught = await self.catch_up()
         except ConductError as exc:

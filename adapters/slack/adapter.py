@@ -345,11 +345,7 @@ class SlackAdapter:
 
     async def decide_waiting(self) -> None:
         """Decide what a stop left in the inbox (accepted, never decided), oldest first."""
-        waiting = await self.moderator.waiting(Platform.SLACK)
-        if waiting:
-            log.info("slack: deciding %d message(s) accepted before the last stop",
-                     len(waiting))
-        for entry, message in waiting:
+        for entry, message in await self.moderator.waiting(Platform.SLACK):
             await self._decide(entry, message)
 
     async def channel_name(self, channel: str, /) -> str | None:
