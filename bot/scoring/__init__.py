@@ -38,7 +38,8 @@ def build_scorer(settings: Settings, /) -> Scorer:
                                   "CONDUCTBOT_DETOXIFY_CONFIG (see README, 'Scorers')")
         scorer = DetoxifyScorer(model_type=settings.detoxify_model, device=settings.device,
                                 checkpoint=settings.detoxify_checkpoint,
-                                config_dir=settings.detoxify_config)
+                                config_dir=settings.detoxify_config,
+                                quantize=settings.detoxify_int8)
     else:
         if settings.scorer == "auto" and settings.detoxify_checkpoint is not None:
             log.warning("detoxify checkpoint %s or its config folder %s is missing; using the "

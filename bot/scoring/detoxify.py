@@ -37,7 +37,7 @@ from typing import Any
 from bot.errors import ModelError
 from bot.models import MODEL_CATEGORIES, Category
 from bot.scoring.base import file_sha256, scorable
-from bot.scoring.windows import score_by_units, text_windows
+from bot.scoring.windows import score_units
 
 log = logging.getLogger(__name__)
 
@@ -246,13 +246,14 @@ class DetoxifyScorer:
         if quantize:
             self._quantize()
 
-        self._columns: list[tuple[str, str]] = []
-        for label in self._detox.class_names:
+        # (output column, core category) for each label the core uses.
+        self._columns: list[tuple[int, str]] = []
+        for column, label in enumerate(self._detox.class_names):
             category = _CATEGORY_ALIASES.get(str(label))
             if category is None:
                 log.debug("detoxify label %r is not a conduct category; ignored", label)
             elif all(category != c for _, c in self._columns):
-                self._columns.append((str(label), str(category)))
+                self._columns.append((column, str(category)))
         if not self._columns:
             raise ModelError("the checkpoint scores none of the conduct categories "
                              f"(labels: {list(self._detox.class_names)})", path=str(checkpoint),
@@ -297,33 +298,29 @@ class DetoxifyScorer:
         return self._detox
 
     def score_batch(self, texts: Sequence[str], /) -> list[dict[str, float]]:
-        """Per-category scores in [0, 1] for each text: the maximum over the text's windows."""
+        """Per-category scores in [0, 1] for each text: the maximum over the text's windows.
+
+        The same model and arithmetic as ``Detoxify.predict``, but each text is tokenised
+        once and the whole batch goes through the model in batches of similar length, so short
+        messages are not padded to the longest and the weights are read once per batch."""
         if not texts:
             return []
-        tokenizer = self._detox.tokenizer
-        return score_by_units(
-            [scorable(t) for t in texts],
-            split=lambda text: text_windows(text, tokenizer, max_tokens=self.max_tokens,
-                                            overlap=self.overlap),
-            score=self._predict,
-        )
+        import torch
 
-    def _predict(self, windows: list[str]) -> list[dict[str, float]]:
-        """Score windows, grouping similar lengths so short ones are not padded to 512."""
-        order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
-        rows: list[dict[str, float]] = [{} for _ in windows]
-        step = self.max_windows_per_call
-        with self._lock:
-            for start in range(0, len(order), step):
-                chunk = order[start:start + step]
-                raw = self._detox.predict([windows[i] for i in chunk])
-                for label, category in self._columns:
-                    values = raw[label]
-                    # detoxify squeezes a batch of one down to a bare float.
-                    column = values if isinstance(values, list) else [values]
-                    for i, value in zip(chunk, column, strict=True):
-                        rows[i][category] = min(1.0, max(0.0, float(value)))
-        return rows
+        with self._lock, torch.inference_mode():
+            return score_units([scorable(t) for t in texts], self._detox.tokenizer,
+                               max_tokens=self.max_tokens, overlap=self.overlap, run=self._run,
+                               max_batch=self.max_windows_per_call)
+
+    def _run(self, ids: Any, mask: Any) -> list[dict[str, float]]:
+        """Scores for one padded batch, as ``Detoxify.predict`` computes them."""
+        import torch
+
+        device = self._detox.device
+        logits = self._detox.model(input_ids=ids.to(device), attention_mask=mask.to(device))[0]
+        table = torch.sigmoid(logits.float()).cpu().tolist()
+        return [{category: min(1.0, max(0.0, float(values[column])))
+                 for column, category in self._columns} for values in table]
 
     @staticmethod
     def _check_config_dir(config_dir: Path, hint: str) -> None:

@@ -31,7 +31,7 @@ from torch import nn
 
 from bot.errors import ModelError
 from bot.scoring.base import file_sha256, scorable
-from bot.scoring.windows import score_by_units, text_windows
+from bot.scoring.windows import length_batches, pad_batch, score_units
 
 #: Where the shipped model lives.
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "model"
@@ -160,33 +160,35 @@ class OfflineScorer:
 
     def probabilities(self, texts: Sequence[str], /) -> list[list[float]]:
         """Per-category probabilities for texts that each fit one window (truncated if not)."""
-        # Shortest first, so each batch pads to similar lengths; results go back in order.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        by_index: dict[int, list[float]] = {}
+        enc = self._tokenizer(list(texts), truncation=True, max_length=self.max_tokens + 2,
+                              verbose=False)
+        units = enc["input_ids"]
+        rows: list[list[float]] = [[] for _ in units]
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start:start + self.batch_size]
-                enc = self._tokenizer([texts[i] for i in chunk], padding=True, truncation=True,
-                                      max_length=self.max_tokens + 2, return_tensors="pt")
-                logits = self._model(enc["input_ids"].to(self.device),
-                                     enc["attention_mask"].to(self.device))
-                probs = torch.sigmoid(logits.float()).cpu().tolist()
-                by_index.update(zip(chunk, probs, strict=True))
-        return [by_index[i] for i in range(len(texts))]
+            for chunk in length_batches([len(u) for u in units], max_batch=self.batch_size):
+                ids, mask = pad_batch([units[i] for i in chunk], self._tokenizer.pad_token_id)
+                for i, row in zip(chunk, self._forward(ids, mask), strict=True):
+                    rows[i] = row
+        return rows
+
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor) -> list[list[float]]:
+        logits = self._model(ids.to(self.device), mask.to(self.device))
+        probs: list[list[float]] = torch.sigmoid(logits.float()).cpu().tolist()
+        return probs
 
     def score_batch(self, texts: Sequence[str], /) -> list[dict[str, float]]:
-        """Per-category scores in [0, 1] for each text, in the order given."""
+        """Per-category scores in [0, 1] for each text, in the order given.
+
+        Each text is tokenised once; one longer than the window is scored in overlapping
+        windows. Units go through the model in batches of similar length (little padding)."""
         if not texts:
             return []
-        texts = [scorable(t) for t in texts]
 
-        def score(units: list[str]) -> list[dict[str, float]]:
+        def run(ids: torch.Tensor, mask: torch.Tensor) -> list[dict[str, float]]:
             return [dict(zip(self.categories, row, strict=True))
-                    for row in self.probabilities(units)]
+                    for row in self._forward(ids, mask)]
 
-        return score_by_units(
-            texts,
-            split=lambda text: text_windows(text, self._tokenizer, max_tokens=self.max_tokens,
-                                            overlap=self.window_overlap),
-            score=score,
-        )
+        with torch.inference_mode():
+            return score_units([scorable(t) for t in texts], self._tokenizer,
+                               max_tokens=self.max_tokens, overlap=self.window_overlap,
+                               run=run, max_batch=self.batch_size)

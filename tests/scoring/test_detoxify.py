@@ -132,6 +132,31 @@ def test_windows_spread_over_several_predict_calls(tiny: TinyDetoxify) -> None:
     assert [s["threat"] > HIGH for s in small.score_batch(texts)] == [True, False, False]
 
 
+def test_batched_scores_equal_detoxify_predict_one_text_at_a_time(tiny: TinyDetoxify,
+                                                                  tmp_path: Path) -> None:
+    """Tokenising once and batching by length is an optimisation, not a different model: on
+    random weights (every output moves) each score is what `predict` gives for the text alone."""
+    raw = torch.load(tiny.checkpoint, weights_only=False)
+    generator = torch.Generator().manual_seed(7)
+    raw["state_dict"] = {k: v + 0.3 * torch.randn(v.shape, generator=generator)
+                         if v.is_floating_point() else v for k, v in raw["state_dict"].items()}
+    noisy = tmp_path / "noisy.ckpt"
+    torch.save(raw, noisy)
+    scorer = DetoxifyScorer(checkpoint=noisy, config_dir=tiny.config_dir,
+                            max_windows_per_call=3)
+    words = BENIGN.split()
+    texts = [" ".join(words[:n]) for n in (1, 12, 3, 7, 12, 2, 9)] + [TRIGGER, ""]
+    batched = scorer.score_batch(texts)
+    for text, scores in zip(texts, batched, strict=True):
+        alone = scorer.detoxify.predict(text)
+        assert scores == pytest.approx({"toxicity": alone["toxicity"],
+                                        "severe_toxicity": alone["severe_toxicity"],
+                                        "obscene": alone["obscene"], "threat": alone["threat"],
+                                        "insult": alone["insult"],
+                                        "identity_attack": alone["identity_attack"]}, abs=1e-5)
+    assert len({round(s["insult"], 4) for s in batched}) > 3  # the weights really vary
+
+
 # --- offline loading of published-style checkpoints ---------------------------------
 
 def test_hub_named_checkpoint_loads_offline_via_rewrite(tiny: TinyDetoxify) -> None:
@@ -182,6 +207,20 @@ def test_quantized_scorer_keeps_behaviour(tiny: TinyDetoxify) -> None:
     benign, toxic = scorer.score_batch([BENIGN, long_text(trigger_at_end=True)])
     assert toxic["threat"] > HIGH
     assert benign["threat"] < LOW
+
+
+def test_int8_is_chosen_by_setting_and_a_bad_value_is_refused(tiny: TinyDetoxify) -> None:
+    from bot.config import Settings
+    from bot.scoring import build_scorer
+
+    env = {"CONDUCTBOT_SCORER": "detoxify", "CONDUCTBOT_DETOXIFY_CHECKPOINT": str(tiny.checkpoint),
+           "CONDUCTBOT_DETOXIFY_CONFIG": str(tiny.config_dir)}
+    assert not Settings.from_env(env).detoxify_int8
+    scorer = build_scorer(Settings.from_env(env | {"CONDUCTBOT_DETOXIFY_INT8": "Yes"}))
+    assert scorer.version.endswith("/int8")
+    assert scorer.score_batch([TRIGGER])[0]["threat"] > HIGH
+    with pytest.raises(ValueError, match="CONDUCTBOT_DETOXIFY_INT8 must be yes or no"):
+        Settings.from_env(env | {"CONDUCTBOT_DETOXIFY_INT8": "maybe"})
 
 
 # --- errors ---------------------------------------------------------------------------
