@@ -18,7 +18,7 @@ __all__ = ["Prefilter", "fold", "required_literals"]
 
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence, Set
 from operator import itemgetter
 from re import _casefix, _parser  # type: ignore[attr-defined]
 from re import _constants as _c  # type: ignore[attr-defined]
@@ -131,11 +131,13 @@ class Prefilter:
 
     Built over many rules (each a list of regex alternatives), it finds every required literal
     of every alternative in one Aho-Corasick pass (``pyahocorasick``, in C) over the folded
-    text, then runs each rule's regex over just the alternatives that may match. That matches
-    exactly as ``re.compile("|".join(parts), flags)`` would: an alternative none of whose
-    required literals occurs cannot match, so leaving it out changes nothing. The regexes run
-    as :class:`~bot.scoring.patterns.RulePattern` (RE2 where it can, else under a time budget);
-    `names` label them in the log.
+    text, and runs only the rules with an alternative that may match: a rule none of whose
+    alternatives has its required literals in the text cannot match, so skipping it changes
+    nothing. A rule runs as its whole alternation, ``"|".join(parts)``, compiled once on first
+    use as a :class:`~bot.scoring.patterns.RulePattern` (RE2 where it can, else under a time
+    budget); alternatives that cannot match are cheap to try. (Compiling the alternatives that
+    might match, one pattern per subset, ran a little faster once warm but compiled a new
+    pattern for almost every new message in a replay.) `names` label them in the log.
     """
 
     __slots__ = ("_always", "_automaton", "_compiled", "_groups", "_names", "_parts",
@@ -146,58 +148,55 @@ class Prefilter:
         self._parts = tuple(tuple(parts) for parts in rules)
         self._names = tuple(names)
         self.flags = flags
-        needs: dict[str, set[tuple[int, int]]] = {}
-        always: set[tuple[int, int]] = set()
+        # literal -> the rules with an alternative that needs it; rules with an alternative
+        # that needs none may always match.
+        needs: dict[str, set[int]] = {}
+        always: set[int] = set()
         for r, parts in enumerate(self._parts):
-            for i, part in enumerate(parts):
+            for part in parts:
                 literals = required_literals(part)
                 if literals is None:
-                    always.add((r, i))
+                    always.add(r)
                 for literal in literals or ():
-                    needs.setdefault(literal, set()).add((r, i))
+                    needs.setdefault(literal, set()).add(r)
         self._always = frozenset(always)
         self._automaton = ahocorasick.Automaton()
-        for literal, alternatives in needs.items():
-            self._automaton.add_word(literal, frozenset(alternatives))
+        for literal, owners in needs.items():
+            self._automaton.add_word(literal, frozenset(owners))
         if needs:
             self._automaton.make_automaton()
-        self._compiled: dict[tuple[int, tuple[int, ...]], RulePattern] = {}
-        self._groups: dict[frozenset[frozenset[tuple[int, int]]], dict[int, tuple[int, ...]]] = {}
+        self._compiled: dict[int, RulePattern] = {}
+        self._groups: dict[frozenset[frozenset[int]], frozenset[int]] = {}
         #: CPU seconds spent compiling patterns on first use: a message's time budget leaves
         #: them out (the first message to need a pattern must not pay for building it).
         self.compiling = 0.0
 
-    def candidates(self, folded: str, /) -> dict[int, tuple[int, ...]]:
-        """For a text already through :func:`fold`: each rule that may match, with the
-        alternatives of it that may (rules absent cannot match)."""
+    def candidates(self, folded: str, /) -> frozenset[int]:
+        """For a text already through :func:`fold`: the rules that may match (the others
+        cannot)."""
         # Distinct values first (C-level): a message repeating one literal 20,000 times would
         # otherwise cost a Python-level union per occurrence.
         found = frozenset(map(itemgetter(1), self._automaton.iter(folded))) \
             if len(self._automaton) else frozenset()
-        grouped = self._groups.get(found)
-        if grouped is None:
-            # Most messages share a few literal sets (usually none at all): group each once.
+        rules = self._groups.get(found)
+        if rules is None:
+            # Most messages share a few literal sets (usually none at all): unite each once.
             if len(self._groups) >= 1024:
                 self._groups.clear()
-            by_rule: dict[int, list[int]] = {}
-            for rule, alternative in self._always.union(*found):
-                by_rule.setdefault(rule, []).append(alternative)
-            grouped = self._groups[found] = {
-                rule: tuple(sorted(alternatives)) for rule, alternatives in by_rule.items()}
-        return grouped
+            rules = self._groups[found] = self._always.union(*found)
+        return rules
 
-    def finditer(self, rule: int, text: str, candidates: Mapping[int, tuple[int, ...]],
-                 /, *, timeout: float = 0.02) -> Iterator[Match]:
+    def finditer(self, rule: int, text: str, candidates: Set[int], /, *,
+                 timeout: float = 0.02) -> Iterator[Match]:
         """Rule `rule`'s matches in `text`, given the text's :meth:`candidates`; a backtracking
         run stops after `timeout` seconds of CPU time with PatternTimeout (see `RulePattern`)."""
-        key = candidates.get(rule)
-        if not key:
+        if rule not in candidates:
             return iter(())
-        pattern = self._compiled.get((rule, key))
+        pattern = self._compiled.get(rule)
         if pattern is None:
             label = self._names[rule] if rule < len(self._names) else str(rule)
             started = time.thread_time()
-            pattern = self._compiled[rule, key] = RulePattern(
-                "|".join(self._parts[rule][i] for i in key), flags=self.flags, label=label)
+            pattern = self._compiled[rule] = RulePattern(
+                "|".join(self._parts[rule]), flags=self.flags, label=label)
             self.compiling += time.thread_time() - started
         return pattern.finditer(text, timeout=timeout)

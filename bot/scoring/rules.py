@@ -186,11 +186,11 @@ class RuleScorer:
         variants = fold_variants(text, lexicon=self._lexicon)
         candidates = tuple(self._prefilter.candidates(fold(v)) for v in variants)
         hits: list[RuleHit] = []
-        for r, rule in enumerate(self.policy.rules):
+        # Rules none of whose words occurs in any form cannot match: only the others run.
+        for r in sorted(frozenset().union(*candidates)):
+            rule = self.policy.rules[r]
             excused: str | None = None
             acting: Match | None = None
-            if not any(r in may for may in candidates):
-                continue  # none of the words this rule needs occurs in any form
             try:
                 for variant, may_match in zip(variants, candidates, strict=True):
                     left = MESSAGE_BUDGET_S - (self._clock() - started)
