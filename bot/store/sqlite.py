@@ -180,15 +180,15 @@ class Store:
             yield self._db
 
     async def _read(self, sql: str, params: Sequence[Any] = (), /) -> list[sqlite3.Row]:
-        """Every row a query returns, read between transactions."""
-        async with self._reading() as db, db.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        """Every row a query returns, read between transactions (one trip to the
+        connection's thread, where execute, fetch and close would be three)."""
+        async with self._reading() as db:
+            return list(await db.execute_fetchall(sql, params))
 
     async def _read_one(self, sql: str, params: Sequence[Any] = (), /) -> sqlite3.Row | None:
-        """A query's first row, read between transactions."""
-        async with self._reading() as db, db.execute(sql, params) as cur:
-            row: sqlite3.Row | None = await cur.fetchone()
-            return row
+        """A query's first row (callers look rows up by key), read between transactions."""
+        rows = await self._read(sql, params)
+        return rows[0] if rows else None
 
     async def _begin(self) -> None:
         """BEGIN IMMEDIATE, waiting (SQLite's busy timeout, then backoff) while another
