@@ -28,7 +28,6 @@ __all__ = [
 import io
 import logging
 import threading
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -36,7 +35,7 @@ from typing import Any
 
 from bot.errors import ModelError
 from bot.models import MODEL_CATEGORIES, Category
-from bot.scoring.base import file_sha256, scorable
+from bot.scoring.base import file_sha256, quantize_linear, scorable
 from bot.scoring.windows import score_units
 
 log = logging.getLogger(__name__)
@@ -194,7 +193,7 @@ class DetoxifyScorer:
         `config_dir` a folder with the matching Hugging Face ``config.json`` and tokenizer
         files. `config_dir` may be omitted only when the checkpoint itself names an existing
         local folder. `quantize` applies int8 dynamic quantisation to the Linear layers (CPU
-        only; about 1.5x faster, scores shift slightly). `max_tokens` caps a window (default:
+        only; see `quantize_linear`). `max_tokens` caps a window (default:
         what the model accepts, less its special tokens); windows overlap by `overlap` tokens;
         at most `max_windows_per_call` windows go through the model at once.
 
@@ -244,7 +243,7 @@ class DetoxifyScorer:
                                  checkpoint=checkpoint, config_dir=config_dir, hint=hint)
         self._check_tokenizer(config_dir, hint)
         if quantize:
-            self._quantize()
+            self._detox.model = quantize_linear(self._detox.model)
 
         # (output column, core category) for each label the core uses.
         self._columns: list[tuple[int, str]] = []
@@ -367,15 +366,6 @@ class DetoxifyScorer:
                 f"the tokenizer in the config folder has {tokens} tokens but the model expects "
                 f"{expected}; the folder holds the wrong or incomplete tokenizer files",
                 path=str(config_dir), hint=hint)
-
-    def _quantize(self) -> None:
-        import torch
-
-        with warnings.catch_warnings():
-            # torch.ao.quantization is deprecated in favour of torchao but still works here.
-            warnings.simplefilter("ignore")
-            self._detox.model = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
-                self._detox.model, {torch.nn.Linear}, dtype=torch.qint8)
 
     def _input_limit(self) -> int:
         """Tokens (special ones included) the model accepts, and make predict truncate there."""

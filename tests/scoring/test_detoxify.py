@@ -215,12 +215,12 @@ def test_int8_is_chosen_by_setting_and_a_bad_value_is_refused(tiny: TinyDetoxify
 
     env = {"CONDUCTBOT_SCORER": "detoxify", "CONDUCTBOT_DETOXIFY_CHECKPOINT": str(tiny.checkpoint),
            "CONDUCTBOT_DETOXIFY_CONFIG": str(tiny.config_dir)}
-    assert not Settings.from_env(env).detoxify_int8
-    scorer = build_scorer(Settings.from_env(env | {"CONDUCTBOT_DETOXIFY_INT8": "Yes"}))
+    assert not Settings.from_env(env).int8
+    scorer = build_scorer(Settings.from_env(env | {"CONDUCTBOT_INT8": "Yes"}))
     assert scorer.version.endswith("/int8")
     assert scorer.score_batch([TRIGGER])[0]["threat"] > HIGH
-    with pytest.raises(ValueError, match="CONDUCTBOT_DETOXIFY_INT8 must be yes or no"):
-        Settings.from_env(env | {"CONDUCTBOT_DETOXIFY_INT8": "maybe"})
+    with pytest.raises(ValueError, match="CONDUCTBOT_INT8 must be yes or no"):
+        Settings.from_env(env | {"CONDUCTBOT_INT8": "maybe"})
 
 
 # --- errors ---------------------------------------------------------------------------

@@ -66,6 +66,21 @@ def test_benign_below_abusive(scorer: OfflineScorer) -> None:
     assert threat["threat"] > 0.5 > max(s["threat"] for s in benign + abusive)
 
 
+def test_int8_keeps_the_order_of_benign_and_abusive(scorer: OfflineScorer) -> None:
+    int8 = OfflineScorer(quantize=True)
+    assert int8.version == f"{scorer.version}/int8"
+    texts = [*BENIGN, *ABUSIVE, THREAT]
+    fp32, quantised = scorer.score_batch(texts), int8.score_batch(texts)
+    for full, small in zip(fp32, quantised, strict=True):
+        assert small != full  # really the int8 model
+        assert all(abs(small[k] - full[k]) < 0.15 for k in full)
+    benign, abusive = quantised[:len(BENIGN)], quantised[len(BENIGN):-1]
+    assert max(s["toxicity"] for s in benign) < 0.5 < min(s["toxicity"] for s in abusive)
+    assert quantised[-1]["threat"] > 0.5
+    with pytest.raises(ValueError, match="CPU"):
+        OfflineScorer(quantize=True, device="cuda")
+
+
 def test_a_lone_surrogate_fails_neither_its_text_nor_the_batch(scorer: OfflineScorer) -> None:
     # The tokenizer refuses a lone surrogate, which used to fail every text in the batch.
     scores = scorer.score_batch([ABUSIVE[0], "bad \ud800 text", THREAT, "\ud83d\ude00 ok"])
