@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DEMO_DB := data/demo.sqlite3
 
-.PHONY: demo test bench lint eval train clean
+.PHONY: demo test bench loadtest lint eval train clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) scripts/bench.py
 	$(PY) scripts/bench_digest.py
+
+# bot.py run with both adapters against loopback fakes at 20 messages/s for 5 minutes.
+loadtest: $(STAMP)
+	$(PY) scripts/loadtest.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check bot adapters tests scripts bot.py
