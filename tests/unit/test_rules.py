@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+from functools import cache
+from pathlib import Path
 
-from bot.policy import Policy
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.policy import DoxxingPolicy, Policy, load_policy, phone_digits
 from bot.scoring.rules import RuleScorer
 
 
@@ -189,3 +194,33 @@ def test_matches_that_may_be_reports_are_marked(policy: Policy, text: str,
     acting = [h for h in RuleScorer(policy).hits(text)
               if h.kind not in ("protected", "quoted")]
     assert acting and all(h.reported is reported for h in acting)
+
+
+@cache
+def _default_doxxing() -> DoxxingPolicy:
+    return load_policy(Path(__file__).resolve().parents[2] / "policies" / "default.toml").doxxing
+
+
+_DETAIL_TOKENS = st.sampled_from(["07700", "900123", "+44", "020", "7946", "0321", "a@b.co",
+                                  "dan.brooks@gmail.com", "@", "14", "Acacia", "Avenue,",
+                                  "Leeds", "LS6", "2AB", "road", "call", "her", "at", "٣",
+                                  "\n", "-", "(0)"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_DETAIL_TOKENS, max_size=12).map(" ".join))
+def test_the_digit_and_at_shortcut_hides_no_personal_detail(text: str) -> None:
+    """personal_details skips the phone and street patterns without a digit and the email
+    pattern without an "@": it must find exactly what running all three finds."""
+    from bot.scoring import rules
+
+    dox = _default_doxxing()
+    full = [("uk_phone", m.start(), m.end()) for m in rules._UK_PHONE.finditer(text)
+            if phone_digits(m.group(0)) not in dox.allow_phone_numbers]
+    full += [("email", m.start(1), m.end(1)) for m in rules._EMAIL.finditer(text)
+             if m.group(2).casefold() not in dox.allow_email_domains]
+    for street in rules._STREET.finditer(text):
+        postcode = rules._POSTCODE.search(text, street.start(), street.end() + 80)
+        if postcode is not None:
+            full.append(("street_address", street.start(), max(street.end(), postcode.end())))
+    assert list(rules.personal_details(text, dox)) == full
