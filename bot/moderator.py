@@ -147,15 +147,23 @@ class Moderator:
         for message in messages:
             self.check(message)
         fresh = [m for m in messages if not await self.store.is_decided(m)]
-        scored = dict(zip((id(m) for m in fresh),
-                          await self.scorer.score_many([m.text for m in fresh]), strict=True))
+        texts = [m.text for m in fresh]
+        # The rules run in a worker thread while the model scores in its own: the model
+        # releases the GIL, so the rules' time hides behind it, and a long message's rules
+        # never stall the event loop.
+        scores, rule_hits = await asyncio.gather(
+            self.scorer.score_many(texts),
+            asyncio.to_thread(lambda: [tuple(self.rules.hits(text)) for text in texts]))
+        scored = dict(zip((id(m) for m in fresh), zip(scores, rule_hits, strict=True),
+                          strict=True))
         results: list[Handled | None] = []
         for message in messages:
-            scores = scored.get(id(message))
-            if scores is None:
+            found = scored.get(id(message))
+            if found is None:
                 log.debug("duplicate %s ignored", message.key)
                 results.append(None)
                 continue
+            message_scores, hits = found
             member = await self.resolve_member(message.platform, message.author,
                                                display_name=message.author_name)
             points, fired = await self.climb(member.id)
@@ -163,9 +171,7 @@ class Moderator:
             if member.suspended_from and message.sent_at < member.suspended_from:
                 # Written before the suspension began (a late delivery or a replay).
                 standing = replace(standing, status=MemberStatus.ACTIVE)
-            # Off the event loop: a long message's rules never stall other deliveries.
-            hits = tuple(await asyncio.to_thread(self.rules.hits, message.text))
-            verdict = decide(scores, hits, policy=self.policy, standing=standing,
+            verdict = decide(message_scores, hits, policy=self.policy, standing=standing,
                              channel=message.channel, channel_name=message.channel_name,
                              replies_to_protected=await self._replies_to_protected(message))
             planned = plan_actions(message, verdict, policy=self.policy, hits=hits)
