@@ -39,8 +39,8 @@ lint: $(STAMP)
 eval: $(STAMP)
 	$(PY) bot.py eval
 
-# Fine-tunes the offline model into bot/scoring/model/ (about 80 minutes on 2 cores; needs
-# ../shared/data). Never part of `make test`.
+# Fine-tunes the offline model into bot/scoring/model/ (36 minutes on 2 cores with little else
+# running, about 80 when shared; needs ../shared/data). Never part of `make test`.
 train: $(STAMP)
 	$(PY) scripts/train_model.py
 
