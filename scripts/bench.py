@@ -83,7 +83,7 @@ def main() -> int:
 
     print("P2  default offline pipeline (target >= 200 msg/s; load <= 3 s)")
     line("offline scorer load, new process", f"{_fresh_load():.2f} s",
-         "(python started, torch and transformers imported, weights read)")
+         "(python started, torch imported, weights and tokenizer read)")
     started = time.perf_counter()
     from bot.scoring.offline import OfflineScorer
 

@@ -174,9 +174,9 @@ def main() -> int:
     base = base_model_path()
     tokenizer = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
     config = BertConfig.from_json_file(str(base / "config.json"))
-    model = ConductModel(config, len(MODEL_CATEGORIES))
-    model.encoder = BertModel.from_pretrained(str(base), add_pooling_layer=False,
-                                              local_files_only=True)
+    model = ConductModel(BertModel.from_pretrained(str(base), add_pooling_layer=False,
+                                                   local_files_only=True),
+                         config.hidden_size, len(MODEL_CATEGORIES))
     # The token-embedding table (half the parameters) stays as pre-trained: it keeps rare and
     # misspelt words where the base put them, and its optimiser step would cost as much as the
     # rest of the update on two cores. Every transformer layer is trained.

@@ -20,13 +20,9 @@ def build_scorer(settings: Settings, /) -> Scorer:
     `auto` uses detoxify only when its local checkpoint and config folder exist (detoxify would
     otherwise try to download weights); `detoxify` insists and fails with a clear ModelError.
     """
-    from transformers.utils import logging as hf_logging
-
     from bot.scoring.detoxify import DetoxifyScorer
     from bot.scoring.offline import OfflineScorer
 
-    # transformers 5 draws a "Loading weights" bar on every load: noise in a service's log.
-    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     scorer: Scorer
     want_detoxify = settings.scorer == "detoxify" or (
         settings.scorer == "auto"
@@ -36,6 +32,11 @@ def build_scorer(settings: Settings, /) -> Scorer:
             raise ModelError("the detoxify scorer needs a local checkpoint",
                              hint="set CONDUCTBOT_DETOXIFY_CHECKPOINT and "
                                   "CONDUCTBOT_DETOXIFY_CONFIG (see README, 'Scorers')")
+        # Only detoxify loads through transformers (1 s to import; the offline scorer never
+        # does), whose "Loading weights" bar would be noise in a service's log.
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         scorer = DetoxifyScorer(model_type=settings.detoxify_model, device=settings.device,
                                 checkpoint=settings.detoxify_checkpoint,
                                 config_dir=settings.detoxify_config,

@@ -31,6 +31,7 @@ from torch import nn
 
 from bot.errors import ModelError
 from bot.scoring.base import file_sha256, quantize_linear, scorable
+from bot.scoring.encoder import BertEncoder, EncoderConfig, FastTokenizer
 from bot.scoring.windows import length_batches, pad_batch, score_units
 
 #: Where the shipped model lives.
@@ -71,20 +72,21 @@ def _offline() -> None:
 
 
 class ConductModel(nn.Module):
-    """A BERT encoder, mean pooling over the tokens, and one logit per category."""
+    """A BERT encoder, mean pooling over the tokens, and one logit per category.
 
-    def __init__(self, config: Any, n_outputs: int) -> None:
+    The encoder is transformers' ``BertModel`` in training and `BertEncoder` (the same network
+    and parameter names on torch alone) in the scorer."""
+
+    def __init__(self, encoder: nn.Module, hidden_size: int, n_outputs: int) -> None:
         super().__init__()
-        from transformers import BertModel
-
-        self.encoder = BertModel(config, add_pooling_layer=False)
+        self.encoder = encoder
         self.dropout = nn.Dropout(0.1)
-        self.head = nn.Linear(config.hidden_size, n_outputs)
+        self.head = nn.Linear(hidden_size, n_outputs)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Logits, one row per text."""
-        hidden = self.encoder(input_ids=input_ids,
-                              attention_mask=attention_mask).last_hidden_state
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        hidden = getattr(hidden, "last_hidden_state", hidden)  # BertModel's output object
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         out: torch.Tensor = self.head(self.dropout(pooled))
@@ -143,22 +145,19 @@ class OfflineScorer:
         _offline()
         try:
             from safetensors.torch import load_file
-            from transformers import AutoTokenizer, BertConfig
-            from transformers.initialization import no_init_weights
 
             if threads is not None:
                 torch.set_num_threads(threads)
-            config = BertConfig.from_json_file(str(self.model_dir / "config.json"))
-            # Every weight comes from the file (strict below): skip the random initialisation,
-            # a tenth of the load time.
-            with no_init_weights():
-                model = ConductModel(config, len(categories))
+            config = EncoderConfig.from_file(self.model_dir / "config.json")
+            # Built without memory (meta device), then every weight is taken from the file
+            # (strict): no random initialisation to overwrite.
+            with torch.device("meta"):
+                model = ConductModel(BertEncoder(config), config.hidden_size, len(categories))
             state = {k: v.float() for k, v in load_file(str(weights)).items()}
-            model.load_state_dict(state, strict=True)
+            model.load_state_dict(state, strict=True, assign=True)
             model.eval().to(device)
             self._model = quantize_linear(model) if quantize else model
-            self._tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir),
-                                                            local_files_only=True)
+            self._tokenizer = FastTokenizer(self.model_dir)
         except ModelError:
             raise
         except Exception as exc:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.scoring.encoder import FastTokenizer
 from bot.scoring.offline import DEFAULT_MODEL_DIR
 from bot.scoring.windows import length_batches, pad_batch, text_windows, token_units
 
@@ -18,9 +19,7 @@ WORDS = ("the", "motion", "councillor", "vote", "branch", "unbelievable", "🔪"
 
 @pytest.fixture(scope="module")
 def tokenizer() -> Any:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(DEFAULT_MODEL_DIR), local_files_only=True)
+    return FastTokenizer(DEFAULT_MODEL_DIR)
 
 
 texts = st.lists(st.lists(st.sampled_from(WORDS), max_size=60).map(" ".join), max_size=8)
