@@ -149,10 +149,10 @@ class OfflineScorer:
             if threads is not None:
                 torch.set_num_threads(threads)
             config = EncoderConfig.from_file(self.model_dir / "config.json")
-            # Built without memory (meta device), then every weight is taken from the file
-            # (strict): no random initialisation to overwrite.
-            with torch.device("meta"):
-                model = ConductModel(BertEncoder(config), config.hidden_size, len(categories))
+            # Built on the CPU and then overwritten by every weight in the file (strict). The
+            # meta device would skip the random initialisation (0.2 s) but its first use
+            # imports torch's reference ops (1.2-1.8 s).
+            model = ConductModel(BertEncoder(config), config.hidden_size, len(categories))
             state = {k: v.float() for k, v in load_file(str(weights)).items()}
             model.load_state_dict(state, strict=True, assign=True)
             model.eval().to(device)
