@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,40 @@ def test_fold_skips_translating_only_where_it_changes_nothing(text: str) -> None
     from bot.scoring.literals import _SAME
 
     assert fold(text) == text.translate(_SAME).casefold().translate(_SAME)
+
+
+# ASCII only: these texts take the Hyperscan path (bot.scoring.literals.AsciiScan).
+_ASCII_TOKENS = st.one_of(st.sampled_from(_WORDS), st.sampled_from(
+    [" ", "  ", ". ", "\n", "(((", ")))", "@sam", "YOU", "Kill", "K1ll", "u", "r", "'", "-",
+     "ur", "100", "#", "*"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ASCII_TOKENS, min_size=1, max_size=14).map(" ".join))
+def test_on_ascii_text_no_rule_that_matches_is_left_out(text: str) -> None:
+    assert fold(text).isascii()
+    candidates = PREFILTER.candidates(fold(text))
+    for r, rule in enumerate(POLICY.rules):
+        if rule.regex.search(text):
+            assert r in candidates, rule.id
+
+
+@pytest.mark.parametrize(("pattern", "text"), [
+    (r"(kill)?(?(1) them| you)", "hey you"),  # Python-only syntax Hyperscan cannot compile
+    (r"don\u2019t|dont", "i dont care"),
+    ("ſcum", "you scum"),  # re.IGNORECASE matches "ſ" with "s"; bytes would not
+])
+def test_alternatives_hyperscan_cannot_read_run_on_every_text(pattern: str, text: str) -> None:
+    assert re.search(pattern, text, re.IGNORECASE)
+    prefilter = Prefilter([[pattern], [r"\bmuppet\b"]])
+    assert prefilter.candidates(fold(text)) == {0}
+    assert [m.group() for m in prefilter.finditer(0, text, prefilter.candidates(fold(text)))]
+
+
+def test_candidates_are_the_same_from_many_threads() -> None:
+    # Hyperscan's scratch space must not be shared between threads that scan at once.
+    texts = [" ".join(_WORDS[i:] + _WORDS[:i]) * 20 for i in range(0, len(_WORDS), 25)]
+    expected = [PREFILTER.candidates(fold(t)) for t in texts]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(lambda t: PREFILTER.candidates(fold(t)), texts))
+    assert got == expected
