@@ -233,9 +233,9 @@ class RuleScorer:
             return found
         texts = (cleaned, *variants)
         may_name = [self._names.candidates(fold(candidate)) for candidate in texts]
-        for i, person in enumerate(self._people):
-            if not any(i in may for may in may_name):
-                continue  # no form holds the words this name needs
+        # Only the people some form may name (in policy order): the rest cannot match.
+        for i in sorted(frozenset().union(*may_name)):
+            person = self._people[i]
             for candidate, may in zip(texts, may_name, strict=True):
                 try:
                     m = next(self._names.finditer(i, candidate, may, timeout=MESSAGE_BUDGET_S),
