@@ -54,11 +54,13 @@ runs collapsed to two letters, and the form with 1 and | read as "l". **The rule
 search every variant and count a rule once if any variant matches**; rule keywords are written in
 their ordinary lowercase spelling (they can also be passed through `normalize()` at load).
 
-Throughput (timeit, best of 7, CPython 3.11 on the 2-core development machine while other jobs
-ran, so treat it as a floor), 100-character messages: ASCII with some leet and spacing, about
-40,000-48,000 msg/s for `normalize` and 30,000-43,000 for `fold_variants`; Unicode-heavy evasions
-(NFKC, look-alikes, anyascii) about 20,000-22,000 msg/s for either. That is 20-50 microseconds a
-message, noise beside the model scorer.
+Throughput. Most messages need few of these steps, and testing for each with Python's `re` cost
+more than the steps themselves; for an ASCII text one Hyperscan pass (see "Which steps a text
+needs" below) says which steps may change it and where their hints lie. On the bench's
+realistic mix (300 messages, 25 of them 1,000-character posts; `scripts/benchmix.py`),
+`fold_variants` takes about 11 microseconds a message, against 36 before that pass (best of 5,
+the 2-core development machine, both measured in one session). A 70-character Unicode-heavy
+evasion (NFKC, look-alikes, anyascii) skips that pass and takes about 36.
 """
 
 from __future__ import annotations
@@ -67,12 +69,16 @@ __all__ = ["DEFAULT_LEXICON", "Lexicon", "clean", "fold_variants", "normalize",
            "strip_invisible"]
 
 import re
+import string
 import unicodedata
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from itertools import groupby
 
 from anyascii import anyascii
+
+from bot import multiscan
+from bot.multiscan import Multiscan, ScanStopped
 
 # --------------------------------------------------------------------------------------------
 # Invisible characters and combining marks
@@ -246,6 +252,7 @@ _CACHE_SIZE = 4096
 # A word with no letter at all ("12", "2026") is left alone without a call per word.
 _LEET_WORD_RE = re.compile(r"(?<![\w@$|!])(?=[\w@$|!]*[a-z])[\w@$|!]*[0-9@$|!][\w@$|!]*")
 _TOKEN_RE = re.compile(r"(?:(?<!!)!)?[\w@$|]+(?:![\w@$|]+)*")
+# What a leetspeak word must hold to read differently (see `_leet_folder`); never a space.
 _LEET_HINT_RE = re.compile(r"[0-9@$|]|!\w")
 _PROTECT_HINTS = ("@", "://", "www.", "<#", "<!")
 _KEEP_TOKEN_RE = re.compile(
@@ -285,7 +292,8 @@ _DROP_MASKS = str.maketrans(dict.fromkeys(_MASKS, None))
 _MASKED_RE = re.compile(
     r"(?<![\w*#%.-])[a-z]+(?:[*#%_.-]+[a-z]+)+[*#%]*|(?<![\w*#%.-])[a-z]+[*#%]+"
 )
-_MASKED_HINT_RE = re.compile(r"[a-z][*#%]|[a-z][_.-]+[a-z]")
+# What every masked word holds (each match of `_MASKED_RE` holds one, and no space).
+_MASKED_HINT_RE = re.compile(r"[a-z][*#%]|[a-z][*#%_.-]+[a-z]")
 
 # Swear words and slurs whose masked spellings are common. The rule scorer adds the policy's
 # own keywords (see `Lexicon.extended`).
@@ -347,16 +355,97 @@ class Lexicon:
             found = cache[token] = self.read(token)
         return found
 
-    def unmask(self, pieces: list[str], /) -> list[str]:
-        """Read the masked words in the free (even) pieces."""
-        return [
-            _MASKED_RE.sub(self._read_match, p) if i % 2 == 0 and _MASKED_HINT_RE.search(p)
-            else p
-            for i, p in enumerate(pieces)
-        ]
+    def unmask(self, pieces: list[str], /, steps: frozenset[int] | None = None) -> list[str]:
+        """Read the masked words in the free (even) pieces (`steps`: see `_steps`)."""
+        if steps is not None and _MASKED not in steps:
+            return pieces
+        return [_read_hinted(_MASKED, _MASKED_RE, self._read_match, p) if i % 2 == 0 else p
+                for i, p in enumerate(pieces)]
 
 
 DEFAULT_LEXICON = Lexicon(_MASKABLE.split())
+
+
+# --------------------------------------------------------------------------------------------
+# Which steps a text needs
+
+# Most messages are plain ASCII that no step changes, yet each step's own test (the hints above)
+# is a pass of Python's `re` over the whole text. For an ASCII text one Hyperscan pass (Intel's
+# multi-pattern engine, in C) tells them all at once; a step it does not report cannot change
+# the text. The answer holds for the text as it came in: once a step has changed the text, the
+# later steps test for themselves again, and so does spacing in the pieces a mention or link
+# splits off (a piece's end may end spaced letters).
+_PROTECT, _SPACED, _LEET, _MASKED, _RUN = range(5)
+_STEP_PATTERNS = {
+    _PROTECT: "|".join(re.escape(hint) for hint in _PROTECT_HINTS),
+    # `_SPACED_RE` with its look-arounds spelled as characters (Hyperscan has none); an inner
+    # letter is followed by a separator, so only the first and last need saying.
+    _SPACED: rf"(?:^|[^a-z0-9@$]){_SINGLE}(?:{_SEP}{_SINGLE}){{2,}}(?:[^a-z0-9@$]|$)",
+    _LEET: _LEET_HINT_RE.pattern,
+    _MASKED: _MASKED_HINT_RE.pattern,
+    _RUN: "|".join(letter * 3 for letter in string.ascii_lowercase),  # no back-references
+}
+_ALL_STEPS = frozenset(_STEP_PATTERNS)
+_STEP_SCAN = Multiscan([(step, pattern, multiscan.SINGLEMATCH)
+                        for step, pattern in _STEP_PATTERNS.items()])
+
+
+def _note_step(step: int, _start: int, _end: int, _flags: int, found: set[int]) -> None:
+    found.add(step)
+
+
+def _steps(text: str) -> frozenset[int]:
+    """The steps that may change `text` (casefolded); all of them for a non-ASCII text."""
+    if not text.isascii():
+        return _ALL_STEPS
+    found: set[int] = set()
+    _STEP_SCAN.scan(text, _note_step, found)
+    return frozenset(found)
+
+
+# A leetspeak or masked word lies between spaces and holds its step's hint; the rest of the
+# text cannot change. In a long post Python's `re` spends most of its time trying the word
+# patterns at every position, so for an ASCII text Hyperscan finds the hints (every match,
+# not the first) and only the space-delimited chunks around them are read. Past a few dozen
+# hints reading the whole text costs less than collecting them; below a few dozen characters
+# (an email address split out of a long list of them) so does `re`.
+_HINTS = {_LEET: _LEET_HINT_RE, _MASKED: _MASKED_HINT_RE}
+_HINT_SCANS = {step: Multiscan([(step, hint.pattern, 0)]) for step, hint in _HINTS.items()}
+_HINTS_AT_MOST = 32
+_HINTS_SCANNED_FROM = 64  # characters
+
+
+def _note_hint(_step: int, _start: int, end: int, _flags: int, ends: list[int]) -> bool:
+    ends.append(end)
+    return len(ends) > _HINTS_AT_MOST  # true stops the scan
+
+
+def _read_hinted(step: int, words: re.Pattern[str], read: Callable[[re.Match[str]], str],
+                 text: str) -> str:
+    """``words.sub(read, text)``, given that every match of `words` holds the step's hint and
+    no space, and that its look-behind is never a space."""
+    if len(text) < _HINTS_SCANNED_FROM or not text.isascii():
+        return words.sub(read, text) if _HINTS[step].search(text) else text
+    ends: list[int] = []
+    try:
+        _HINT_SCANS[step].scan(text, _note_hint, ends)
+    except ScanStopped:
+        return words.sub(read, text)
+    out: list[str] = []
+    at = 0
+    for end in ends:  # in order
+        if end <= at:
+            continue  # in the chunk just read
+        # The chunk's bounds are spaces (or the text's ends), which no match includes.
+        start = text.rfind(" ", at, end - 1) + 1 or at
+        stop = text.find(" ", end)
+        stop = len(text) if stop == -1 else stop
+        out += (text[at:start], words.sub(read, text[start:stop]))
+        at = stop
+    if not out:
+        return text
+    out.append(text[at:])
+    return "".join(out)
 
 
 def strip_invisible(text: str, /) -> str:
@@ -496,39 +585,59 @@ _FOLD_I = _leet_folder(_LEET_I)
 _FOLD_L = _leet_folder(_LEET_L)
 
 
-def _prepare(text: str, *, split_words: bool = False) -> tuple[list[str], bool]:
+def _prepare(text: str, *, split_words: bool = False
+             ) -> tuple[list[str], bool, frozenset[int]]:
     """Clean, fold to ASCII lowercase, join spaced letters; alternate free and protected pieces.
 
-    Also says whether a joined run began with a one-letter word that `split_words` keeps apart.
+    Also says whether a joined run began with a one-letter word that `split_words` keeps apart,
+    and which later steps may change the pieces (see `_steps`).
     """
     if not text.isascii():
         text = _ascii_fold(clean(text))
     text = text.casefold()
-    if any(hint in text for hint in _PROTECT_HINTS):
+    steps = _steps(text)
+    if _PROTECT in steps and any(hint in text for hint in _PROTECT_HINTS):
         pieces = _PROTECTED_RE.split(text)
+        if len(pieces) > 1:
+            # A piece ends where a mention or link begins: spaced letters may end there too.
+            steps |= {_SPACED}
     else:
         pieces = [text]
     join, seen = _spaced_joiner(split_words)
-    for i in range(0, len(pieces), 2):
-        pieces[i] = _SPACED_RE.sub(join, pieces[i])
-    return pieces, bool(seen)
+    if _SPACED in steps:
+        for i in range(0, len(pieces), 2):
+            joined = _SPACED_RE.sub(join, pieces[i])
+            if joined != pieces[i]:
+                pieces[i] = joined
+                steps = _ALL_STEPS  # joined letters may form new runs: test again
+    return pieces, bool(seen), steps
 
 
 def _leet(pieces: list[str], fold: Callable[[re.Match[str]], str]) -> list[str]:
-    return [
-        _LEET_WORD_RE.sub(fold, p) if i % 2 == 0 and _LEET_HINT_RE.search(p) else p
-        for i, p in enumerate(pieces)
-    ]
+    return [_read_hinted(_LEET, _LEET_WORD_RE, fold, p) if i % 2 == 0 else p
+            for i, p in enumerate(pieces)]
 
 
-def _collapse(pieces: list[str], runs_to: str) -> tuple[str, int]:
+def _read_words(pieces: list[str], steps: frozenset[int], fold: Callable[[re.Match[str]], str],
+                lexicon: Lexicon) -> tuple[list[str], frozenset[int]]:
+    """Leetspeak and masked words read in the free pieces, and the steps left to test."""
+    out = _leet(pieces, fold) if _LEET in steps else pieces
+    if out != pieces:
+        steps = _ALL_STEPS  # "c000l" holds a run only once read
+    unmasked = lexicon.unmask(out, steps)
+    return unmasked, (steps if unmasked == out else _ALL_STEPS)
+
+
+def _collapse(pieces: list[str], runs_to: str, steps: frozenset[int] = _ALL_STEPS
+              ) -> tuple[str, int]:
     """Collapse letter runs in the free pieces and tidy whitespace; also count the runs."""
     out = pieces.copy()
     runs = 0
-    for i in range(0, len(out), 2):
-        if _RUN_HINT_RE.search(out[i]):
-            out[i], n = _RUN_RE.subn(runs_to, out[i])
-            runs += n
+    if _RUN in steps:
+        for i in range(0, len(out), 2):
+            if _RUN_HINT_RE.search(out[i]):
+                out[i], n = _RUN_RE.subn(runs_to, out[i])
+                runs += n
     text = "".join(out)
     if "\n" not in text:
         return " ".join(text.split()), runs
@@ -538,23 +647,25 @@ def _collapse(pieces: list[str], runs_to: str) -> tuple[str, int]:
 
 def normalize(text: str, /, *, lexicon: Lexicon | None = None) -> str:
     """The canonical form of a message for keyword and regex rules (see the module docstring)."""
-    lexicon = lexicon or DEFAULT_LEXICON
-    pieces, _ = _prepare(text)
-    return _collapse(lexicon.unmask(_leet(pieces, _FOLD_I)), r"\1")[0]
+    pieces, _, steps = _prepare(text)
+    folded, steps = _read_words(pieces, steps, _FOLD_I, lexicon or DEFAULT_LEXICON)
+    return _collapse(folded, r"\1", steps)[0]
 
 
 def fold_variants(text: str, /, *, lexicon: Lexicon | None = None) -> tuple[str, ...]:
     """The distinct forms worth matching, `normalize(text)` first; a rule hits if any matches."""
     lexicon = lexicon or DEFAULT_LEXICON
-    pieces, splittable = _prepare(text)
-    folded = lexicon.unmask(_leet(pieces, _FOLD_I))
-    primary, runs = _collapse(folded, r"\1")
+    pieces, splittable, steps = _prepare(text)
+    folded, after = _read_words(pieces, steps, _FOLD_I, lexicon)
+    primary, runs = _collapse(folded, r"\1", after)
     forms = [primary]
     if runs:
-        forms.append(_collapse(folded, r"\1\1")[0])
-    if any("1" in p or "|" in p for p in pieces[::2]):
-        forms.append(_collapse(lexicon.unmask(_leet(pieces, _FOLD_L)), r"\1")[0])
+        forms.append(_collapse(folded, r"\1\1", after)[0])
+    # "1" and "|" are leetspeak: where there is none, the step said so.
+    if _LEET in steps and any("1" in p or "|" in p for p in pieces[::2]):
+        forms.append(_collapse(*_read_words(pieces, steps, _FOLD_L, lexicon)[:1], r"\1")[0])
     if splittable:
-        split, _ = _prepare(text, split_words=True)
-        forms.append(_collapse(lexicon.unmask(_leet(split, _FOLD_I)), r"\1")[0])
+        split, _, split_steps = _prepare(text, split_words=True)
+        forms.append(_collapse(*_read_words(split, split_steps, _FOLD_I, lexicon)[:1],
+                               r"\1")[0])
     return tuple(dict.fromkeys(forms))

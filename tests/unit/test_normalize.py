@@ -8,7 +8,9 @@ import string
 import sys
 import time
 import unicodedata
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
@@ -333,3 +335,42 @@ def test_arbitrary_text_through_the_rule_scorer_never_raises(text: str) -> None:
 @functools.cache
 def _scorer() -> RuleScorer:
     return RuleScorer(load_policy(Path(__file__).parents[2] / "policies" / "default.toml"))
+
+
+# What the normaliser's steps act on, joined with and without spaces, often long enough (and
+# with enough hints) to take each path of `_read_hinted` and `_steps`.
+EVASIVE = st.lists(st.sampled_from([
+    "f*ck", "sh1t", "k1ll", "bell-end", "e.g.", "fu.*ck", "hi!", "h!t", "n*gg*r", "c**t",
+    "f***", "2019", "10am", "@sam", "www.x.com", "<#1>", "a", "i", "u", "r", "k i l l",
+    "s.c.u.m", "cooool", "nooo", "the", "vote", "council", "-", "*", ".", "!", "|", "1", "$", "_",
+    " ", " ", " ", "\t", "\n", "🔪", "é", "F*CK", "KiLL",
+]), max_size=80).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(EVASIVE)
+def test_reading_around_the_hints_is_reading_the_whole_text(text: str) -> None:
+    from bot import normalize as n
+    for step, words, read in ((n._LEET, n._LEET_WORD_RE, n._FOLD_I),
+                              (n._LEET, n._LEET_WORD_RE, n._FOLD_L),
+                              (n._MASKED, n._MASKED_RE, DEFAULT_LEXICON._read_match)):
+        for form in (text, text.casefold()):
+            assert n._read_hinted(step, words, read, form) == words.sub(read, form)
+
+
+@settings(max_examples=200, deadline=None)
+@given(EVASIVE)
+def test_skipping_the_steps_a_text_does_not_need_changes_no_form(text: str) -> None:
+    from bot import normalize as n
+    expected_forms = fold_variants(text)
+    with (mock.patch.object(n, "_steps", lambda _text: n._ALL_STEPS),
+          mock.patch.object(n, "_HINTS_SCANNED_FROM", sys.maxsize)):
+        assert fold_variants(text) == expected_forms
+
+
+def test_normalising_from_many_threads_gives_the_same_forms() -> None:
+    # Hyperscan's scratch space must not be shared between threads that scan at once.
+    texts = [f"{'the vote for council ' * 40} f*ck k1ll {i} " * 4 for i in range(40)]
+    expected = [fold_variants(t) for t in texts]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert list(pool.map(fold_variants, texts)) == expected
