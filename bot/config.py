@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_DB", "DEFAULT_POLICY", "Secret", "Settings", "reveal_secrets", "shown"]
+__all__ = ["DEFAULT_DB", "DEFAULT_POLICY", "PRECISIONS", "SCORERS", "Secret", "Settings",
+           "reveal_secrets", "shown"]
 
 import hmac
 import os
@@ -14,6 +15,12 @@ from pathlib import Path
 DEFAULT_DB = Path("data/conductbot.sqlite3")
 DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "policies" / "default.toml"
 SCORERS = ("auto", "offline", "detoxify")
+#: How a scorer's model computes (``CONDUCTBOT_PRECISION``): ``fp32``; ``bf16``, bfloat16
+#: weights and activations, which a CPU with AVX-512 BF16 or AMX multiplies in hardware (about
+#: three times fp32 there, scores within 0.02); ``int8``, dynamic quantisation of the linear
+#: layers (`bot.scoring.base.quantize_linear`); ``auto``, bf16 on such a CPU and fp32
+#: anywhere else (see README, "Speed").
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
 
 class Secret:
@@ -84,9 +91,8 @@ class Settings:
     detoxify_model: str = "original"
     detoxify_checkpoint: Path | None = None
     detoxify_config: Path | None = None
-    #: int8 dynamic quantisation of the scorer's linear layers (CPU): two to three times the
-    #: throughput, scores shift a little (see README, "Speed").
-    int8: bool = False
+    #: How the scorer's model computes, one of `PRECISIONS`.
+    precision: str = "auto"
     device: str = "cpu"
 
     @classmethod
@@ -107,6 +113,16 @@ class Settings:
             raise ValueError(f"{name} must be yes or no (1/0, true/false, on/off), "
                              f"not {shown(value)}")
 
+        precision = env.get("CONDUCTBOT_PRECISION", "auto").strip().casefold() or "auto"
+        if precision not in PRECISIONS:
+            raise ValueError(f"CONDUCTBOT_PRECISION must be one of {', '.join(PRECISIONS)}, "
+                             f"not {shown(precision)}")
+        # CONDUCTBOT_INT8=yes, the older spelling of CONDUCTBOT_PRECISION=int8.
+        if flag("CONDUCTBOT_INT8"):
+            if precision not in ("auto", "int8"):
+                raise ValueError(f"CONDUCTBOT_INT8=yes contradicts CONDUCTBOT_PRECISION="
+                                 f"{precision}; set only CONDUCTBOT_PRECISION")
+            precision = "int8"
         scorer = env.get("CONDUCTBOT_SCORER", "auto").strip() or "auto"
         if scorer not in SCORERS:
             raise ValueError(f"CONDUCTBOT_SCORER must be one of {', '.join(SCORERS)}, "
@@ -118,6 +134,6 @@ class Settings:
             detoxify_model=env.get("CONDUCTBOT_DETOXIFY_MODEL", "original").strip() or "original",
             detoxify_checkpoint=path("CONDUCTBOT_DETOXIFY_CHECKPOINT"),
             detoxify_config=path("CONDUCTBOT_DETOXIFY_CONFIG"),
-            int8=flag("CONDUCTBOT_INT8"),
+            precision=precision,
             device=env.get("CONDUCTBOT_DEVICE", "cpu").strip() or "cpu",
         )

@@ -40,13 +40,13 @@ def build_scorer(settings: Settings, /) -> Scorer:
         scorer = DetoxifyScorer(model_type=settings.detoxify_model, device=settings.device,
                                 checkpoint=settings.detoxify_checkpoint,
                                 config_dir=settings.detoxify_config,
-                                quantize=settings.int8)
+                                precision=settings.precision)
     else:
         if settings.scorer == "auto" and settings.detoxify_checkpoint is not None:
             log.warning("detoxify checkpoint %s or its config folder %s is missing; using the "
                         "offline scorer", settings.detoxify_checkpoint,
                         settings.detoxify_config)
-        scorer = OfflineScorer(device=settings.device, quantize=settings.int8)
+        scorer = OfflineScorer(device=settings.device, precision=settings.precision)
     log.info("scorer: %s version %s (categories: %s)", scorer.name, scorer.version,
              ", ".join(scorer.categories))
     return scorer

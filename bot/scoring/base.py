@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["Batcher", "Scorer", "file_sha256", "quantize_linear", "scorable"]
+__all__ = ["Batcher", "Scorer", "file_sha256", "native_bf16", "quantize_linear",
+           "resolve_precision", "scorable", "with_precision"]
 
 import asyncio
 import hashlib
@@ -13,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from bot.config import PRECISIONS
 from bot.models import ScoreSet
 
 log = logging.getLogger(__name__)
@@ -167,6 +169,40 @@ def file_sha256(path: Path, /) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (AVX-512 BF16 or AMX tiles);
+    elsewhere torch emulates bf16, slower than fp32."""
+    import torch
+
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # a torch without these probes
+        return False
+
+
+def resolve_precision(precision: str, device: str, /) -> str:
+    """The precision a scorer on `device` runs at: `precision`, or for ``auto`` this machine's
+    best (bf16 on a CPU that has it in hardware, fp32 elsewhere)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision == "auto":
+        return "bf16" if device == "cpu" and native_bf16() else "fp32"
+    if precision == "int8" and device != "cpu":
+        raise ValueError("int8 precision is for CPU inference only")
+    return precision
+
+
+def with_precision(model: Any, precision: str, /) -> Any:
+    """`model` (fp32, in eval mode) made to run at `precision` (already resolved)."""
+    import torch
+
+    if precision == "int8":
+        return quantize_linear(model)
+    if precision == "bf16":
+        return model.to(torch.bfloat16)
+    return model
 
 
 def quantize_linear(model: Any, /) -> Any:

@@ -35,7 +35,7 @@ from typing import Any
 
 from bot.errors import ModelError
 from bot.models import MODEL_CATEGORIES, Category
-from bot.scoring.base import file_sha256, quantize_linear, scorable
+from bot.scoring.base import file_sha256, resolve_precision, scorable, with_precision
 from bot.scoring.windows import score_units
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ class DetoxifyScorer:
         device: str = "cpu",
         checkpoint: Path | None = None,
         config_dir: Path | None = None,
-        quantize: bool = False,
+        precision: str = "fp32",
         max_tokens: int | None = None,
         overlap: int = 64,
         max_windows_per_call: int = 64,
@@ -192,8 +192,8 @@ class DetoxifyScorer:
         `checkpoint` is the published ``.ckpt`` file for `model_type` (see `published_url`);
         `config_dir` a folder with the matching Hugging Face ``config.json`` and tokenizer
         files. `config_dir` may be omitted only when the checkpoint itself names an existing
-        local folder. `quantize` applies int8 dynamic quantisation to the Linear layers (CPU
-        only; see `quantize_linear`). `max_tokens` caps a window (default:
+        local folder. `precision` is one of `bot.config.PRECISIONS` (bf16 and int8 are
+        faster, scores shift a little). `max_tokens` caps a window (default:
         what the model accepts, less its special tokens); windows overlap by `overlap` tokens;
         at most `max_windows_per_call` windows go through the model at once.
 
@@ -205,8 +205,7 @@ class DetoxifyScorer:
         _check_model_type(model_type)
         if overlap < 0 or max_windows_per_call < 1:
             raise ValueError("overlap must be >= 0 and max_windows_per_call >= 1")
-        if quantize and device != "cpu":
-            raise ValueError("quantize=True is for CPU inference only")
+        precision = resolve_precision(precision, device)
         hint = _download_hint(model_type)
         if checkpoint is None:
             raise ModelError(f"detoxify weights for {model_type!r} are not present", hint=hint)
@@ -242,8 +241,7 @@ class DetoxifyScorer:
         self._detox = self._load(model_type=model_type, source=source, device=device,
                                  checkpoint=checkpoint, config_dir=config_dir, hint=hint)
         self._check_tokenizer(config_dir, hint)
-        if quantize:
-            self._detox.model = quantize_linear(self._detox.model)
+        self._detox.model = with_precision(self._detox.model, precision)
 
         # (output column, core category) for each label the core uses.
         self._columns: list[tuple[int, str]] = []
@@ -270,10 +268,11 @@ class DetoxifyScorer:
         self.model_type = model_type
         self.checkpoint = checkpoint
         self.config_dir = config_dir
-        self.quantized = quantize
+        self.precision = precision
         self.name = f"detoxify-{model_type}"
         self.version = (f"{metadata.version('detoxify')}/{checkpoint.name}/"
-                        f"sha256:{file_sha256(checkpoint)[:12]}" + ("/int8" if quantize else ""))
+                        f"sha256:{file_sha256(checkpoint)[:12]}"
+                        + ("" if precision == "fp32" else f"/{precision}"))
         self._lock = threading.Lock()
 
     @staticmethod

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from bot.errors import ModelError
-from bot.scoring.base import file_sha256, quantize_linear, scorable
+from bot.scoring.base import file_sha256, resolve_precision, scorable, with_precision
 from bot.scoring.encoder import BertEncoder, EncoderConfig, FastTokenizer
 from bot.scoring.windows import length_batches, pad_batch, score_units
 
@@ -102,11 +102,10 @@ class OfflineScorer:
 
     def __init__(self, *, model_dir: Path | None = None, device: str = "cpu",
                  batch_size: int = 32, threads: int | None = None,
-                 quantize: bool = False) -> None:
-        """Load the shipped model (or the one in `model_dir`); `quantize` runs its linear
-        layers in int8 (CPU only; see `quantize_linear`: faster, scores shift a little)."""
-        if quantize and device != "cpu":
-            raise ValueError("quantize=True is for CPU inference only")
+                 precision: str = "fp32") -> None:
+        """Load the shipped model (or the one in `model_dir`) to run at `precision` (one of
+        `bot.config.PRECISIONS`; bf16 and int8 are faster, scores shift a little)."""
+        self.precision = resolve_precision(precision, device)
         self.model_dir = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
         for name in _FILES:
             if not (self.model_dir / name).is_file():
@@ -132,7 +131,7 @@ class OfflineScorer:
         self.categories = categories
         self.name = str(meta.get("name", "conduct-minilm"))
         self.version = f"{str(meta.get('trained', 'unknown'))[:10]}+{sha[:8]}" + \
-            ("/int8" if quantize else "")
+            ("" if self.precision == "fp32" else f"/{self.precision}")
         self.batch_size = batch_size
         self.device = device
         self.max_tokens = min(int(meta.get("max_tokens", MAX_TOKENS)), WINDOW_TOKENS)
@@ -150,7 +149,7 @@ class OfflineScorer:
             state = {k: v.float() for k, v in load_file(str(weights)).items()}
             model.load_state_dict(state, strict=True, assign=True)
             model.eval().to(device)
-            self._model = quantize_linear(model) if quantize else model
+            self._model = with_precision(model, self.precision)
             self._tokenizer = FastTokenizer(self.model_dir)
         except ModelError:
             raise

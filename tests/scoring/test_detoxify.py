@@ -200,7 +200,7 @@ def test_hub_named_checkpoint_without_config_dir_is_refused(tiny: TinyDetoxify) 
 
 def test_quantized_scorer_keeps_behaviour(tiny: TinyDetoxify) -> None:
     scorer = DetoxifyScorer(checkpoint=tiny.checkpoint, config_dir=tiny.config_dir,
-                            quantize=True)
+                            precision="int8")
     assert scorer.version.endswith("/int8")
     assert any(type(m).__module__.startswith("torch.ao.nn.quantized")
                for m in scorer.detoxify.model.modules())
@@ -209,18 +209,42 @@ def test_quantized_scorer_keeps_behaviour(tiny: TinyDetoxify) -> None:
     assert benign["threat"] < LOW
 
 
-def test_int8_is_chosen_by_setting_and_a_bad_value_is_refused(tiny: TinyDetoxify) -> None:
+def test_bf16_scorer_keeps_behaviour(tiny: TinyDetoxify) -> None:
+    import torch
+
+    scorer = DetoxifyScorer(checkpoint=tiny.checkpoint, config_dir=tiny.config_dir,
+                            precision="bf16")
+    assert scorer.version.endswith("/bf16")
+    assert {p.dtype for p in scorer.detoxify.model.parameters()} == {torch.bfloat16}
+    benign, toxic = scorer.score_batch([BENIGN, long_text(trigger_at_end=True)])
+    assert toxic["threat"] > HIGH
+    assert benign["threat"] < LOW
+
+
+def test_precision_is_chosen_by_setting_and_a_bad_value_is_refused(tiny: TinyDetoxify) -> None:
     from bot.config import Settings
     from bot.scoring import build_scorer
+    from bot.scoring.base import native_bf16
 
     env = {"CONDUCTBOT_SCORER": "detoxify", "CONDUCTBOT_DETOXIFY_CHECKPOINT": str(tiny.checkpoint),
            "CONDUCTBOT_DETOXIFY_CONFIG": str(tiny.config_dir)}
-    assert not Settings.from_env(env).int8
-    scorer = build_scorer(Settings.from_env(env | {"CONDUCTBOT_INT8": "Yes"}))
-    assert scorer.version.endswith("/int8")
-    assert scorer.score_batch([TRIGGER])[0]["threat"] > HIGH
+    assert Settings.from_env(env).precision == "auto"
+    auto = build_scorer(Settings.from_env(env))
+    assert auto.version.endswith("/bf16") == native_bf16()
+    for spelling, suffix in (({"CONDUCTBOT_INT8": "Yes"}, "/int8"),
+                             ({"CONDUCTBOT_PRECISION": "INT8", "CONDUCTBOT_INT8": "yes"}, "/int8"),
+                             ({"CONDUCTBOT_PRECISION": "bf16"}, "/bf16")):
+        scorer = build_scorer(Settings.from_env(env | spelling))
+        assert scorer.version.endswith(suffix)
+        assert scorer.score_batch([TRIGGER])[0]["threat"] > HIGH
+    assert "/" not in build_scorer(Settings.from_env(env | {"CONDUCTBOT_PRECISION": "fp32"})
+                                   ).version.rpartition("sha256:")[2]
     with pytest.raises(ValueError, match="CONDUCTBOT_INT8 must be yes or no"):
         Settings.from_env(env | {"CONDUCTBOT_INT8": "maybe"})
+    with pytest.raises(ValueError, match="CONDUCTBOT_PRECISION must be one of auto, fp32, "):
+        Settings.from_env(env | {"CONDUCTBOT_PRECISION": "fp16"})
+    with pytest.raises(ValueError, match="contradicts CONDUCTBOT_PRECISION=bf16"):
+        Settings.from_env(env | {"CONDUCTBOT_PRECISION": "bf16", "CONDUCTBOT_INT8": "yes"})
 
 
 # --- errors ---------------------------------------------------------------------------

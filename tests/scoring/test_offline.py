@@ -66,19 +66,37 @@ def test_benign_below_abusive(scorer: OfflineScorer) -> None:
     assert threat["threat"] > 0.5 > max(s["threat"] for s in benign + abusive)
 
 
-def test_int8_keeps_the_order_of_benign_and_abusive(scorer: OfflineScorer) -> None:
-    int8 = OfflineScorer(quantize=True)
-    assert int8.version == f"{scorer.version}/int8"
+@pytest.mark.parametrize(("precision", "within"), [("int8", 0.15), ("bf16", 0.05)])
+def test_faster_precisions_keep_the_order_of_benign_and_abusive(
+        scorer: OfflineScorer, precision: str, within: float) -> None:
+    fast = OfflineScorer(precision=precision)
+    assert fast.version == f"{scorer.version}/{precision}"
     texts = [*BENIGN, *ABUSIVE, THREAT]
-    fp32, quantised = scorer.score_batch(texts), int8.score_batch(texts)
-    for full, small in zip(fp32, quantised, strict=True):
-        assert small != full  # really the int8 model
-        assert all(abs(small[k] - full[k]) < 0.15 for k in full)
-    benign, abusive = quantised[:len(BENIGN)], quantised[len(BENIGN):-1]
+    fp32, shifted = scorer.score_batch(texts), fast.score_batch(texts)
+    for full, small in zip(fp32, shifted, strict=True):
+        assert small != full  # really the other model
+        assert all(abs(small[k] - full[k]) < within for k in full)
+    benign, abusive = shifted[:len(BENIGN)], shifted[len(BENIGN):-1]
     assert max(s["toxicity"] for s in benign) < 0.5 < min(s["toxicity"] for s in abusive)
-    assert quantised[-1]["threat"] > 0.5
+    assert shifted[-1]["threat"] > 0.5
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_has_it(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    import torch
+
+    from bot.scoring.base import resolve_precision
+
+    for avx512_bf16, amx in ((True, False), (False, True), (False, False)):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        assert resolve_precision("auto", "cpu") == ("bf16" if avx512_bf16 or amx else "fp32")
+    assert resolve_precision("auto", "cuda") == "fp32"
+    assert resolve_precision("fp32", "cpu") == "fp32"
     with pytest.raises(ValueError, match="CPU"):
-        OfflineScorer(quantize=True, device="cuda")
+        OfflineScorer(precision="int8", device="cuda")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        OfflineScorer(precision="fp16")
 
 
 def test_a_lone_surrogate_fails_neither_its_text_nor_the_batch(scorer: OfflineScorer) -> None:
