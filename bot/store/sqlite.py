@@ -265,32 +265,28 @@ class Store:
         """The member an account is linked to; None for an account never seen (nothing is
         created)."""
         row = await self._read_one(
-            "SELECT m.* FROM accounts a JOIN members m ON m.id = a.member_id "
-            "WHERE a.platform=? AND a.account_id=?", (platform, account_id))
-        return None if row is None else await self._member(row)
-
-    async def _member(self, row: sqlite3.Row) -> Member:
-        accounts = await self._read("SELECT platform, account_id FROM accounts WHERE member_id=? "
-                                    "ORDER BY platform, account_id", (row["id"],))
-        return Member(
-            id=row["id"],
-            display_name=row["display_name"],
-            status=MemberStatus(row["status"]),
-            roles=frozenset(Role(r) for r in row["roles"].split(",") if r),
-            accounts=tuple(Account(Platform(a[0]), a[1]) for a in accounts),
-            membership_number=row["membership_number"],
-            status_reason=row["status_reason"],
-            suspended_from=_dt(row["suspended_from"]),
-            suspended_until=_dt(row["suspended_until"]),
-        )
+            f"{_MEMBERS} WHERE m.id = (SELECT member_id FROM accounts WHERE platform=? AND "
+            "account_id=?)", (platform, account_id))
+        return None if row is None else _member(row)
 
     # -- messages and verdicts ---------------------------------------------------------------
 
     async def is_decided(self, message: Message, /) -> bool:
         """Whether this (platform, message id, revision) already has a verdict."""
-        return await self._read_one(
-            "SELECT 1 FROM messages WHERE platform=? AND message_id=? AND revision=?",
-            message.key) is not None
+        return bool(await self.decided([message]))
+
+    async def decided(self, messages: Sequence[Message], /) -> set[tuple[str, str, int]]:
+        """The keys (`Message.key`) of those messages that already have a verdict, in one
+        query per few hundred messages."""
+        found: set[tuple[str, str, int]] = set()
+        for start in range(0, len(messages), _KEYS_PER_QUERY):
+            keys = [m.key for m in messages[start:start + _KEYS_PER_QUERY]]
+            rows = await self._read(
+                "SELECT platform, message_id, revision FROM messages WHERE "
+                f"(platform, message_id, revision) IN (VALUES {','.join(['(?,?,?)'] * len(keys))})",
+                [part for key in keys for part in key])
+            found.update((str(r[0]), str(r[1]), int(r[2])) for r in rows)
+        return found
 
     async def record(self, message: Message, member: Member, verdict: Verdict,
                      actions: Sequence[Action], /, *, strike: float = 0.0,
@@ -444,8 +440,8 @@ class Store:
 
     async def get_member(self, member_id: str, /) -> Member | None:
         """A member by internal id."""
-        row = await self._read_one("SELECT * FROM members WHERE id=?", (member_id,))
-        return None if row is None else await self._member(row)
+        row = await self._read_one(f"{_MEMBERS} WHERE m.id=?", (member_id,))
+        return None if row is None else _member(row)
 
     async def moderator_accounts(self, platform: Platform, /) -> list[str]:
         """The accounts on `platform` of moderators in good standing (to reach them directly)."""
@@ -458,21 +454,21 @@ class Store:
         """Members matching an internal id, membership number, PLATFORM:ACCOUNT or a name."""
         ref = ref.strip()
         queries: list[tuple[str, tuple[str, ...]]] = [
-            ("SELECT * FROM members WHERE id=?", (ref,)),
-            ("SELECT * FROM members WHERE membership_number=?", (ref.upper(),)),
+            (f"{_MEMBERS} WHERE m.id=?", (ref,)),
+            (f"{_MEMBERS} WHERE m.membership_number=?", (ref.upper(),)),
         ]
         platform, _, account = ref.partition(":")
         if account and platform in {p.value for p in Platform}:
-            queries.append(("SELECT m.* FROM accounts a JOIN members m ON m.id=a.member_id "
-                            "WHERE a.platform=? AND a.account_id=?", (platform, account)))
-        queries.append(("SELECT * FROM members WHERE display_name=? COLLATE NOCASE "
-                        "ORDER BY id", (ref,)))
-        queries.append(("SELECT DISTINCT m.* FROM accounts a JOIN members m ON m.id=a.member_id "
-                        "WHERE a.display_name=? COLLATE NOCASE ORDER BY m.id", (ref.lstrip("@"),)))
+            queries.append((f"{_MEMBERS} WHERE m.id = (SELECT member_id FROM accounts WHERE "
+                            "platform=? AND account_id=?)", (platform, account)))
+        queries.append((f"{_MEMBERS} WHERE m.display_name=? COLLATE NOCASE ORDER BY m.id",
+                        (ref,)))
+        queries.append((f"{_MEMBERS} WHERE m.id IN (SELECT member_id FROM accounts WHERE "
+                        "display_name=? COLLATE NOCASE) ORDER BY m.id", (ref.lstrip("@"),)))
         for sql, params in queries:
             rows = await self._read(sql, params)
             if rows:
-                return [await self._member(r) for r in rows]
+                return [_member(r) for r in rows]
         return []
 
     async def strikes(self, member_id: str, /, *, include_pardoned: bool = False
@@ -1159,6 +1155,30 @@ def _action(row: sqlite3.Row) -> Action:
         status=ActionStatus(row["status"]),
         attempts=row["attempts"],
         error=row["error"],
+    )
+
+
+#: Message keys one `decided` query holds (3 parameters each; SQLite allows 32,766).
+_KEYS_PER_QUERY = 500
+
+# A member row with its accounts as a JSON list of [platform, account id]: one trip, not two.
+_MEMBERS = ("SELECT m.*, (SELECT json_group_array(json_array(platform, account_id)) FROM "
+            "accounts WHERE member_id = m.id) AS account_list FROM members m")
+
+
+def _member(row: sqlite3.Row) -> Member:
+    """A member from a `_MEMBERS` row (accounts sorted by platform, then account id)."""
+    return Member(
+        id=row["id"],
+        display_name=row["display_name"],
+        status=MemberStatus(row["status"]),
+        roles=frozenset(Role(r) for r in row["roles"].split(",") if r),
+        accounts=tuple(Account(Platform(platform), account)
+                       for platform, account in sorted(json.loads(row["account_list"]))),
+        membership_number=row["membership_number"],
+        status_reason=row["status_reason"],
+        suspended_from=_dt(row["suspended_from"]),
+        suspended_until=_dt(row["suspended_until"]),
     )
 
 

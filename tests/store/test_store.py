@@ -159,3 +159,17 @@ async def test_a_platform_name_is_stored_as_it_can_safely_be_shown(tmp_path: Pat
         member = await store.member_for(Platform.SLACK, "U1",
                                         display_name="\x1b[2J\x1b[31mKaren\u200b Lomax\u202e")
     assert member.display_name == "Karen Lomax"
+
+
+async def test_decided_answers_for_many_messages_in_one_call(store: Store,
+                                                             test_policy: Policy) -> None:
+    verdict = escalation(test_policy)
+    messages = [Message(Platform.DISCORD, str(i), "c1", "u1", "hello", WHEN) for i in range(1200)]
+    member = await store.member_for(Platform.DISCORD, "u1")
+    for m in messages[::7]:
+        assert await store.record(m, member, verdict, []) is not None
+    others = [Message(Platform.SLACK, "7", "c1", "u1", "hello", WHEN),
+              Message(Platform.DISCORD, "7", "c1", "u1", "edited", WHEN, revision=1)]
+    decided = await store.decided([*messages, *others])
+    assert decided == {m.key for m in messages[::7]}  # more keys than one query holds
+    assert await store.decided([]) == set()
