@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -375,29 +375,34 @@ async def _replay(args: argparse.Namespace, settings: Settings, policy: Policy,
         progress = _progress(err, total, enabled=not args.no_progress and total is not None)
         with progress:
             task = progress.add_task("deciding", total=total)
-            chunk: list[Any] = []
             source = "<stdin>" if args.file == "-" else args.file
-            for number, item, warnings in read_messages(stream, source=source):
-                problems.extend(warnings)
-                if isinstance(item, LineError):
-                    problems.append(item.message)
-                    tally["skipped"] += 1
-                    progress.advance(task)
-                    continue
-                try:
-                    moderator.check(item)
-                except ConductError as exc:
-                    problems.append(f"{source}:{number}: {exc}")
-                    tally["skipped"] += 1
-                    progress.advance(task)
-                    continue
-                chunk.append(item)
-                if len(chunk) >= REPLAY_CHUNK:
-                    await _replay_chunk(moderator, chunk, args, out, tally, categories)
-                    progress.advance(task, len(chunk))
-                    chunk = []
-            if chunk:
-                await _replay_chunk(moderator, chunk, args, out, tally, categories)
+
+            def chunks() -> Iterator[list[Any]]:
+                chunk: list[Any] = []
+                for number, item, warnings in read_messages(stream, source=source):
+                    problems.extend(warnings)
+                    if isinstance(item, LineError):
+                        problems.append(item.message)
+                        tally["skipped"] += 1
+                        progress.advance(task)
+                        continue
+                    try:
+                        moderator.check(item)
+                    except ConductError as exc:
+                        problems.append(f"{source}:{number}: {exc}")
+                        tally["skipped"] += 1
+                        progress.advance(task)
+                        continue
+                    chunk.append(item)
+                    if len(chunk) >= REPLAY_CHUNK:
+                        yield chunk
+                        chunk = []
+                if chunk:
+                    yield chunk
+
+            # The next chunk is scored while this one is decided and recorded.
+            async for chunk, results in moderator.handle_chunks(chunks()):
+                _replay_results(chunk, results, args, out, tally, categories)
                 progress.advance(task, len(chunk))
         performed = 0
         for platform in Platform:
@@ -416,9 +421,8 @@ def _progress(console: Console, total: int | None, *, enabled: bool) -> Any:
                     transient=True, disable=not enabled)
 
 
-async def _replay_chunk(moderator: Any, chunk: list[Any], args: argparse.Namespace,
-                        out: Console, tally: Counter[str], categories: Counter[str]) -> None:
-    results = await moderator.handle_many(chunk)
+def _replay_results(chunk: Sequence[Any], results: Sequence[Any], args: argparse.Namespace,
+                    out: Console, tally: Counter[str], categories: Counter[str]) -> None:
     for message, handled in zip(chunk, results, strict=True):
         if handled is None:
             tally["duplicate"] += 1

@@ -6,9 +6,17 @@ __all__ = ["MAX_TEXT_CHARS", "PROTECTED_ROLES", "Handled", "Moderator"]
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Sequence,
+)
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import NamedTuple, TypeVar
 
 from bot.actions import plan_actions
 from bot.decide import decide
@@ -32,6 +40,7 @@ from bot.models import (
     Platform,
     Role,
     RuleHit,
+    ScoreSet,
     Verdict,
     VerdictAction,
 )
@@ -50,6 +59,7 @@ from bot.standing import (
 from bot.store import CaseDraft, Store
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 #: Slack's own limit on a message; Discord's is 4,000. Anything longer is not a real message.
 MAX_TEXT_CHARS = 40_000
@@ -78,6 +88,22 @@ class Handled:
     actions: tuple[Action, ...]
     case_id: int | None = None
     ladder: LadderStep | None = None
+
+
+class _Scored(NamedTuple):
+    """A chunk of messages and, by id(), the scores and rule hits of those not yet decided."""
+
+    messages: Sequence[Message]
+    scored: dict[int, tuple[ScoreSet, tuple[RuleHit, ...]]]
+
+
+async def _aiter(items: AsyncIterable[_T] | Iterable[_T]) -> AsyncIterator[_T]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
 
 
 def _reason(exc: BaseException) -> str:
@@ -144,9 +170,34 @@ class Moderator:
 
     async def handle_many(self, messages: Sequence[Message], /) -> list[Handled | None]:
         """Decide messages in order, scoring them as one batch; None for redeliveries."""
+        return await self._decide_scored(await self._score(messages))
+
+    async def handle_chunks(self, chunks: AsyncIterable[Sequence[Message]] | Iterable[
+                                Sequence[Message]], /
+                            ) -> AsyncIterator[tuple[Sequence[Message], list[Handled | None]]]:
+        """`handle_many` over each chunk in turn, scoring the next chunk while this one is
+        decided and recorded (a replay's throughput: the store's work waits on its thread
+        while the model computes). Each chunk comes back with its results, in order."""
+        scoring: asyncio.Task[_Scored] | None = None
+        try:
+            async for chunk in _aiter(chunks):
+                scored = None if scoring is None else await scoring
+                scoring = asyncio.create_task(self._score(chunk))
+                if scored is not None:
+                    yield scored.messages, await self._decide_scored(scored)
+            if scoring is not None:
+                scored, scoring = await scoring, None
+                yield scored.messages, await self._decide_scored(scored)
+        finally:
+            if scoring is not None:  # the caller stopped early, or deciding failed
+                scoring.cancel()
+
+    async def _score(self, messages: Sequence[Message], /) -> _Scored:
+        """Scores and rule hits of the messages not yet decided (what needs no state)."""
         for message in messages:
             self.check(message)
-        fresh = [m for m in messages if not await self.store.is_decided(m)]
+        decided = await self.store.decided(messages)
+        fresh = [m for m in messages if m.key not in decided]
         texts = [m.text for m in fresh]
         # The rules run in a worker thread while the model scores in its own: the model
         # releases the GIL, so the rules' time hides behind it, and a long message's rules
@@ -154,8 +205,13 @@ class Moderator:
         scores, rule_hits = await asyncio.gather(
             self.scorer.score_many(texts),
             asyncio.to_thread(lambda: [tuple(self.rules.hits(text)) for text in texts]))
-        scored = dict(zip((id(m) for m in fresh), zip(scores, rule_hits, strict=True),
-                          strict=True))
+        return _Scored(messages, dict(zip((id(m) for m in fresh),
+                                          zip(scores, rule_hits, strict=True), strict=True)))
+
+    async def _decide_scored(self, batch: _Scored, /) -> list[Handled | None]:
+        """Decide and record scored messages in order (members, strikes and cases are read
+        here, after every earlier message was recorded)."""
+        messages, scored = batch
         results: list[Handled | None] = []
         for message in messages:
             found = scored.get(id(message))

@@ -9,7 +9,7 @@ On the realistic mix (scripts/benchmix.py: 300 forum posts, 275 of 5-40 words an
   (score, rules, decide, store: what `bot.py replay` runs);
 - P1 a bert-base-shaped checkpoint in detoxify's own format (random weights, built here:
   throughput does not depend on their values) scored the naive way, one `Detoxify.predict`
-  per message, against the pipeline on the same texts, fp32 and int8;
+  per message, against the pipeline on the same texts, fp32, bf16 and int8;
 - P3 is measured live by scripts/loadtest.py.
 
 No assertions: these machines are shared and noisy, so compare within a run.
@@ -87,14 +87,16 @@ def main() -> int:
     started = time.perf_counter()
     from bot.scoring.offline import OfflineScorer
 
-    scorer = OfflineScorer()
+    scorer = OfflineScorer(precision="auto")  # what CONDUCTBOT_PRECISION's default picks
     line("offline scorer load, torch imported", f"{time.perf_counter() - started:.2f} s",
-         f"({scorer.name} {scorer.version})")
+         f"({scorer.name} {scorer.version}: {scorer.precision})")
     _stages(scorer, policy, texts)
-    int8 = OfflineScorer(quantize=True)
-    line("pipeline, int8 (CONDUCTBOT_INT8)",
-         f"{asyncio.run(_pipeline(int8, policy, texts)):,.1f} msg/s",
-         "(not the default: it costs quality, see README)")
+    for precision, note in (("fp32", "(the default where the CPU lacks bf16)"),
+                            ("int8", "(not the default: it costs quality, see README)")):
+        if precision != scorer.precision:
+            other = OfflineScorer(precision=precision)
+            line(f"pipeline, {precision}",
+                 f"{asyncio.run(_pipeline(other, policy, texts)):,.1f} msg/s", note)
 
     if not args.skip_detoxify:
         print("P1  detoxify, bert-base shape (target: pipeline >= 6x naive, fp32 >= 3x)")
@@ -109,7 +111,7 @@ def _fresh_load() -> float:
     import subprocess
 
     code = ("import time; t = time.perf_counter(); from bot.scoring.offline import "
-            "OfflineScorer; OfflineScorer(); print(time.perf_counter() - t)")
+            "OfflineScorer; OfflineScorer(precision='auto'); print(time.perf_counter() - t)")
     best = float("inf")
     for _ in range(2):
         started = time.perf_counter()
@@ -153,16 +155,18 @@ def _detoxify(tmp: Path, policy: Any, texts: list[str]) -> None:
     delta = max(abs(float(ref[k]) - row[k]) for ref, row in zip(reference, ours, strict=True)
                 for k in row)
     line("fp32 scores vs predict, max diff", f"{delta:.1e}", "(same model, same arithmetic)")
-    int8 = DetoxifyScorer(checkpoint=checkpoint, config_dir=config_dir, quantize=True)
-    for label, scorer in (("fp32", fp32), ("int8", int8)):
+    fast = [DetoxifyScorer(checkpoint=checkpoint, config_dir=config_dir, precision=precision)
+            for precision in ("bf16", "int8")]
+    for scorer in (fp32, *fast):
         alone = rate(len(texts), lambda scorer=scorer: scorer.score_batch(texts), repeat=1)
         piped = asyncio.run(_pipeline(scorer, policy, texts))
-        line(f"pipeline, {label}", f"{piped:,.1f} msg/s",
+        line(f"pipeline, {scorer.precision}", f"{piped:,.1f} msg/s",
              f"({piped / naive:.1f}x naive; scoring alone {alone:,.1f} msg/s, "
              f"{alone / naive:.1f}x)")
-    changed = _changed_verdicts(fp32, int8, policy, texts)
-    line("int8 verdicts unlike fp32", f"{changed} of {len(texts)}",
-         "(random weights: every score sits near 0.5)")
+    for scorer in fast:
+        changed = _changed_verdicts(fp32, scorer, policy, texts)
+        line(f"{scorer.precision} verdicts unlike fp32", f"{changed} of {len(texts)}",
+             "(random weights: every score sits near 0.5)")
 
 
 def _changed_verdicts(a: Any, b: Any, policy: Any, texts: Sequence[str]) -> int:
@@ -284,8 +288,9 @@ async def _pipeline(scorer: object, policy: object, texts: list[str], *,
                 Batcher(scorer, max_batch=chunk) as batcher:  # type: ignore[arg-type]
             moderator = Moderator(store=store, policy=policy, scorer=batcher)  # type: ignore[arg-type]
             start = time.perf_counter()
-            for i in range(0, len(messages), chunk):
-                await moderator.handle_many(messages[i:i + chunk])
+            async for _ in moderator.handle_chunks(  # as bot.py replay: scoring overlaps
+                    messages[i:i + chunk] for i in range(0, len(messages), chunk)):
+                pass
             return len(messages) / (time.perf_counter() - start)
 
 

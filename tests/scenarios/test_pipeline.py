@@ -194,3 +194,56 @@ async def test_concurrent_outbox_runs_never_execute_a_row_twice(moderator: Moder
     runs = await asyncio.gather(*(moderator.run_outbox(port) for _ in range(3)))
     assert sorted(len(r) for r in runs) == [0, 0, 3]
     assert len(port.performed) == len({a.id for a in port.performed}) == 3
+
+
+async def test_chunks_are_decided_in_order_as_one_batch_would_be(
+        store: Store, moderator: Moderator) -> None:
+    # The next chunk is scored while this one is recorded; standing still builds up in order.
+    texts = ["you idiot", "Great canvassing session", "immigrants are vermin", "you idiot"]
+    chunks = [[msg(f"{c}{i}", t) for i, t in enumerate(texts)] for c in "abc"]
+    chunks.append([msg("a0", "you idiot"), msg("d0", "thanks all")])  # a redelivery
+    got = [(chunk, results) async for chunk, results in moderator.handle_chunks(chunks)]
+    assert [chunk for chunk, _ in got] == chunks
+    actions = [[None if h is None else h.verdict.action for h in results] for _, results in got]
+    assert actions[0] == ["warn", "allow", "escalate", "warn"]
+    assert actions[3] == [None, "allow"]
+    points = [h.ladder for _, results in got for h in results if h is not None and h.ladder]
+    assert points, "repeated warnings climbed the strikes ladder across chunks"
+    assert len(await store.actions()) == sum(
+        len(h.actions) for _, results in got for h in results if h is not None)
+
+
+async def test_a_bad_chunk_fails_in_order_and_the_next_scoring_is_cancelled(
+        moderator: Moderator) -> None:
+    chunks = [[msg("1", "fine")], [msg("2", " ")], [msg("3", "fine")]]
+    decided = []
+    with pytest.raises(InputError, match="no text"):
+        async for chunk, _ in moderator.handle_chunks(chunks):
+            decided.append(chunk)
+    assert decided == chunks[:1]  # the chunk before the bad one was decided, none after
+    assert await moderator.store.decided([m for c in chunks for m in c]) == {chunks[0][0].key}
+
+    # Deciding fails while the next chunk is being scored: that scoring is cancelled.
+    scoring_started, scoring_cancelled = asyncio.Event(), asyncio.Event()
+    score = moderator._score
+
+    async def slow(messages):  # type: ignore[no-untyped-def]
+        if messages[0].id == "5":
+            scoring_started.set()
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                scoring_cancelled.set()
+                raise
+        return await score(messages)
+
+    async def broken(batch):  # type: ignore[no-untyped-def]
+        await scoring_started.wait()
+        raise RuntimeError("store down")
+
+    moderator._score = slow  # type: ignore[method-assign]
+    moderator._decide_scored = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="store down"):
+        async for _ in moderator.handle_chunks([[msg("4", "fine")], [msg("5", "fine")]]):
+            pass
+    await asyncio.wait_for(scoring_cancelled.wait(), 5)
