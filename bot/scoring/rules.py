@@ -232,7 +232,10 @@ class RuleScorer:
         if not self._people:
             return found
         texts = (cleaned, *variants)
-        may_name = [self._names.candidates(fold(candidate)) for candidate in texts]
+        # Forms that fold alike (a plain message and its normalised form) are scanned once.
+        keys = [fold(candidate) for candidate in texts]
+        found_in = {key: self._names.candidates(key) for key in dict.fromkeys(keys)}
+        may_name = [found_in[key] for key in keys]
         # Only the people some form may name (in policy order): the rest cannot match.
         for i in sorted(frozenset().union(*may_name)):
             person = self._people[i]
