@@ -18,8 +18,8 @@ SCORERS = ("auto", "offline", "detoxify")
 #: How a scorer's model computes (``CONDUCTBOT_PRECISION``): ``fp32``; ``bf16``, bfloat16
 #: weights and activations, which a CPU with AVX-512 BF16 or AMX multiplies in hardware (about
 #: three times fp32 there, scores within 0.02); ``int8``, dynamic quantisation of the linear
-#: layers (`bot.scoring.base.quantize_linear`); ``auto``, bf16 on such a CPU and fp32
-#: anywhere else (see README, "Speed").
+#: layers (`bot.scoring.base.quantize_linear`); ``auto``, bf16 for the offline model on such
+#: a CPU and fp32 anywhere else and for detoxify (see README, "Speed").
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
 

@@ -205,7 +205,9 @@ class DetoxifyScorer:
         _check_model_type(model_type)
         if overlap < 0 or max_windows_per_call < 1:
             raise ValueError("overlap must be >= 0 and max_windows_per_call >= 1")
-        precision = resolve_precision(precision, device)
+        # `auto` stays fp32 here: bf16 was measured on the offline model's labelled figures,
+        # and detoxify's real weights cannot be (they are not fetched); ask for it by name.
+        precision = resolve_precision("fp32" if precision == "auto" else precision, device)
         hint = _download_hint(model_type)
         if checkpoint is None:
             raise ModelError(f"detoxify weights for {model_type!r} are not present", hint=hint)
