@@ -20,6 +20,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import sys
 import time
@@ -65,6 +66,21 @@ HATE_ONLY = {"edos", "isca", "redditbias", "stormfront", "implicit_hate", "hatem
 UNKNOWN_WHEN_HATE_ONLY = ("toxicity", "insult", "obscene")
 #: How many times each forum training line is seen per epoch: the domain the bot serves.
 FORUM_REPEAT = 2
+#: First names of the communities a British party's members come from, and greetings, for
+#: counterfactual swaps (`--swap-names`): a name or a greeting says nothing about conduct, so
+#: each training text holding one is also seen with another, drawn from every community.
+NAMES = {
+    "english": "John Sarah Gary Emma David Claire Paul Karen Mark Helen Dave Sue Mick Gaz",
+    "celtic": "Sean Siobhan Ciaran Niamh Callum Morag Rhys Cerys Dafydd Eilidh",
+    "muslim": "Yusuf Fatima Mohammed Aisha Omar Zainab Imran Nadia Tariq Amina Bilal Samira",
+    "jewish": "Moshe Rivka Yehuda Miriam Ari Leah Shlomo Esther Avi Rachel Chaim Naomi",
+    "south_asian": "Priya Rajesh Sunita Arjun Harpreet Gurpreet Anil Deepa Sanjay Kiran",
+    "black_british": "Kwame Chidi Abena Tunde Ngozi Kofi Femi Adaeze Delroy Marcia",
+    "east_european": "Katarzyna Piotr Agnieszka Tomasz Andrei Ioana Marek Zofia",
+    "east_asian": "Wei Mei Jun Li Hiroshi Yuki Minh Linh",
+}
+GREETINGS = ("Hi", "Hello", "Hiya", "Morning", "Evening", "Hey", "Salaam", "Assalamu alaikum",
+             "Shalom", "Namaste", "Sat Sri Akal", "Alright")
 
 
 def targets(severity: int, category: str) -> list[float]:
@@ -118,6 +134,23 @@ def load_rows(rng: random.Random, *, forum_repeat: int = FORUM_REPEAT, shared_li
     return examples, counts
 
 
+def swapped(examples: list[Example], rng: random.Random) -> list[Example]:
+    """For each example holding a listed first name or opening with a greeting, a copy with
+    each such name (and the greeting) replaced by one drawn from every community."""
+    names = sorted({n for group in NAMES.values() for n in group.split()}, key=len, reverse=True)
+    name_re = re.compile(r"\b(" + "|".join(names) + r")\b")
+    greeting_re = re.compile(r"^(" + "|".join(sorted(GREETINGS, key=len, reverse=True))
+                             + r")\b")
+    pool = sorted(set(names))
+    out: list[Example] = []
+    for text, target, mask in examples:
+        new = name_re.sub(lambda _m: rng.choice(pool), text)
+        new = greeting_re.sub(lambda _m: rng.choice(GREETINGS), new)
+        if new != text:
+            out.append((new, target, mask))
+    return out
+
+
 def batches(examples: list[Example], size: int, rng: random.Random) -> list[list[int]]:
     """Indices grouped by similar length (little padding), in random order."""
     lengths = [len(t) for t, _, _ in examples]
@@ -149,6 +182,14 @@ def main() -> int:
     parser.add_argument("--forum", type=Path, default=FORUM_DIR, metavar="DIR",
                         help="the forum corpus folder (default: corpus/forum)")
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--swap-names", action="store_true",
+                        help="add a copy of each example holding a first name or a greeting, "
+                             "swapped for one of another community (see NAMES)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="compute the forward pass in bfloat16 (autocast; weights, "
+                             "gradients and optimiser stay fp32): on a CPU with bf16 in "
+                             "hardware a 46,401-example run took 21 minutes, an fp32 run of "
+                             "the same size 36")
     args = parser.parse_args()
     if not DATA.is_file():
         print(f"labelled data not found: {DATA}", file=sys.stderr)
@@ -166,6 +207,10 @@ def main() -> int:
     started = time.perf_counter()
     examples, counts = load_rows(rng, forum_repeat=args.forum_repeat,
                                  shared_limit=args.shared_limit, forum_dir=args.forum)
+    if args.swap_names:
+        extra = swapped(examples, rng)
+        counts["name_swaps"] = len(extra)
+        examples += extra
     if args.limit:
         rng.shuffle(examples)
         examples = examples[:args.limit]
@@ -210,8 +255,9 @@ def main() -> int:
                         return_tensors="pt")
         y = torch.tensor([examples[i][1] for i in idx])
         m = torch.tensor([examples[i][2] for i in idx])
-        logits = model(enc["input_ids"], enc["attention_mask"])
-        loss = (loss_fn(logits, y) * m).sum() / m.sum().clamp(min=1.0)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            logits = model(enc["input_ids"], enc["attention_mask"])
+        loss = (loss_fn(logits.float(), y) * m).sum() / m.sum().clamp(min=1.0)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimiser.step()
@@ -247,6 +293,7 @@ def main() -> int:
         "training": {
             "examples": len(examples), "epochs": args.epochs, "batch_size": args.batch_size,
             "lr": args.lr, "seed": args.seed, "forum_repeat": args.forum_repeat,
+            "swap_names": args.swap_names, "bf16": args.bf16,
             "shared_limit": args.shared_limit,
             "rows_per_source": dict(sorted(counts.items())),
             "licences": {s: LICENCES[s] for s in sorted(counts) if s in LICENCES},
