@@ -70,6 +70,17 @@ class Multiscan:
                             context=context, scratch=scratch)
 
 
+    def ids(self, text: str, /) -> set[int]:
+        """The ids of the patterns that match `text` (ASCII)."""
+        found: set[int] = set()
+        self.scan(text, _add_id, found)
+        return found
+
+
+def _add_id(pattern: int, _start: int, _end: int, _flags: int, found: set[int]) -> None:
+    found.add(pattern)
+
+
 def compiles(pattern: str, flags: int, /) -> bool:
     """Whether Hyperscan can take `pattern` with `flags`."""
     try:

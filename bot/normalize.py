@@ -390,17 +390,11 @@ _STEP_SCAN = Multiscan([(step, pattern, multiscan.SINGLEMATCH)
                         for step, pattern in _STEP_PATTERNS.items()])
 
 
-def _note_step(step: int, _start: int, _end: int, _flags: int, found: set[int]) -> None:
-    found.add(step)
-
-
 def _steps(text: str) -> frozenset[int]:
     """The steps that may change `text` (casefolded); all of them for a non-ASCII text."""
     if not text.isascii():
         return _ALL_STEPS
-    found: set[int] = set()
-    _STEP_SCAN.scan(text, _note_step, found)
-    return frozenset(found)
+    return frozenset(_STEP_SCAN.ids(text))
 
 
 # A leetspeak or masked word lies between spaces and holds its step's hint; the rest of the

@@ -144,10 +144,6 @@ _HS_FLAGS = {re.IGNORECASE: multiscan.CASELESS, re.DOTALL: multiscan.DOTALL,
 _HS_BASE = multiscan.PREFILTER | multiscan.SINGLEMATCH | multiscan.ALLOWEMPTY
 
 
-def _collect(rule: int, _start: int, _end: int, _flags: int, found: set[int]) -> None:
-    found.add(rule)
-
-
 class AsciiScan:
     """Which rules may match an ASCII text, from one Hyperscan pass over it.
 
@@ -191,8 +187,7 @@ class AsciiScan:
 
     def candidates(self, text: str, /) -> frozenset[int]:
         """The rules that may match `text`, which must be ASCII."""
-        found: set[int] = set()
-        self._scan.scan(text, _collect, found)
+        found = self._scan.ids(text)
         return self._always.union(found) if self._always else frozenset(found)
 
 
