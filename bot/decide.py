@@ -209,4 +209,5 @@ def decide(
         policy_version=policy.version,
         reasons=tuple(reasons),
         priority=priority,
+        mode=policy.mode_for(channel, channel_name),
     )

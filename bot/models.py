@@ -14,6 +14,7 @@ __all__ = [
     "Member",
     "MemberStatus",
     "Message",
+    "Mode",
     "Platform",
     "Role",
     "RuleHit",
@@ -69,6 +70,13 @@ MODEL_CATEGORIES: tuple[Category, ...] = (
     Category.IDENTITY_ATTACK,
     Category.SEXUAL_EXPLICIT,
 )
+
+
+class Mode(StrEnum):
+    """Whether verdicts are carried out (enforce) or only recorded for review (shadow)."""
+
+    ENFORCE = "enforce"
+    SHADOW = "shadow"
 
 
 class VerdictAction(StrEnum):
@@ -242,6 +250,9 @@ class Verdict:
     policy_version: str
     reasons: tuple[str, ...] = ()
     priority: int = 0
+    #: In shadow mode the verdict is recorded and may be reviewed, but nothing is done to the
+    #: member: no hiding, no notice, no strike.
+    mode: Mode = Mode.ENFORCE
 
 
 class ActionKind(StrEnum):

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors import PolicyError, PolicyProblem
-from bot.models import MODEL_CATEGORIES, Category, MemberStatus, Role, VerdictAction
+from bot.models import MODEL_CATEGORIES, Category, MemberStatus, Mode, Role, VerdictAction
 from bot.scoring.patterns import UnsafePattern, compile_rule_pattern
 from bot.standing import ESCALATION_POINTS, LadderStep, StrikePolicy, parse_duration
 
@@ -111,6 +111,8 @@ class ChannelOverride:
     description: str
     thresholds: Mapping[str, Thresholds]
     skip_rules: frozenset[str] = frozenset()
+    #: The channel's own mode; None follows the policy's.
+    mode: Mode | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +196,17 @@ class Policy:
     statuses: Mapping[MemberStatus, StatusTreatment]
     strikes: StrikePolicy = field(default_factory=lambda: StrikePolicy({}, None, None, ()))
     sanctions: SanctionPolicy = field(default_factory=SanctionPolicy)
+    #: enforce: verdicts are carried out; shadow: recorded (and, with `shadow_review`, put to
+    #: the moderators as "would have ..."), nothing done to members. Channels may differ.
+    mode: Mode = Mode.ENFORCE
+    shadow_review: bool = True
+    #: Published figures below this count read "fewer than N" (the transparency report).
+    transparency_min_count: int = 10
+
+    def mode_for(self, *channels: str | None) -> Mode:
+        """The mode in force in a channel (its override's, else the policy's)."""
+        override = self.override_for(*channels)
+        return override.mode if override is not None and override.mode else self.mode
 
     def override_for(self, *channels: str | None) -> ChannelOverride | None:
         """The first override whose `match` names one of the channel's ids or names."""
@@ -392,6 +405,7 @@ def _type(value: Any) -> str:
 
 
 _ACTIONS = tuple(a.value for a in VerdictAction)
+_MODES = tuple(m.value for m in Mode)
 _ACTING = tuple(a.value for a in VerdictAction if a is not VerdictAction.ALLOW)
 _CATEGORIES = tuple(c.value for c in Category)
 _ROLES = (Role.MP.value, Role.COUNCILLOR.value, Role.STAFF.value)
@@ -498,7 +512,7 @@ def parse_policy(source: str, /, *, file: str = "<policy>") -> Policy:
     c = _Checker(file, source)
     top = c.table(data, "", {"version", "name", "description", "clauses", "categories", "rules",
                              "channels", "protected", "doxxing", "members", "strikes",
-                             "sanctions"},
+                             "sanctions", "mode", "shadow_review", "transparency"},
                   required={"version", "clauses", "categories"})
     version = top.get("version")
     if "version" not in top:
@@ -576,7 +590,7 @@ def parse_policy(source: str, /, *, file: str = "<policy>") -> Policy:
                            else set())
     for cname, raw in raw_channels.items():
         path = f"channels.{cname}"
-        t = c.table(raw, path, {"match", "description", "categories", "skip_rules"})
+        t = c.table(raw, path, {"match", "description", "categories", "skip_rules", "mode"})
         match = c.strings(t, "match", path) if "match" in t else (cname,)
         cats = c.table(t.get("categories", {}), _join(path, "categories"), set(MODEL_CATEGORIES))
         merged: dict[str, Thresholds] = {}
@@ -594,7 +608,9 @@ def parse_policy(source: str, /, *, file: str = "<policy>") -> Policy:
                           "does not define", rule=rule_id)
         overrides.append(ChannelOverride(cname, frozenset(m.lstrip("#").casefold() for m in match),
                                          c.string(t, "description", path, default=""),
-                                         MappingProxyType(merged), frozenset(skip)))
+                                         MappingProxyType(merged), frozenset(skip),
+                                         c.enum(t, "mode", path, Mode, _MODES)
+                                         if "mode" in t else None))
 
     # Protected persons
     t = c.table(top.get("protected", {}), "protected",
@@ -671,6 +687,16 @@ def parse_policy(source: str, /, *, file: str = "<policy>") -> Policy:
 
     strikes = _strikes(c, top.get("strikes", {}))
     sanctions = _sanctions(c, top.get("sanctions", {}))
+    mode = c.enum(top, "mode", "", Mode, _MODES, default=Mode.ENFORCE.value)
+    shadow_review = top.get("shadow_review", True)
+    if not isinstance(shadow_review, bool):
+        c.problem("shadow_review", f"must be true or false, not {_type(shadow_review)}")
+    transparency = c.table(top.get("transparency", {}), "transparency", {"min_count"})
+    min_count = transparency.get("min_count", 10)
+    if isinstance(min_count, bool) or not isinstance(min_count, int) or \
+            not 1 <= min_count <= 1000:
+        c.problem("transparency.min_count", f"must be a whole number from 1 to 1000, not "
+                  f"{_shown(min_count)}")
 
     if c.problems:
         raise PolicyError(file, c.problems)
@@ -692,6 +718,9 @@ def parse_policy(source: str, /, *, file: str = "<policy>") -> Policy:
         statuses=MappingProxyType(statuses),
         strikes=strikes,
         sanctions=sanctions,
+        mode=mode or Mode.ENFORCE,
+        shadow_review=bool(shadow_review),
+        transparency_min_count=int(min_count),
     )
 
 

@@ -197,6 +197,10 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (platform, message_id, revision)
     );
     """,
+    # 6: shadow mode: a verdict recorded for review only, nothing done to the member.
+    """
+    ALTER TABLE verdicts ADD COLUMN mode TEXT NOT NULL DEFAULT 'enforce';
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -313,13 +313,13 @@ class Store:
             cur = await db.execute(
                 "INSERT INTO verdicts (message_row, action, severity, categories, rule_ids, "
                 "clause, scores, thresholds, model, model_version, policy_version, reasons, "
-                "priority, decided_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "priority, decided_at, mode) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (message_row, verdict.action, int(verdict.severity),
                  json.dumps(list(verdict.categories)), json.dumps(list(verdict.rule_ids)),
                  verdict.clause, json.dumps(dict(verdict.scores)),
                  json.dumps({k: dict(v) for k, v in verdict.thresholds.items()}),
                  verdict.model, verdict.model_version, verdict.policy_version,
-                 json.dumps(list(verdict.reasons)), verdict.priority, now))
+                 json.dumps(list(verdict.reasons)), verdict.priority, now, verdict.mode))
             verdict_id = cur.lastrowid
             if verdict_id is None or message_row is None:  # pragma: no cover - sqlite sets it
                 raise StoreError("insert returned no row id")
