@@ -79,7 +79,8 @@ async def run(settings: Settings, /) -> None:
         if digest_schedule.targets:
             await digests.start()
         try:
-            refused = await _serve(starters)
+            refused = await _serve(starters, reload=partial(
+                moderator.reload_policy, actor="operator (SIGHUP)"))
         finally:
             digests.stop()
     if refused:
@@ -88,16 +89,29 @@ async def run(settings: Settings, /) -> None:
     log.info("stopped: every accepted message was decided or is kept for the next start")
 
 
-async def _serve(starters: Mapping[str, Callable[[], Awaitable[None]]]) -> list[ConductError]:
+async def _serve(starters: Mapping[str, Callable[[], Awaitable[None]]], *,
+                 reload: Callable[[], Awaitable[object]] | None = None) -> list[ConductError]:
     """Run each platform under its own supervisor until SIGTERM or SIGINT (then cancel them,
     which closes their connections and finishes the work they accepted) or until every one
-    has stopped for good; the errors that stopped them."""
+    has stopped for good; the errors that stopped them. SIGHUP runs `reload` (the policy's)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    signals = (signal.SIGTERM, signal.SIGINT)
+    reloads: set[asyncio.Task[None]] = set()
+
+    async def reload_logged() -> None:
+        assert reload is not None
+        with contextlib.suppress(ConductError):  # logged and audited where it was refused
+            await reload()
+
+    def hangup() -> None:
+        task = asyncio.create_task(reload_logged(), name="policy reload")
+        reloads.add(task)  # a reference until done, so it is not collected mid-run
+        task.add_done_callback(reloads.discard)
+
+    signals = (signal.SIGTERM, signal.SIGINT) + ((signal.SIGHUP,) if reload else ())
     for signum in signals:
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, hangup if signum == signal.SIGHUP else stop.set)
     tasks = [asyncio.create_task(supervise(name, start), name=name)
              for name, start in starters.items()]
     waiter = asyncio.create_task(stop.wait())
@@ -113,6 +127,9 @@ async def _serve(starters: Mapping[str, Callable[[], Awaitable[None]]]) -> list[
         for task in tasks:
             task.cancel()
         results = await asyncio.gather(*tasks, return_exceptions=True)
+        for task in list(reloads):  # before the store closes under it
+            task.cancel()
+        await asyncio.gather(*reloads, return_exceptions=True)
         for signum in signals:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signum)

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
-__all__ = ["appeal_invitation", "notice_text", "plan_actions", "with_case"]
+__all__ = ["HIDING", "appeal_invitation", "notice_text", "plan_actions", "shadow_title",
+           "with_case"]
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from bot.models import Action, ActionKind, Message, RuleHit, Verdict, VerdictAction
+from bot.models import Action, ActionKind, Message, Mode, RuleHit, Verdict, VerdictAction
 from bot.policy import Policy
 from bot.scoring.rules import redact_personal
 
 _QUOTE_LIMIT = 1500  # characters of their own text given back in a notice
+#: The verdicts that take the message down (and whose notices say so).
+HIDING = (VerdictAction.HIDE, VerdictAction.ESCALATE)
 
 
 def plan_actions(message: Message, verdict: Verdict, /, *, policy: Policy,
                  hits: Sequence[RuleHit] = ()) -> list[Action]:
     """The outbox rows for a verdict: notice, deletion, escalation (in that order of need).
-    `hits` are the rule hits, so the notice never quotes doxxed details back."""
+    `hits` are the rule hits, so the notice never quotes doxxed details back.
+
+    In shadow mode nothing is done to the member: with the policy's `shadow_review` a message
+    the bot would have hidden or escalated goes to the moderators as an escalation post,
+    marked as what the bot would have done, to uphold or dismiss; otherwise there is no row."""
     if verdict.action is VerdictAction.ALLOW:
         return []
     def action(kind: ActionKind, payload: dict[str, Any]) -> Action:
@@ -27,25 +34,39 @@ def plan_actions(message: Message, verdict: Verdict, /, *, policy: Policy,
 
     cited: dict[str, Any] = {"clause": verdict.clause, "clause_title": verdict.clause_title,
              "policy_version": verdict.policy_version, "action": str(verdict.action)}
+    escalation = {
+        **cited,
+        "severity": int(verdict.severity),
+        "priority": verdict.priority,
+        "categories": list(verdict.categories),
+        "rule_ids": list(verdict.rule_ids),
+        "reasons": list(verdict.reasons),
+        "author_name": message.author_name or message.author,
+        "channel_name": message.channel_name or message.channel,
+        "excerpt": message.text[:_QUOTE_LIMIT],
+        "scores": {k: round(v, 3) for k, v in verdict.scores.items()},
+    }
+    if verdict.mode is Mode.SHADOW:
+        return [action(ActionKind.ESCALATE, escalation | {"shadow": True})] \
+            if policy.shadow_review and verdict.action in HIDING else []
     actions: list[Action] = []
-    if verdict.action in (VerdictAction.HIDE, VerdictAction.ESCALATE):
+    if verdict.action in HIDING:
         actions.append(action(ActionKind.DELETE, cited))
     actions.append(action(ActionKind.NOTIFY, {
         **cited, "text": notice_text(message, verdict, policy=policy, hits=hits)}))
     if verdict.action is VerdictAction.ESCALATE:
-        actions.append(action(ActionKind.ESCALATE, {
-            **cited,
-            "severity": int(verdict.severity),
-            "priority": verdict.priority,
-            "categories": list(verdict.categories),
-            "rule_ids": list(verdict.rule_ids),
-            "reasons": list(verdict.reasons),
-            "author_name": message.author_name or message.author,
-            "channel_name": message.channel_name or message.channel,
-            "excerpt": message.text[:_QUOTE_LIMIT],
-            "scores": {k: round(v, 3) for k, v in verdict.scores.items()},
-        }))
+        actions.append(action(ActionKind.ESCALATE, escalation))
     return actions
+
+
+def shadow_title(payload: Mapping[str, Any], /) -> str:
+    """How a shadow-mode escalation post begins: what the bot would have done, and that it
+    did nothing ('' for an ordinary escalation)."""
+    if not payload.get("shadow"):
+        return ""
+    would = {"hide": "hidden", "escalate": "escalated"}.get(
+        str(payload.get("action")), str(payload.get("action")))
+    return f"Shadow mode: would have {would}; nothing was done. "
 
 
 def notice_text(message: Message, verdict: Verdict, /, *, policy: Policy,

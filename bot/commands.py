@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.actions import appeal_invitation
 from bot.decide import decide
-from bot.errors import ConductError, StoreError
+from bot.errors import ConductError, PolicyError, StoreError
 from bot.models import (
     Account,
     Action,
@@ -24,11 +24,13 @@ from bot.models import (
     CaseState,
     Member,
     MemberStatus,
+    Mode,
     Platform,
     Role,
     VerdictAction,
 )
 from bot.moderator import Moderator
+from bot.policy import Policy
 from bot.standing import crossed_step, format_duration, format_until, parse_duration
 from bot.store import CaseDraft, Store
 
@@ -347,8 +349,10 @@ async def _check(self: Commands, actor: Member, args: list[str]) -> Reply:
     verdict = decide(scores, hits, policy=m.policy, standing=actor.standing(),
                      channel="general")
     top = sorted(verdict.scores.items(), key=lambda kv: -kv[1])[:4]
+    shadow = " (shadow mode: recorded, nothing done)" if verdict.mode is Mode.SHADOW and \
+        verdict.action is not VerdictAction.ALLOW else ""
     return Reply(
-        f"Would {verdict.action}",
+        f"Would {verdict.action}{shadow}",
         "; ".join(verdict.reasons) or "Nothing in the policy applies.",
         fields=(("clause", f"{verdict.clause} {verdict.clause_title}" if verdict.clause else "-"),
                 ("categories", ", ".join(verdict.categories) or "-"),
@@ -714,7 +718,8 @@ async def _resolve(self: Commands, actor: Member, args: list[str]) -> Reply:
             f"Your appeal of case {case.id} was rejected: {reason}. The decision stands."
             if upheld else f"Your appeal of case {case.id} was granted: {reason}. {undone}"
         ).strip())
-    elif not upheld and (case.automatic or await self.store.actions(case_id=case.id)):
+    elif not upheld and not case.shadow and (
+            case.automatic or await self.store.actions(case_id=case.id)):
         # The member was told of the action: they hear it was dismissed.
         actions += await self.notices(case, f"Case {case.id} was reviewed by a moderator and "
                                             f"dismissed: {reason}. {undone}".strip())
@@ -726,7 +731,10 @@ async def _resolve(self: Commands, actor: Member, args: list[str]) -> Reply:
         pardon=None if upheld else f"dismissed: {reason}", audit_action=f"resolve:{outcome}")
     if undone:
         note += f" {undone}"
-    if case.automatic and not upheld:
+    if case.shadow:
+        note += (" Recorded: the bot " + ("was right" if upheld else "would have been wrong")
+                 + " (shadow mode: nothing was done to the member, who is not told).")
+    elif case.automatic and not upheld:
         note += " Recorded as an overturn of the automatic verdict."
     if any(a.kind is ActionKind.NOTIFY for a in actions):
         note += f" {case.member_id if member is None else member.display_name} is told."
@@ -764,17 +772,36 @@ async def _unlink(self: Commands, actor: Member, args: list[str]) -> Reply:
                  "stays with them.")
 
 
-@command("policy", "policy", "the policy's version and clauses")
+@command("policy", "policy [reload]", "the policy's version, mode and clauses; `reload` "
+         "validates the policy file again and switches to it")
 async def _policy(self: Commands, actor: Member, args: list[str]) -> Reply:
+    if args and args[0].casefold() == "reload":
+        before = self.moderator.policy.version
+        try:
+            policy = await self.moderator.reload_policy(actor=_who(actor))
+        except PolicyError as exc:  # audited by the moderator
+            return Reply("Policy not reloaded", f"{before} stays in force.\n{exc}", ok=False)
+        return Reply(f"Policy reloaded: {before} -> {policy.version}",
+                     _policy_summary(policy))
+    if args:
+        raise Refusal(f"{args[0]!r}: say `policy` or `policy reload`")
     policy = self.moderator.policy
-    return Reply(f"{policy.name or 'Policy'} {policy.version}",
-                 "\n".join(f"{c.id} {c.title}" for c in policy.clauses.values()))
+    return Reply(f"{policy.name or 'Policy'} {policy.version}", _policy_summary(policy))
+
+
+def _policy_summary(policy: Policy) -> str:
+    differ = [o.name for o in policy.channels if o.mode and o.mode is not policy.mode]
+    mode = f"Mode: {policy.mode}" + (f" (but {', '.join(differ)}: "
+                                     f"{'enforce' if policy.mode is Mode.SHADOW else 'shadow'})"
+                                     if differ else "")
+    return "\n".join([mode, *(f"{c.id} {c.title}" for c in policy.clauses.values())])
 
 
 @command("mycases", "mycases", "the cases about you, and which you can still appeal",
          moderators_only=False)
 async def _mycases(self: Commands, actor: Member, args: list[str]) -> Reply:
-    cases = await self.store.member_cases(actor.id)
+    # A shadow case did nothing to the member: it is the moderators' measure of the bot.
+    cases = [c for c in await self.store.member_cases(actor.id) if not c.shadow]
     if not cases:
         return Reply("No cases about you", "The moderators have taken no action about you.")
     lines = [f"#{c.id} {c.opened_at:%Y-%m-%d}: {c.summary} ({_appeal_state(c)})" for c in cases]
@@ -802,6 +829,9 @@ async def _appeal(self: Commands, actor: Member, args: list[str]) -> Reply:
     case = await self.case(args[0])
     if case.member_id != actor.id:
         raise Refusal(f"Case {case.id} is not about you: only its member can appeal it")
+    if case.shadow:  # recorded in shadow mode: nothing was decided about the member
+        raise Refusal(f"Case {case.id} is not a decision about you: nothing was done, so "
+                      "there is nothing to appeal")
     if case.appeal is not None:
         raise Refusal(f"Case {case.id} has already been appealed")
     if case.state is CaseState.DISMISSED:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "MODEL_CATEGORIES",
+    "SHADOW_CASE",
     "Account",
     "Action",
     "ActionKind",
@@ -70,6 +71,10 @@ MODEL_CATEGORIES: tuple[Category, ...] = (
     Category.IDENTITY_ATTACK,
     Category.SEXUAL_EXPLICIT,
 )
+
+
+#: The kind of case a shadow-mode verdict opens for review.
+SHADOW_CASE = "shadow"
 
 
 class Mode(StrEnum):
@@ -330,3 +335,9 @@ class Case:
     appeal_outcome: str | None = None
     resolution: str | None = None
     resolved_at: datetime | None = None
+
+    @property
+    def shadow(self) -> bool:
+        """A shadow-mode verdict put to the moderators: nothing was done to the member, who
+        is not told of it and cannot appeal it."""
+        return self.kind == SHADOW_CASE

@@ -16,19 +16,23 @@ from collections.abc import (
 )
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from pathlib import Path
 from typing import NamedTuple, TypeVar
 
-from bot.actions import plan_actions
+from bot.actions import HIDING, plan_actions
 from bot.decide import decide
 from bot.errors import (
     ConductError,
     InputError,
     PlatformError,
+    PolicyError,
+    PolicyProblem,
     RateLimited,
     Unavailable,
     UnsupportedAction,
 )
 from bot.models import (
+    SHADOW_CASE,
     Action,
     ActionKind,
     ActionStatus,
@@ -37,6 +41,7 @@ from bot.models import (
     Member,
     MemberStatus,
     Message,
+    Mode,
     Platform,
     Role,
     RuleHit,
@@ -45,7 +50,7 @@ from bot.models import (
     VerdictAction,
 )
 from bot.platform import PlatformPort
-from bot.policy import Policy
+from bot.policy import Policy, load_policy
 from bot.scoring.base import Batcher
 from bot.scoring.rules import RuleScorer
 from bot.standing import (
@@ -90,10 +95,19 @@ class Handled:
     ladder: LadderStep | None = None
 
 
+class _Active(NamedTuple):
+    """The policy in force and its compiled rules, swapped together by a reload."""
+
+    policy: Policy
+    rules: RuleScorer
+
+
 class _Scored(NamedTuple):
-    """A chunk of messages and, by id(), the scores and rule hits of those not yet decided."""
+    """A chunk of messages, the policy its rules ran under, and, by id(), the scores and rule
+    hits of those not yet decided."""
 
     messages: Sequence[Message]
+    active: _Active
     scored: dict[int, tuple[ScoreSet, tuple[RuleHit, ...]]]
 
 
@@ -118,11 +132,55 @@ class Moderator:
     def __init__(self, *, store: Store, policy: Policy, scorer: Batcher) -> None:
         self.store = store
         store.policy_version = policy.version
-        self.policy = policy
         self.scorer = scorer
-        self.rules = RuleScorer(policy)
+        self._active = _Active(policy, RuleScorer(policy))
         # One outbox run per platform at a time, so no row is executed twice.
         self._outbox_locks: dict[Platform, asyncio.Lock] = {}
+        self._reloading = asyncio.Lock()
+
+    @property
+    def policy(self) -> Policy:
+        """The policy in force."""
+        return self._active.policy
+
+    @property
+    def rules(self) -> RuleScorer:
+        """The policy's rules, compiled."""
+        return self._active.rules
+
+    async def reload_policy(self, path: str | Path | None = None, /, *, actor: str) -> Policy:
+        """Read and validate the policy file again (by default the one in force) and switch
+        to it atomically: a message is decided wholly under the old policy or wholly under
+        the new. On any problem the running policy stays and the PolicyError says why. Both
+        outcomes are audited; every verdict keeps the version it was decided under."""
+        async with self._reloading:
+            old = self.policy
+            file = str(path if path is not None else old.file)
+            try:
+                # Compiling the rules takes a while: off the event loop.
+                policy, rules = await asyncio.to_thread(_compiled, file)
+                if policy.version == old.version and policy != old:
+                    raise PolicyError(file, [PolicyProblem(
+                        f"the policy changed but its version is still {old.version!r}: give "
+                        "it a new version, so verdicts under the two can be told apart",
+                        path="version")])
+            except PolicyError as exc:
+                await self.store.audit(actor=actor, action="policy:reload-refused",
+                                       reason=str(exc).splitlines()[0],
+                                       policy_version=old.version,
+                                       detail={"file": file, "problems": [
+                                           str(p) for p in exc.problems][:20]})
+                log.error("policy reload refused; %s stays in force: %s", old.version, exc)
+                raise
+            self._active = _Active(policy, rules)
+            self.store.policy_version = policy.version
+            await self.store.audit(actor=actor, action="policy:reload",
+                                   policy_version=policy.version,
+                                   reason=f"{old.version} -> {policy.version}",
+                                   detail={"file": file, "from": old.version,
+                                           "to": policy.version, "mode": str(policy.mode)})
+            log.info("policy reloaded from %s: %s -> %s", file, old.version, policy.version)
+            return policy
 
     @staticmethod
     def check(message: Message, /) -> None:
@@ -199,19 +257,20 @@ class Moderator:
         decided = await self.store.decided(messages)
         fresh = [m for m in messages if m.key not in decided]
         texts = [m.text for m in fresh]
+        active = self._active
         # The rules run in a worker thread while the model scores in its own: the model
         # releases the GIL, so the rules' time hides behind it, and a long message's rules
         # never stall the event loop.
         scores, rule_hits = await asyncio.gather(
             self.scorer.score_many(texts),
-            asyncio.to_thread(lambda: [tuple(self.rules.hits(text)) for text in texts]))
-        return _Scored(messages, dict(zip((id(m) for m in fresh),
-                                          zip(scores, rule_hits, strict=True), strict=True)))
+            asyncio.to_thread(lambda: [tuple(active.rules.hits(text)) for text in texts]))
+        return _Scored(messages, active, dict(zip(
+            (id(m) for m in fresh), zip(scores, rule_hits, strict=True), strict=True)))
 
     async def _decide_scored(self, batch: _Scored, /) -> list[Handled | None]:
         """Decide and record scored messages in order (members, strikes and cases are read
         here, after every earlier message was recorded)."""
-        messages, scored = batch
+        messages, (policy, _), scored = batch
         results: list[Handled | None] = []
         for message in messages:
             found = scored.get(id(message))
@@ -222,29 +281,39 @@ class Moderator:
             message_scores, hits = found
             member = await self.resolve_member(message.platform, message.author,
                                                display_name=message.author_name)
-            points, fired = await self.climb(member.id)
+            points, fired = await self.climb(member.id, policy=policy)
             standing = member.standing(points=points)
             if member.suspended_from and message.sent_at < member.suspended_from:
                 # Written before the suspension began (a late delivery or a replay).
                 standing = replace(standing, status=MemberStatus.ACTIVE)
-            verdict = decide(message_scores, hits, policy=self.policy, standing=standing,
+            verdict = decide(message_scores, hits, policy=policy, standing=standing,
                              channel=message.channel, channel_name=message.channel_name,
                              replies_to_protected=await self._replies_to_protected(message))
-            planned = plan_actions(message, verdict, policy=self.policy, hits=hits)
+            planned = plan_actions(message, verdict, policy=policy, hits=hits)
+            shadow = verdict.mode is Mode.SHADOW
             # Strikes are for conduct: a suspended member's harmless post is escalated, not
-            # counted again.
+            # counted again. Shadow mode does nothing to the member: no points either.
             conduct = set(verdict.categories) - {Category.SANCTIONED}
-            strike = self.policy.strikes.points.get(verdict.action, 0.0) if conduct else 0.0
+            strike = policy.strikes.points.get(verdict.action, 0.0) \
+                if conduct and not shadow else 0.0
             # Review before punishment: an escalation's points wait for a moderator's uphold,
             # so a mistaken one times nobody out.
             pending = bool(strike) and verdict.action is VerdictAction.ESCALATE and \
-                self.policy.strikes.escalation_points == "on_uphold"
+                policy.strikes.escalation_points == "on_uphold"
             step = None if pending else crossed_step(points, points + strike, fired=fired,
-                                                     policy=self.policy.strikes)
+                                                     policy=policy.strikes)
             if step is not None and step.timeout is not None:
-                planned.append(self._timeout(message, step.timeout, step.note))
+                planned.append(self._timeout(message, step.timeout, step.note, policy=policy))
             case = None
-            if verdict.action is not VerdictAction.ALLOW:
+            if shadow and planned:
+                # Put to the moderators as what the bot would have done; their uphold or
+                # dismissal feeds the calibration figures, and the member never hears of it.
+                case = CaseDraft(
+                    kind=SHADOW_CASE, summary=f"shadow mode: would have {verdict.action} "
+                    f"under clause {verdict.clause} ({verdict.clause_title})",
+                    opened_by="bot", priority=verdict.priority, clause=verdict.clause,
+                    automatic=True, state=CaseState.OPEN)
+            elif verdict.action is not VerdictAction.ALLOW and not shadow:
                 # Every action against a member is a case: its number is in the notice, and
                 # the member can appeal it; only escalations wait in the queue.
                 ladder = f"; ladder at {round(points + strike, 1):g} points: {step.note}" \
@@ -282,15 +351,16 @@ class Moderator:
         that case's strikes awaiting review count."""
         return (await self.climb(member_id, confirming=confirming))[0]
 
-    async def climb(self, member_id: str, /, *, confirming: int | None = None
-                    ) -> tuple[float, frozenset[float]]:
-        """A member's points now (as `points`) and the ladder steps this climb has fired."""
+    async def climb(self, member_id: str, /, *, confirming: int | None = None,
+                    policy: Policy | None = None) -> tuple[float, frozenset[float]]:
+        """A member's points now (as `points`) and the ladder steps this climb has fired,
+        under `policy`'s strike rules (by default the policy in force)."""
         strikes = [s | {"pending": 0} if confirming is not None and s["case_id"] == confirming
                    else s for s in await self.store.strikes(member_id)]
-        now, policy = self.store.clock(), self.policy.strikes
-        return (decayed_points(counted_strikes(strikes, now=now, policy=policy), now=now,
-                               policy=policy),
-                fired_steps(strikes, now=now, policy=policy))
+        now, ladder = self.store.clock(), (policy or self.policy).strikes
+        return (decayed_points(counted_strikes(strikes, now=now, policy=ladder), now=now,
+                               policy=ladder),
+                fired_steps(strikes, now=now, policy=ladder))
 
     async def _replies_to_protected(self, message: Message) -> bool:
         if message.reply_to is None:
@@ -301,12 +371,13 @@ class Moderator:
         author = await self.store.get_member(parent["member_id"])
         return author is not None and bool(author.roles & PROTECTED_ROLES)
 
-    def _timeout(self, message: Message, duration: timedelta, reason: str) -> Action:
+    def _timeout(self, message: Message, duration: timedelta, reason: str, *,
+                 policy: Policy) -> Action:
         until = self.store.clock() + duration
         return Action(kind=ActionKind.TIMEOUT, platform=message.platform,
                       channel=message.channel, user=message.author,
                       payload={"until": until.isoformat(), "duration": format_duration(duration),
-                               "reason": reason, "policy_version": self.policy.version})
+                               "reason": reason, "policy_version": policy.version})
 
     async def run_outbox(self, port: PlatformPort, /, *, limit: int = 100) -> list[Action]:
         """Execute pending outbox rows for the port's platform; write each result back.
@@ -416,7 +487,7 @@ class Moderator:
         by the adapter itself, as Slack does without a user token)."""
         case = action.payload.get("case")
         if action.kind is not ActionKind.NOTIFY or not isinstance(case, int) or \
-                action.payload.get("action") not in _HIDING:
+                action.payload.get("action") not in HIDING:
             return True
         deletes = [a for a in await self.store.actions(case_id=case)
                    if a.kind is ActionKind.DELETE]
@@ -451,8 +522,10 @@ class Moderator:
             state=None if case is None or case.state.active else CaseState.OPEN)
 
 
-#: Notices that tell the member their message was hidden.
-_HIDING = (VerdictAction.HIDE, VerdictAction.ESCALATE)
+def _compiled(file: str) -> _Active:
+    """A policy file read, validated and its rules compiled (PolicyError on any problem)."""
+    policy = load_policy(file)
+    return _Active(policy, RuleScorer(policy))
 
 
 async def _dispatch(port: PlatformPort, action: Action) -> None:

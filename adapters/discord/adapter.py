@@ -43,6 +43,7 @@ from adapters.common import clip as _clip
 from adapters.common import need
 from adapters.discord.config import DiscordConfig
 from adapters.discord.convert import from_discord
+from bot.actions import shadow_title
 from bot.commands import Button, Commands, Reply
 from bot.errors import (
     ConductError,
@@ -623,9 +624,14 @@ class DiscordAdapter:
         p = action.payload
         case = p.get("case")
         clause = f"{p.get('clause') or '-'} {p.get('clause_title') or ''}".strip()
-        title = f"Case {case}: " if case is not None else "Escalation: "
-        embed = discord.Embed(title=_clip(title + clause, 256), colour=discord.Colour.red(),
-                              description=_clip("; ".join(p.get("reasons") or []), 4096) or None)
+        shadow = shadow_title(p)  # shadow mode: what the bot would have done, and did not
+        title = ("Shadow case" if shadow else "Case") + f" {case}: " if case is not None \
+            else "Escalation: "
+        embed = discord.Embed(title=_clip(title + clause, 256),
+                              colour=discord.Colour.light_grey() if shadow else
+                              discord.Colour.red(),
+                              description=_clip(shadow + "; ".join(p.get("reasons") or []),
+                                                4096) or None)
         user = action.user
         embed.add_field(name="member", value=_clip(
             f"{p.get('author_name') or user}" + (f" (<@{user}>)" if user else ""), 1024))

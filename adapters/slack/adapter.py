@@ -45,6 +45,7 @@ from adapters.common import clip as _clip
 from adapters.common import need
 from adapters.slack.config import SlackConfig
 from adapters.slack.convert import from_slack
+from bot.actions import shadow_title
 from bot.commands import Button, Commands, Reply
 from bot.errors import (
     ConductError,
@@ -662,7 +663,8 @@ def escalation_blocks(action: Action, /) -> tuple[list[dict[str, Any]], str]:
     p = action.payload
     case = p.get("case")
     clause = f"{p.get('clause') or '-'} {p.get('clause_title') or ''}".strip()
-    title = (f"Case {case}: " if case is not None else "Escalation: ") + clause
+    title = (("Shadow case" if shadow_title(p) else "Case") + f" {case}: " if case is not None
+             else "Escalation: ") + clause
     member = f"<@{action.user}>" if action.user else str(p.get("author_name") or "-")
     channel = f"<#{action.channel}>" if action.channel else str(p.get("channel_name") or "-")
     fields = [_md(f"*Member*\n{member}"), _md(f"*Channel*\n{channel}"),
@@ -675,7 +677,7 @@ def escalation_blocks(action: Action, /) -> tuple[list[dict[str, Any]], str]:
         {"type": "section", "fields": fields},
         {"type": "section", "text": _md(f"*Excerpt*\n{excerpt}")},
     ]
-    reasons = "; ".join(p.get("reasons") or [])
+    reasons = shadow_title(p) + "; ".join(p.get("reasons") or [])
     if reasons:
         blocks.append({"type": "context", "elements": [_md(reasons, 2000)]})
     if case is not None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import re
+import signal
 import socket
 import time
 from pathlib import Path
@@ -21,7 +24,7 @@ from bot.errors import PermissionDenied, Unavailable
 from bot.store import Store
 from tests.adapters.discord.fake_discord import FakeDiscord
 from tests.adapters.slack.fake_slack import BOT_USER, GENERAL, MEMBER, MODS, TEAM, FakeSlack
-from tests.conftest import KeywordScorer
+from tests.conftest import ROOT, KeywordScorer
 
 pytestmark = pytest.mark.timeout(30)
 SECRET = "slack-test-signing-secret"
@@ -65,6 +68,9 @@ async def test_a_platform_refusing_its_token_leaves_the_other_running(
         caplog: pytest.LogCaptureFixture) -> None:
     saved = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
     slack, refusing = FakeSlack(), FakeDiscord()
+    policy = tmp_path / "policy.toml"
+    source = (ROOT / "policies" / "default.toml").read_text(encoding="utf-8")
+    policy.write_text(source, encoding="utf-8")
     await slack.start()
     await refusing.start()
     refusing.inject("GET", "/users/@me", 401, {"message": "401: Unauthorized", "code": 0})
@@ -75,7 +81,8 @@ async def test_a_platform_refusing_its_token_leaves_the_other_running(
             "SLACK_BOT_TOKEN": "xoxb-test-bot", "SLACK_USER_TOKEN": "xoxp-test-admin",
             "SLACK_SIGNING_SECRET": SECRET,
             "SLACK_API_BASE": slack.api_base, "SLACK_MOD_CHANNEL": MODS,
-            "SLACK_PORT": str(port), "CONDUCTBOT_DB": str(tmp_path / "run.sqlite3")}.items():
+            "SLACK_PORT": str(port), "CONDUCTBOT_DB": str(tmp_path / "run.sqlite3"),
+            "CONDUCTBOT_POLICY": str(policy)}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("SLACK_APP_TOKEN", raising=False)
     monkeypatch.setattr(adapters.runner, "build_scorer", lambda settings: KeywordScorer())
@@ -110,6 +117,18 @@ async def test_a_platform_refusing_its_token_leaves_the_other_running(
         assert discord_lines == ["discord stopped: Discord refused DISCORD_TOKEN (check the "
                                  "bot token)"]
         assert all(r.exc_info is None for r in caplog.records if r.name == "adapters.runner")
+        # SIGHUP reloads the policy file in the running bot.
+        version = re.search(r'^version = "([^"]+)"', source, re.M)
+        assert version is not None
+        policy.write_text(source.replace(version[0], 'version = "runner-2"', 1),
+                          encoding="utf-8")
+        os.kill(os.getpid(), signal.SIGHUP)
+        for _ in range(200):
+            if "-> runner-2" in caplog.text:
+                break
+            await asyncio.sleep(0.05)
+        assert f"policy reloaded from {policy}: {version[1]} -> runner-2" in caplog.text
+        assert not run.done()
     finally:
         run.cancel()
         await asyncio.gather(run, return_exceptions=True)

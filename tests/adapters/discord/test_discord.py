@@ -25,11 +25,12 @@ from bot.models import (
     CaseState,
     MemberStatus,
     Message,
+    Mode,
     Platform,
     Role,
 )
 from bot.moderator import Handled, Moderator
-from bot.policy import Policy
+from bot.policy import Policy, load_policy
 from bot.scoring import Batcher
 from bot.store import Store
 from tests.adapters.discord.fake_discord import (
@@ -49,7 +50,7 @@ from tests.adapters.discord.fake_discord import (
     message,
     snowflake,
 )
-from tests.conftest import KeywordScorer
+from tests.conftest import ROOT, KeywordScorer
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -195,6 +196,28 @@ async def test_abusive_message_is_deleted_noticed_and_escalated(world: World) ->
     assert fake.find("PATCH", rf"/guilds/{GUILD_ID}/members/{MEMBER_ID}") == []
     assert await world.store.pending_actions() == []
     assert {a.status for a in await world.store.actions()} == {ActionStatus.DONE}
+
+
+SHADOW_POLICY = dataclasses.replace(load_policy(ROOT / "tests" / "fixtures" / "policy.toml"),
+                                    mode=Mode.SHADOW)
+
+
+@pytest.mark.parametrize("test_policy", [SHADOW_POLICY])
+async def test_in_shadow_mode_only_the_moderators_hear_what_would_have_been_done(
+        world: World) -> None:
+    fake, mid = world.fake, snowflake()
+    await fake.dispatch("MESSAGE_CREATE", message(mid, "immigrants are vermin"))
+    await world.settle(mid)
+    assert fake.find("DELETE", r"/channels/.*") == []
+    assert fake.find("POST", "/users/@me/channels") == []  # no DM to the member
+    (post,) = world.sent_to(MODS_ID)
+    embed = post["embeds"][0]
+    assert embed["title"].startswith("Shadow case 1: 1.2 No discrimination or hate")
+    assert embed["description"].startswith("Shadow mode: would have escalated; nothing was done.")
+    assert embed["color"] == discord.Colour.light_grey().value
+    buttons = [c for row in post["components"] for c in row["components"]]
+    assert [b["label"] for b in buttons] == ["Uphold", "Dismiss", "Hide", "Timeout"]
+    assert fake.find("PATCH", rf"/guilds/{GUILD_ID}/members/{MEMBER_ID}") == []
 
 
 async def test_acceptable_message_causes_no_requests(world: World) -> None:

@@ -31,9 +31,18 @@ from bot.errors import (
     Unavailable,
     UnsupportedAction,
 )
-from bot.models import Action, ActionKind, ActionStatus, CaseState, MemberStatus, Platform, Role
+from bot.models import (
+    Action,
+    ActionKind,
+    ActionStatus,
+    CaseState,
+    MemberStatus,
+    Mode,
+    Platform,
+    Role,
+)
 from bot.moderator import Handled, Moderator
-from bot.policy import Policy
+from bot.policy import Policy, load_policy
 from bot.scoring import Batcher
 from bot.store import Store
 from tests.adapters.slack.fake_slack import (
@@ -45,7 +54,7 @@ from tests.adapters.slack.fake_slack import (
     TEAM,
     FakeSlack,
 )
-from tests.conftest import KeywordScorer
+from tests.conftest import ROOT, KeywordScorer
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -242,6 +251,30 @@ async def test_abusive_message_is_deleted_noticed_and_escalated(world: World) ->
     assert actions[ActionKind.ESCALATE].status is ActionStatus.DONE
     # Its strike points wait for a moderator: no timeout (no kick) before review.
     assert ActionKind.TIMEOUT not in actions and world.fake.find("conversations.kick") == []
+
+
+SHADOW_POLICY = dataclasses.replace(load_policy(ROOT / "tests" / "fixtures" / "policy.toml"),
+                                    mode=Mode.SHADOW)
+
+
+@pytest.mark.parametrize("test_policy", [SHADOW_POLICY])
+async def test_in_shadow_mode_only_the_moderators_hear_what_would_have_been_done(
+        world: World) -> None:
+    event = message("immigrants are vermin")
+    await world.event(event)
+    await world.settle(event["ts"])
+    fake = world.fake
+    assert fake.find("chat.delete") == [] and fake.find("chat.postEphemeral") == []
+    assert fake.find("conversations.open") == [] and fake.find("conversations.kick") == []
+    (post,) = fake.find("chat.postMessage")
+    assert post.params["channel"] == MODS
+    blocks = post.params["blocks"]
+    assert blocks[0]["text"]["text"].startswith("Shadow case 1: 1.2 No discrimination or hate")
+    assert post.params["text"].startswith("Shadow case 1:")
+    context = blocks[3]["elements"][0]["text"]
+    assert context.startswith("Shadow mode: would have escalated; nothing was done.")
+    assert [b["text"]["text"] for b in blocks[-1]["elements"]] == [
+        "Uphold", "Dismiss", "Hide", "Resolve…"]
 
 
 async def test_acceptable_message_causes_no_calls(world: World) -> None:
