@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 __all__ = ["HIDING", "appeal_invitation", "notice_text", "plan_actions", "shadow_title",
-           "with_case"]
+           "with_case", "would_have"]
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -59,14 +59,18 @@ def plan_actions(message: Message, verdict: Verdict, /, *, policy: Policy,
     return actions
 
 
+def would_have(action: str, /) -> str:
+    """'would have hidden' and the like: what a verdict in shadow mode would have done."""
+    return "would have " + {"warn": "warned", "hide": "hidden", "escalate": "escalated"}.get(
+        action, action)
+
+
 def shadow_title(payload: Mapping[str, Any], /) -> str:
     """How a shadow-mode escalation post begins: what the bot would have done, and that it
     did nothing ('' for an ordinary escalation)."""
     if not payload.get("shadow"):
         return ""
-    would = {"hide": "hidden", "escalate": "escalated"}.get(
-        str(payload.get("action")), str(payload.get("action")))
-    return f"Shadow mode: would have {would}; nothing was done. "
+    return f"Shadow mode: {would_have(str(payload.get('action')))}; nothing was done. "
 
 
 def notice_text(message: Message, verdict: Verdict, /, *, policy: Policy,

@@ -25,7 +25,7 @@ from rich.table import Table
 from bot.config import Settings
 from bot.corpus import FORUM_DIR
 from bot.errors import ConductError, InputError, PolicyError
-from bot.models import Platform, Standing, Verdict, VerdictAction
+from bot.models import Mode, Platform, Standing, Verdict, VerdictAction
 from bot.policy import Policy, load_policy
 
 log = logging.getLogger("bot.cli")
@@ -329,7 +329,7 @@ def _verdict_json(v: Verdict) -> dict[str, Any]:
         "rule_ids": list(v.rule_ids), "clause": v.clause, "clause_title": v.clause_title,
         "scores": {k: round(x, 4) for k, x in v.scores.items()}, "priority": v.priority,
         "model": v.model, "model_version": v.model_version, "policy_version": v.policy_version,
-        "reasons": list(v.reasons),
+        "reasons": list(v.reasons), "mode": v.mode.value,
     }
 
 
@@ -435,6 +435,7 @@ def _replay_results(chunk: Sequence[Any], results: Sequence[Any], args: argparse
             continue
         v = handled.verdict
         tally[v.action] += 1
+        tally["shadow"] += v.mode is Mode.SHADOW and v.action is not VerdictAction.ALLOW
         categories.update(v.categories)
         if args.json:
             print(json.dumps({"id": message.id, "platform": message.platform,
@@ -447,7 +448,8 @@ def _replay_results(chunk: Sequence[Any], results: Sequence[Any], args: argparse
         excerpt = text if len(text) <= 70 else text[:69] + "…"
         why = ""
         if v.action is not VerdictAction.ALLOW:
-            why = f"  [dim]{v.clause} {escape(v.clause_title or '')}; " \
+            why = ("  [dim]shadow mode, nothing done; " if v.mode is Mode.SHADOW else "  [dim]") \
+                + f"{v.clause} {escape(v.clause_title or '')}; " \
                   f"{', '.join(v.categories)}" + (f"; {', '.join(v.rule_ids)}" if v.rule_ids
                                                   else "") + "[/dim]"
         rev = f"r{message.revision}" if message.revision else "  "
@@ -464,6 +466,9 @@ def _summary(out: Console, tally: Counter[str], categories: Counter[str],
     table.add_column("messages", justify="right")
     for action in ("allow", "warn", "hide", "escalate", "duplicate", "skipped"):
         table.add_row(action, str(tally.get(action, 0)))
+    if tally.get("shadow"):
+        table.add_row("of which in shadow mode (nothing done to the member)",
+                      str(tally["shadow"]))
     cats = Table(title="categories (messages acted on)")
     cats.add_column("category")
     cats.add_column("messages", justify="right")

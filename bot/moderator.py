@@ -19,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
-from bot.actions import HIDING, plan_actions
+from bot.actions import HIDING, plan_actions, would_have
 from bot.decide import decide
 from bot.errors import (
     ConductError,
@@ -309,7 +309,7 @@ class Moderator:
                 # Put to the moderators as what the bot would have done; their uphold or
                 # dismissal feeds the calibration figures, and the member never hears of it.
                 case = CaseDraft(
-                    kind=SHADOW_CASE, summary=f"shadow mode: would have {verdict.action} "
+                    kind=SHADOW_CASE, summary=f"shadow mode: {would_have(verdict.action)} "
                     f"under clause {verdict.clause} ({verdict.clause_title})",
                     opened_by="bot", priority=verdict.priority, clause=verdict.clause,
                     automatic=True, state=CaseState.OPEN)

@@ -72,7 +72,7 @@ async def test_shadow_mode_records_verdicts_and_touches_no_member(
         assert handled[1].case_id is None and handled[1].actions == ()
         case = await world.store.get_case(handled[0].case_id or 0)
         assert case is not None and case.shadow and case.state is CaseState.OPEN
-        assert "would have escalate" in case.summary
+        assert case.summary.startswith("shadow mode: would have escalated under clause 1.2")
         queue = await world.run(KAREN, "queue")
         assert queue.title == "4 case(s) waiting" and "shadow open" in queue.text
         check = await world.run(KAREN, f"check {ABUSE}")

@@ -78,6 +78,27 @@ def test_replay_from_stdin_prints_readable_lines_and_summary(
     assert "summary" in out and "categories" in out
 
 
+def test_a_shadow_policy_says_nothing_was_done(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    default = (Path(__file__).parents[2] / "policies" / "default.toml").read_text("utf-8")
+    policy = tmp_path / "shadow.toml"
+    policy.write_text('mode = "shadow"\n' + default, encoding="utf-8")
+    messages = write(tmp_path / "m.jsonl", [json.dumps(g) for g in GOOD])
+    args = ["--policy", str(policy), "replay", str(messages), "--no-progress"]
+    assert main([*args, "--db", str(tmp_path / "a.sqlite3")]) == 0
+    out = capsys.readouterr().out
+    assert "escalate" in out and "shadow mode, nothing done; 1.5 Respect privacy" in out
+    assert re.search(r"of which in shadow mode \(nothing done to the member\)\s*│\s*1 ", out)
+    assert "1 platform action(s) recorded" in out  # the moderators' shadow case only
+    assert main([*args, "--json", "--db", str(tmp_path / "b.sqlite3")]) == 0
+    decided = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+               if line.startswith("{")]
+    assert [d["mode"] for d in decided] == ["shadow", "shadow"]
+    with sqlite3.connect(tmp_path / "b.sqlite3") as db:
+        kinds = [k for (k,) in db.execute("SELECT kind FROM outbox")]
+    assert kinds == ["escalate"]
+
+
 def test_missing_file_is_a_clear_error(tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["replay", str(tmp_path / "nope.jsonl"), "--db", str(tmp_path / "d")]) == 2
