@@ -75,7 +75,8 @@ async def run(settings: Settings, /) -> None:
             from adapters.slack.adapter import run_slack
 
             starters["slack"] = partial(run_slack, moderator, slack_config)
-        digests = DigestScheduler(store, digest_schedule)
+        digests = DigestScheduler(store, digest_schedule,
+                                  policy=lambda: moderator.policy)
         if digest_schedule.targets:
             await digests.start()
         try:

@@ -170,6 +170,44 @@ def _parser() -> argparse.ArgumentParser:
     dg.add_argument("--quote-evidence", action="store_true",
                     help="quote the messages of open escalations")
 
+    bt = sub.add_parser("backtest", help="re-decide stored messages under a candidate policy "
+                        "and report what would change against the active policy")
+    # dest: the global --policy (before the command) stays the active policy.
+    bt.add_argument("--policy", dest="candidate", type=Path, required=True,
+                    metavar="CANDIDATE.toml", help="the candidate policy (the active one is "
+                    "the global --policy, default $CONDUCTBOT_POLICY or policies/default.toml)")
+    bt.add_argument("--scorer", choices=("auto", "offline", "detoxify"),
+                    default=argparse.SUPPRESS, help="which scorer (as the global --scorer)")
+    when = bt.add_mutually_exclusive_group()
+    when.add_argument("--week", help="only messages sent in this ISO week, e.g. 2026-W47")
+    when.add_argument("--since", type=_aware_datetime, metavar="DATE",
+                      help="only messages sent since DATE (ISO date or time; UTC unless it "
+                           "says otherwise)")
+    bt.add_argument("--tz", default="Europe/London", help="time zone of --week (default: "
+                    "Europe/London)")
+    bt.add_argument("--format", choices=("md", "json", "csv"), default="md",
+                    help="md and json: the report; csv: every changed decision, one per row")
+    bt.add_argument("--out", type=_out_path, metavar="FILE",
+                    help="write to FILE (default: standard output)")
+    bt.add_argument("--db", type=_db_path, help="database (default: $CONDUCTBOT_DB)")
+    bt.add_argument("--sample", type=int, default=20, metavar="N",
+                    help="changed decisions quoted in the report (default 20)")
+    bt.add_argument("--show-names", action="store_true",
+                    help="name members (display name, id and membership number), not only "
+                         "their internal ids")
+    bt.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
+                    help="no progress bar (there is none when standard error is not a terminal)")
+
+    tr = sub.add_parser("transparency", help="the quarterly transparency report: anonymous "
+                        "counts, small ones suppressed, and how moderation works")
+    tr.add_argument("--quarter", help="calendar quarter, e.g. 2026-Q4 (default: the last "
+                    "complete quarter)")
+    tr.add_argument("--format", choices=("md", "html", "json", "csv"), default="md")
+    tr.add_argument("--out", type=_out_path, help="write to FILE (default: standard output)")
+    tr.add_argument("--db", type=_db_path, help="database (default: $CONDUCTBOT_DB)")
+    tr.add_argument("--tz", help="time zone of the quarter (default: the policy's "
+                    "[sanctions] timezone)")
+
     e = sub.add_parser("eval", help="precision/recall/F1 per source on labelled data")
     e.add_argument("--data", type=Path, default=Path("../shared/data/dev/conduct_dev.csv"))
     e.add_argument("--split", choices=("test", "val", "train", "all"), default="test",
@@ -223,6 +261,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_retention(args, settings))
         if args.command == "digest":
             return _digest_command(args, settings)
+        if args.command == "backtest":
+            return _backtest_command(args, settings)
+        if args.command == "transparency":
+            return _transparency_command(args, settings)
         if args.command == "run":
             from adapters.runner import run
 
@@ -610,10 +652,12 @@ async def _digest(args: argparse.Namespace, settings: Settings) -> int:
     from bot import digest as render
     from bot.store import Store
 
+    # The policy names the clauses and protected persons the verdicts cite by id.
+    policy = load_policy(settings.policy)
     async with Store.open(settings.db) as store:
         built = await render.build_digest(store, args.week, tz=args.tz,
                                           show_names=args.show_names,
-                                          quote_evidence=args.quote_evidence)
+                                          quote_evidence=args.quote_evidence, policy=policy)
     writers = {"md": render.to_markdown, "html": render.to_html, "json": render.to_json,
                "csv": render.to_csv}
     text = writers[args.format](built)
@@ -622,5 +666,85 @@ async def _digest(args: argparse.Namespace, settings: Settings) -> int:
     else:
         _write(args.out, text)
         Console(stderr=True).print(f"digest {escape(built.week)} written to "
+                                   f"{escape(str(args.out))}")
+    return 0
+
+
+def _backtest_command(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.backtest import window_for
+    from bot.errors import StoreError
+
+    window = window_for(week=args.week, since=args.since, tz=args.tz)
+    if args.sample < 0:
+        raise ValueError(f"--sample must be 0 or more, not {args.sample}")
+    active = load_policy(settings.policy)
+    candidate = load_policy(args.candidate)
+    # Opening the store would create an empty database: a mistyped path must not look empty.
+    if not Path(settings.db).exists():
+        raise StoreError(f"there is no database at {settings.db}")
+    return asyncio.run(_backtest(args, settings, window=window, active=active,
+                                 candidate=candidate))
+
+
+async def _backtest(args: argparse.Namespace, settings: Settings, *, window: Any,
+                    active: Policy, candidate: Policy) -> int:
+    from bot import backtest
+    from bot.scoring import Batcher, build_scorer
+    from bot.store import Store
+
+    err = Console(stderr=True)
+    scorer = build_scorer(settings)
+    async with Store.open(settings.db) as store, \
+            Batcher(scorer, max_batch=REPLAY_CHUNK) as batcher:
+        progress = _progress(err, None, enabled=not args.quiet and err.is_terminal)
+        with progress:
+            task = progress.add_task("re-deciding", total=None)
+            report = await backtest.run_backtest(
+                store, active=active, candidate=candidate, scorer=batcher, window=window,
+                show_names=args.show_names, sample=args.sample,
+                progress=lambda done, total: progress.update(task, completed=done,
+                                                             total=total))
+    writers = {"md": backtest.to_markdown, "json": backtest.to_json, "csv": backtest.to_csv}
+    text = writers[args.format](report)
+    if args.out is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        _write(args.out, text)
+        err.print(f"backtest written to {escape(str(args.out))}: {report.redecided} "
+                  f"message(s) re-decided, {report.changed} decision(s) changed")
+    return 0
+
+
+def _transparency_command(args: argparse.Namespace, settings: Settings) -> int:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from bot import transparency as render
+    from bot.errors import StoreError
+    from bot.store import Store
+
+    quarter = render.parse_quarter(args.quarter) if args.quarter else None
+    policy = load_policy(settings.policy)
+    tz = args.tz or policy.sanctions.timezone
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {tz!r}") from exc
+    # Opening the store would create an empty database: a mistyped path must not look empty.
+    if not Path(settings.db).exists():
+        raise StoreError(f"there is no database at {settings.db}")
+
+    async def build() -> render.Report:
+        async with Store.open(settings.db) as store:
+            return await render.build_report(store, quarter, policy=policy, tz=tz)
+
+    report = asyncio.run(build())
+    writers = {"md": render.to_markdown, "html": render.to_html, "json": render.to_json,
+               "csv": render.to_csv}
+    text = writers[args.format](report)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        _write(args.out, text)
+        Console(stderr=True).print(f"transparency report {escape(report.quarter)} written to "
                                    f"{escape(str(args.out))}")
     return 0

@@ -288,7 +288,7 @@ class Moderator:
                 standing = replace(standing, status=MemberStatus.ACTIVE)
             verdict = decide(message_scores, hits, policy=policy, standing=standing,
                              channel=message.channel, channel_name=message.channel_name,
-                             replies_to_protected=await self._replies_to_protected(message))
+                             replies_to_protected=await self.replies_to_protected(message))
             planned = plan_actions(message, verdict, policy=policy, hits=hits)
             shadow = verdict.mode is Mode.SHADOW
             # Strikes are for conduct: a suspended member's harmless post is escalated, not
@@ -362,7 +362,9 @@ class Moderator:
                                policy=ladder),
                 fired_steps(strikes, now=now, policy=ladder))
 
-    async def _replies_to_protected(self, message: Message) -> bool:
+    async def replies_to_protected(self, message: Message, /) -> bool:
+        """Whether `message` answers one written by an MP, councillor or member of staff
+        (which counts like naming them)."""
         if message.reply_to is None:
             return False
         parent = await self.store.message_row(message.platform, message.reply_to)

@@ -7,10 +7,10 @@ __all__ = ["DigestSchedule", "DigestScheduler", "digest_actions"]
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -20,6 +20,9 @@ from bot.digest import build_digest, last_complete_week, to_discord_embeds, to_s
 from bot.errors import ConductError
 from bot.models import Action, ActionKind, Platform
 from bot.store import Store
+
+if TYPE_CHECKING:
+    from bot.policy import Policy
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +95,12 @@ def digest_actions(digest: Any, targets: Mapping[Platform, str], /) -> list[Acti
 class DigestScheduler:
     """Runs the weekly job; each week is posted at most once, a missed week at next start."""
 
-    def __init__(self, store: Store, schedule: DigestSchedule, /) -> None:
+    def __init__(self, store: Store, schedule: DigestSchedule, /, *,
+                 policy: Callable[[], Policy] | None = None) -> None:
         self.store = store
         self.schedule = schedule
+        # Called at each run, so a policy reloaded since start names the clauses.
+        self.policy = policy
         self.scheduler = AsyncIOScheduler(timezone=ZoneInfo(schedule.tz))
 
     async def run_due(self, now: datetime | None = None, /) -> str | None:
@@ -106,7 +112,8 @@ class DigestScheduler:
             return None
         digest = await build_digest(self.store, week, tz=self.schedule.tz,
                                     show_names=self.schedule.show_names,
-                                    quote_evidence=self.schedule.quote_evidence)
+                                    quote_evidence=self.schedule.quote_evidence, now=now,
+                                    policy=self.policy() if self.policy else None)
         actions = digest_actions(digest, self.schedule.targets)
         if not await self.store.record_digest_run(week, actions):
             return None  # another run got there first

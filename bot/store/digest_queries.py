@@ -10,6 +10,12 @@ time it was decided. Two shapes keep them fast on millions of rows:
   (action, message_row), limited to the window's range of message rows, and joined to their
   message by row id. Every stored message has exactly one verdict (`Store.record` writes both
   in one transaction), so the number allowed is the messages less those acted on.
+
+Shadow-mode verdicts (`mode = 'shadow'`) were recorded only, nothing was done to the member:
+they come back in `acted` with their mode, so that the digest can count them apart, and are
+left out of every per-member and per-person figure. Verdicts a moderator later cleared (their
+case dismissed or their strike pardoned, whenever that happened) are counted per member in
+`cleared`, so that repeat offenders are counted net of them.
 """
 
 from __future__ import annotations
@@ -31,16 +37,20 @@ class DigestRows:
     """Raw grouped rows for the digest; `day` indexes the window's days, `week` is 0 or 1."""
 
     messages: Rows            # (day, channel, platform, channel name, count)
-    acted: Rows               # (day, channel, platform, action, categories JSON, count)
-    acted_members: Rows       # (week, member_id, action, sanctioned 0/1, count)
-    protected: Rows           # (week, rule id, count)
+    # (day, channel, platform, action, categories JSON, clause, mode, count)
+    acted: Rows
+    acted_members: Rows       # (week, member_id, action, sanctioned 0/1, count); enforced only
+    protected: Rows           # (week, rule id, count); enforced escalations only
     points: Rows              # (member_id, points last week, this week, total at the end)
     members: Rows             # (member_id, display_name, membership_number, status)
-    open_cases: Rows          # (case id, kind, priority, opened_at, state)
+    open_cases: Rows          # (case id, kind, priority, opened_at, state) open at `as_of`
     resolved: Rows            # (week, opened_at, resolved_at)
     appeals: Rows             # (week, appeal_outcome)
     calibration: Rows         # (week, category, outcome, count)
     evidence: Rows            # (case id, text) - only when quoting evidence
+    # (week, member_id, count): enforced verdicts of repeat-offender candidates whose case was
+    # dismissed or whose strike was pardoned
+    cleared: Rows
 
 
 def _bucket(column: str, bounds: Sequence[str], *, weeks: bool = False) -> tuple[str, list[str]]:
@@ -66,9 +76,14 @@ async def _chunked(db: aiosqlite.Connection, sql: str, keys: Sequence[Any], *,
 
 
 async def digest_rows(db: aiosqlite.Connection, /, *, bounds: Sequence[str],
-                      quote_evidence: bool = False) -> DigestRows:
-    """Every grouped figure the digest needs for the window `bounds[0]` .. `bounds[-1]`."""
+                      quote_evidence: bool = False, as_of: str | None = None) -> DigestRows:
+    """Every grouped figure the digest needs for the window `bounds[0]` .. `bounds[-1]`.
+
+    `as_of` (default the window's end) is the moment open escalations are taken at: for a
+    week still in progress, now.
+    """
     start, end = bounds[0], bounds[-1]
+    as_of = as_of or end
     day_m, p_day = _bucket("sent_at", bounds)
     messages = await _all(
         db, f"SELECT {day_m}, channel, platform, channel_name, COUNT(*), MIN(id), MAX(id) "
@@ -83,23 +98,32 @@ async def digest_rows(db: aiosqlite.Connection, /, *, bounds: Sequence[str],
     day_a, _ = _bucket("m.sent_at", bounds)
     week_a, p_week = _bucket("m.sent_at", bounds, weeks=True)
     acted = await _all(
-        db, f"SELECT {day_a}, m.channel, m.platform, v.action, v.categories, COUNT(*) "
-            f"{acted_from} GROUP BY 1, 2, 3, 4, 5", [*p_day, *window])
+        db, f"SELECT {day_a}, m.channel, m.platform, v.action, v.categories, v.clause, v.mode, "
+            f"COUNT(*) {acted_from} GROUP BY 1, 2, 3, 4, 5, 6, 7", [*p_day, *window])
     acted_members = await _all(
         db, f"SELECT {week_a}, m.member_id, v.action, "
             "v.categories LIKE '%\"sanctioned\"%', COUNT(*) "
-            f"{acted_from} AND m.member_id IS NOT NULL GROUP BY 1, 2, 3, 4", [*p_week, *window])
+            f"{acted_from} AND v.mode = 'enforce' AND m.member_id IS NOT NULL "
+            "GROUP BY 1, 2, 3, 4", [*p_week, *window])
     protected = await _all(
         db, f"SELECT {week_a}, j.value, COUNT(*) FROM verdicts v INDEXED BY verdicts_acted "
             "CROSS JOIN messages m ON m.id = v.message_row, json_each(v.rule_ids) j "
-            "WHERE v.action = 'escalate' AND v.message_row BETWEEN ? AND ? "
+            "WHERE v.action = 'escalate' AND v.mode = 'enforce' "
+            "AND v.message_row BETWEEN ? AND ? "
             "AND m.sent_at >= ? AND m.sent_at < ? AND v.rule_ids LIKE '%protected:%' "
             "AND j.value LIKE 'protected:%' GROUP BY 1, 2", [*p_week, *window])
     per_member: dict[str, int] = {}
     for week, member_id, _action, _sanctioned, n in acted_members:
         if week == 1:
             per_member[member_id] = per_member.get(member_id, 0) + n
-    repeat = sorted(m for m, n in per_member.items() if n >= 2)
+    # Clearing only lowers a count, so members with two or more before it are the candidates.
+    candidates = sorted(m for m, n in per_member.items() if n >= 2)
+    cleared = await _cleared(db, candidates, bounds=bounds)
+    net = dict(per_member)
+    for week, member_id, n in cleared:
+        if week == 1:
+            net[member_id] -= n
+    repeat = [m for m in candidates if net[m] >= 2]
     points = await strike_points(db, repeat, bounds=bounds)
     people = sorted(set(repeat) | {r[1] for r in acted_members if r[3]})
     members = await _chunked(
@@ -108,7 +132,7 @@ async def digest_rows(db: aiosqlite.Connection, /, *, bounds: Sequence[str],
     open_cases = await _all(
         db, "SELECT id, kind, priority, opened_at, state FROM cases WHERE kind = 'escalation' "
             "AND opened_at < ? AND (resolved_at IS NULL OR resolved_at >= ?) "
-            "ORDER BY priority DESC, opened_at, id", [end, end])
+            "ORDER BY priority DESC, opened_at, id", [as_of, as_of])
     week_r, p_r = _bucket("resolved_at", bounds, weeks=True)
     resolved = await _all(db, f"SELECT {week_r}, opened_at, resolved_at FROM cases "
                               "WHERE resolved_at >= ? AND resolved_at < ?", [*p_r, start, end])
@@ -131,25 +155,54 @@ async def digest_rows(db: aiosqlite.Connection, /, *, bounds: Sequence[str],
     return DigestRows(messages=[r[:5] for r in messages], acted=acted,
                       acted_members=acted_members, protected=protected, points=points,
                       members=members, open_cases=open_cases, resolved=resolved,
-                      appeals=appeals, calibration=calibration, evidence=evidence)
+                      appeals=appeals, calibration=calibration, evidence=evidence,
+                      cleared=cleared)
+
+
+async def _cleared(db: aiosqlite.Connection, members: Sequence[str], /, *,
+                   bounds: Sequence[str]) -> Rows:
+    """(week, member, count) of `members`' enforced verdicts in the window that a moderator
+    cleared: the verdict's case was dismissed or its strike pardoned.
+
+    Found from the members' own strikes and cases (indexed by member), not by scanning every
+    strike and case ever recorded.
+    """
+    week, p_week = _bucket("m.sent_at", bounds, weeks=True)
+    out: Rows = []
+    for i in range(0, len(members), _CHUNK):
+        chunk = list(members[i:i + _CHUNK])
+        marks = ",".join("?" * len(chunk))
+        out += await _all(
+            db, f"SELECT {week}, m.member_id, COUNT(*) FROM verdicts v CROSS JOIN messages m "
+                "ON m.id = v.message_row WHERE v.id IN ("
+                f"SELECT verdict_id FROM strikes WHERE member_id IN ({marks}) "
+                "AND pardoned_at IS NOT NULL AND verdict_id IS NOT NULL "
+                "UNION SELECT cm.verdict_id FROM cases c JOIN case_messages cm "
+                f"ON cm.case_id = c.id WHERE c.member_id IN ({marks}) "
+                "AND c.state = 'dismissed' AND cm.verdict_id IS NOT NULL) "
+                "AND v.action IN ('warn', 'hide', 'escalate') AND v.mode = 'enforce' "
+                "AND m.sent_at >= ? AND m.sent_at < ? GROUP BY 1, 2",
+            [*p_week, *chunk, *chunk, bounds[0], bounds[-1]])
+    return out
 
 
 async def strike_points(db: aiosqlite.Connection, members: Sequence[str], /, *,
                         bounds: Sequence[str]) -> Rows:
-    """(member, points last week, this week, unpardoned total at the window's end).
+    """(member, points last week, this week, total up to the window's end), net of pardons.
 
     A strike counts in the week of the message that earned it (its own time otherwise); an
-    escalation's points awaiting a moderator's review do not count yet.
+    escalation's points awaiting a moderator's review do not count yet, and a pardoned strike
+    (a pardon, or its case dismissed) counts in no week, whenever the pardon came: the digest
+    shows what still stands against the member.
     """
     start, mid, end = bounds[0], bounds[len(bounds) // 2], bounds[-1]
     return await _chunked(
         db, "SELECT member_id, "
             "TOTAL(CASE WHEN t >= ? AND t < ? THEN points END), "
             "TOTAL(CASE WHEN t >= ? AND t < ? THEN points END), "
-            "TOTAL(CASE WHEN t < ? AND (pardoned_at IS NULL OR pardoned_at >= ?) "
-            "THEN points END) FROM (SELECT s.member_id, s.points, s.pardoned_at, "
+            "TOTAL(CASE WHEN t < ? THEN points END) FROM (SELECT s.member_id, s.points, "
             "COALESCE(m.sent_at, s.at) AS t FROM strikes s "
             "LEFT JOIN verdicts v ON v.id = s.verdict_id "
             "LEFT JOIN messages m ON m.id = v.message_row WHERE s.pending = 0 AND "
-            "s.member_id IN ({marks})) "
-            "GROUP BY member_id", members, before=[start, mid, mid, end, end, end])
+            "s.pardoned_at IS NULL AND s.member_id IN ({marks})) "
+            "GROUP BY member_id", members, before=[start, mid, mid, end, end])

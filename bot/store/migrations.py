@@ -197,9 +197,11 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (platform, message_id, revision)
     );
     """,
-    # 6: shadow mode: a verdict recorded for review only, nothing done to the member.
+    # 6: shadow mode: a verdict recorded for review only, nothing done to the member; verdicts
+    # by the time they were made (the transparency report's quarter).
     """
     ALTER TABLE verdicts ADD COLUMN mode TEXT NOT NULL DEFAULT 'enforce';
+    CREATE INDEX verdicts_decided ON verdicts(decided_at);
     """,
 )
 

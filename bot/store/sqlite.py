@@ -36,6 +36,7 @@ from bot.models import (
 from bot.register import display_name as shown_name
 from bot.store.digest_queries import DigestRows, digest_rows
 from bot.store.migrations import MIGRATIONS, SCHEMA_VERSION
+from bot.store.transparency_queries import TransparencyRows, transparency_rows
 
 
 def utcnow() -> datetime:
@@ -1100,13 +1101,57 @@ class Store:
             "LIMIT 1", (platform, message_id))
         return None if row is None else dict(row)
 
+    # -- backtest ---------------------------------------------------------------------------------
+
+    async def backtest_counts(self, *, start: datetime | None = None,
+                              end: datetime | None = None) -> tuple[int, int]:
+        """Decided messages sent in [start, end) (None: open): how many still hold their text,
+        and how many had it erased."""
+        where, params = _sent_between(start, end)
+        row = await self._read_one(
+            "SELECT COUNT(m.text), COUNT(*) - COUNT(m.text) FROM messages m JOIN verdicts v "
+            f"ON v.message_row = m.id WHERE {where}", params)
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    async def backtest_messages(self, *, start: datetime | None = None,
+                                end: datetime | None = None,
+                                after: tuple[str, int] | None = None,
+                                limit: int = 500) -> list[dict[str, Any]]:
+        """A page of decided messages sent in [start, end) whose text is still held, in the
+        order they were sent, after `after` (the last page's final `(sent_at, row)`): each
+        message's columns with its row id (`row`), its stored verdict's `action`, `clause`,
+        `policy_version`, `model` and `model_version`, and the latest moderator `review` of
+        that verdict ('upheld', 'dismissed' or None)."""
+        where, params = _sent_between(start, end)
+        if after is not None:
+            where += " AND (m.sent_at, m.id) > (?, ?)"
+            params += list(after)
+        rows = await self._read(
+            "SELECT m.id AS row, m.platform, m.message_id, m.revision, m.channel, "
+            "m.channel_name, m.author, m.member_id, m.text, m.sent_at, m.reply_to, m.thread, "
+            "v.action, v.clause, v.policy_version, v.model, v.model_version, "
+            "(SELECT r.outcome FROM reviews r WHERE r.verdict_id = v.id ORDER BY r.id DESC "
+            "LIMIT 1) AS review FROM messages m JOIN verdicts v ON v.message_row = m.id "
+            f"WHERE m.text IS NOT NULL AND {where} ORDER BY m.sent_at, m.id LIMIT ?",
+            (*params, limit))
+        return [dict(row) for row in rows]
+
     # -- weekly digest --------------------------------------------------------------------------
 
-    async def digest_rows(self, *, bounds: Sequence[str],
-                          quote_evidence: bool = False) -> DigestRows:
-        """The weekly digest's grouped figures for the window of day boundaries `bounds`."""
+    async def digest_rows(self, *, bounds: Sequence[str], quote_evidence: bool = False,
+                          as_of: str | None = None) -> DigestRows:
+        """The weekly digest's grouped figures for the window of day boundaries `bounds`;
+        escalations open at `as_of` (default the window's end)."""
         async with self._reading() as db:
-            return await digest_rows(db, bounds=bounds, quote_evidence=quote_evidence)
+            return await digest_rows(db, bounds=bounds, quote_evidence=quote_evidence,
+                                     as_of=as_of)
+
+    # -- transparency report --------------------------------------------------------------------
+
+    async def transparency_rows(self, *, start: str, end: str) -> TransparencyRows:
+        """The transparency report's grouped, anonymous figures for `start` .. `end`."""
+        async with self._reading() as db:
+            return await transparency_rows(db, start=start, end=end)
 
 
 _STATUS_FIELDS = ("status", "status_reason", "suspended_from", "suspended_until")
@@ -1123,6 +1168,19 @@ async def _scrub_copies(db: aiosqlite.Connection, where: str, params: Sequence[A
         "json_extract(payload, '$.excerpt') IS NOT NULL) AND EXISTS (SELECT 1 FROM messages m "
         f"WHERE m.platform=outbox.platform AND m.message_id=outbox.message_id AND m.{where})",
         (now, *params))
+
+
+def _sent_between(start: datetime | None, end: datetime | None) -> tuple[str, list[Any]]:
+    """A condition on messages (alias m) sent in [start, end), either end open, with its
+    parameters."""
+    where, params = ["1"], []
+    if start is not None:
+        where.append("m.sent_at >= ?")
+        params.append(iso(start))
+    if end is not None:
+        where.append("m.sent_at < ?")
+        params.append(iso(end))
+    return " AND ".join(where), params
 
 
 def _until_key(until: str | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -66,14 +67,18 @@ def test_the_trigger_fires_once_a_week_at_local_time() -> None:
     assert summer is not None and summer.utcoffset() == timedelta(hours=1)  # 08:00 BST
 
 
-async def test_each_week_is_posted_once_and_a_missed_week_on_restart(world) -> None:  # type: ignore[no-untyped-def]
+async def test_each_week_is_posted_once_and_a_missed_week_on_restart(  # type: ignore[no-untyped-def]
+        world, test_policy: Policy) -> None:
     store, clock = world
-    scheduler = DigestScheduler(store, DigestSchedule(targets=TARGETS))
+    policy = test_policy
+    scheduler = DigestScheduler(store, DigestSchedule(targets=TARGETS), policy=lambda: policy)
     clock.now = datetime(2026, 11, 23, 8, 0, tzinfo=LONDON)  # Monday after W47
     assert await scheduler.run_due() == "2026-W47"
     posts = [a for a in await store.actions() if a.kind is ActionKind.POST]
-    digest = await build_digest(store, "2026-W47")
+    digest = await build_digest(store, "2026-W47", policy=policy)
     assert len(posts) == len(to_discord_embeds(digest)) + len(to_slack_blocks(digest))
+    # The posts cite clauses by number and title, as the policy in force names them.
+    assert "1.2 No discrimination or hate: 1" in json.dumps([a.payload for a in posts])
     assert {(a.platform, a.channel) for a in posts} == set(TARGETS.items())
     discord_post = next(a for a in posts if a.platform is Platform.DISCORD)
     assert discord_post.payload["embeds"] and discord_post.payload["digest_week"] == "2026-W47"

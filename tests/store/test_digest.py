@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.digest import build_digest, last_complete_week, parse_week
+from bot.digest import build_digest, last_complete_week, parse_week, to_markdown
+from bot.policy import Policy
 from bot.store import Store, iso
 
 LONDON = ZoneInfo("Europe/London")
@@ -47,10 +48,11 @@ def insert_messages(path: Path, items: list[dict[str, Any]]) -> None:
                  iso(item["at"]), iso(item["at"])))
             db.execute(
                 "INSERT INTO verdicts (message_row, action, severity, categories, rule_ids, "
-                "scores, thresholds, model, model_version, policy_version, reasons, "
-                "decided_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "clause, scores, thresholds, model, model_version, policy_version, reasons, "
+                "decided_at, mode) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (cur.lastrowid, item["action"], 1, json.dumps(item["cats"]),
-                 json.dumps(item["rules"]), "{}", "{}", "t", "1", "1", "[]", iso(item["at"])))
+                 json.dumps(item["rules"]), item.get("clause"), "{}", "{}", "t", "1", "1", "[]",
+                 iso(item["at"]), item.get("mode", "enforce")))
     db.close()
 
 
@@ -244,6 +246,83 @@ async def test_cases_appeals_calibration_and_evidence(tmp_path: Path) -> None:
     assert "evidence 0" in d.to_json() and "evidence 0" not in plain.to_json()
 
 
+async def test_repeat_offenders_net_of_dismissals_and_pardons_shadow_apart(
+        tmp_path: Path, test_policy: Policy) -> None:
+    path = tmp_path / "digest.sqlite3"
+    async with Store.open(path):
+        pass
+    t0 = _at(2026, 11, 17, 9)
+    base = {"platform": "discord", "channel": "c", "action": "warn", "cats": ["insult"],
+            "rules": [], "clause": "1.1"}
+    counts = {"dismissed": 3, "pardoned": 3, "pardoned-once": 2, "shadowed": 3, "kept": 2}
+    insert_messages(path, [
+        {**base, "id": f"{member}{i}", "member": member, "at": t0 + timedelta(hours=i),
+         "mode": "shadow" if member == "shadowed" else "enforce"}
+        for member, n in counts.items() for i in range(n)])
+    db = sqlite3.connect(path)
+    with db:
+        verdicts = db.execute("SELECT v.id, m.member_id, m.message_id FROM verdicts v "
+                              "JOIN messages m ON m.id = v.message_row").fetchall()
+        for verdict_id, member, message_id in verdicts:
+            if member == "shadowed":
+                continue  # shadow mode: no strike
+            pardoned = iso(t0 + timedelta(days=9)) if message_id in (
+                "pardoned0", "pardoned-once0") else None  # long after the week: still counts
+            db.execute("INSERT INTO strikes (member_id, verdict_id, points, reason, at, "
+                       "pardoned_at) VALUES (?,?,1,'warn',?,?)",
+                       (member, verdict_id, iso(t0), pardoned))
+            if member == "dismissed":
+                state = "dismissed" if message_id != "dismissed2" else "upheld"
+                cur = db.execute(
+                    "INSERT INTO cases (member_id, kind, state, summary, automatic, opened_by, "
+                    "opened_at, updated_at) VALUES (?, 'warning', ?, 's', 1, 'bot', ?, ?)",
+                    (member, state, iso(t0), iso(t0)))
+                db.execute("INSERT INTO case_messages (case_id, message_row, verdict_id) "
+                           "SELECT ?, message_row, id FROM verdicts WHERE id = ?",
+                           (cur.lastrowid, verdict_id))
+    db.close()
+    async with Store.open(path) as store:
+        d = await build_digest(store, "2026-W47", policy=test_policy)
+    # Two of "dismissed"'s three warnings were dismissed and one of "pardoned-once"'s two
+    # pardoned: one offence each is no repeat; "pardoned" keeps two, and two points.
+    assert {r.member: (r.acted, r.points, r.points_total) for r in d.repeat_offenders} == {
+        "pardoned": (2, 2, 2), "kept": (2, 2, 2)}
+    # What was done still happened: the action counts are every enforced verdict.
+    assert {f.key: f.this_week for f in d.actions}["warn"] == 3 + 3 + 2 + 2
+    assert (d.clauses[0].clause, d.clauses[0].warn) == ("1.1", 10)
+    assert d.clauses[0].label == "1.1 Treat others with respect"
+    assert {f.key: f.this_week for f in d.shadow} == {"warn": 3, "hide": 0, "escalate": 0}
+    assert [(c.label, c.warn) for c in d.shadow_clauses] == [
+        ("1.1 Treat others with respect", 3)]
+    assert "## Shadow mode: would have acted" in to_markdown(d)
+
+
+async def test_open_case_age_of_a_week_in_progress_runs_to_now(tmp_path: Path) -> None:
+    path = tmp_path / "digest.sqlite3"
+    opened = _at(2026, 11, 18, 12, 0)  # Wednesday of W47
+    clock = [opened + timedelta(minutes=10)]
+    async with Store.open(path, clock=lambda: clock[0]):
+        pass
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("INSERT INTO members (id, display_name, created_at) VALUES ('m1', 'M', ?)",
+                   (iso(opened),))
+        db.execute("INSERT INTO cases (member_id, kind, state, priority, summary, automatic, "
+                   "opened_by, opened_at, updated_at) VALUES ('m1', 'escalation', 'open', 2, "
+                   "'s', 1, 'bot', ?, ?)", (iso(opened), iso(opened)))
+    db.close()
+    async with Store.open(path, clock=lambda: clock[0]) as store:
+        now = await build_digest(store, "2026-W47")
+        clock[0] = _at(2026, 12, 1, 9)
+        after = await build_digest(store, "2026-W47")
+    assert now.in_progress and now.open_escalations[0].age_hours == pytest.approx(1 / 6, 0.05)
+    assert "| 10 minutes |" in to_markdown(now)
+    assert not after.in_progress
+    assert after.open_escalations[0].age_hours == (_at(2026, 11, 23) - opened).total_seconds(
+    ) / 3600
+    assert "| 4 days 12 hours |" in to_markdown(after)
+
+
 def test_last_complete_week_in_london() -> None:
     # Monday 00:30 BST is still Sunday in UTC: the week that just ended is already complete.
     assert last_complete_week(_at(2026, 7, 5, 23, 30), tz="Europe/London") == date(2026, 6, 29)
@@ -277,7 +356,9 @@ def test_cli_digest_writes_every_format(tmp_path: Path, capsys: pytest.CaptureFi
     assert rows[1] == ["messages", "total", str(int(d.messages.this_week)),
                        str(int(d.messages.last_week)), str(int(d.messages.change))]
     assert main([*week, "--format", "html", "--out", str(tmp_path / "d.html")]) == 0
-    assert 'src="data:image/png;base64,' in (tmp_path / "d.html").read_text(encoding="utf-8")
+    page = (tmp_path / "d.html").read_text(encoding="utf-8")
+    assert 'src="data:image/png;base64,' in page
+    assert "<td>1.4 No harassment of members, representatives or staff</td>" in page
     capsys.readouterr()
     assert main(week) == 0
     assert capsys.readouterr().out.startswith("# Weekly moderation digest 2026-W47")
