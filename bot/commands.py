@@ -781,7 +781,8 @@ async def _policy(self: Commands, actor: Member, args: list[str]) -> Reply:
             policy = await self.moderator.reload_policy(actor=_who(actor))
         except PolicyError as exc:  # audited by the moderator
             return Reply("Policy not reloaded", f"{before} stays in force.\n{exc}", ok=False)
-        return Reply(f"Policy reloaded: {before} -> {policy.version}",
+        return Reply(f"Policy reloaded: {before} -> {policy.version}" if policy.version != before
+                     else f"Policy unchanged: the file still says {before}",
                      _policy_summary(policy))
     if args:
         raise Refusal(f"{args[0]!r}: say `policy` or `policy reload`")

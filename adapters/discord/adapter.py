@@ -512,9 +512,13 @@ class DiscordAdapter:
                          account: str) -> None:
             await run(interaction, ["unlink", f"{platform}:{account}"])
 
-        @mod.command(name="policy", description="The policy's version and clauses")
-        async def policy(interaction: discord.Interaction[Any]) -> None:
-            await run(interaction, ["policy"])
+        @mod.command(name="policy", description="The policy's version, mode and clauses; "
+                                                "reload it from its file")
+        @app_commands.describe(action="reload: validate the policy file again and switch to it")
+        @app_commands.choices(action=[app_commands.Choice(name="reload", value="reload")])
+        async def policy(interaction: discord.Interaction[Any], action: str | None = None
+                         ) -> None:
+            await run(interaction, ["policy", *([action] if action else [])])
 
         confirm.autocomplete("number")(case_numbers)
         pardon.autocomplete("number")(case_numbers)

@@ -331,6 +331,20 @@ async def test_mod_queue_refuses_non_moderators(world: World) -> None:
     assert "Only moderators" in followup["embeds"][0]["description"]
 
 
+async def test_mod_policy_reload_is_a_choice_of_the_policy_command(world: World) -> None:
+    payload = slash("policy", [{"type": 3, "name": "action", "value": "reload"}])
+    await world.fake.dispatch("INTERACTION_CREATE", payload)
+    (followup,) = await replies(world, payload["token"])
+    assert followup["embeds"][0]["title"] == "Policy unchanged: the file still says test-1"
+    assert "Mode: enforce" in followup["embeds"][0]["description"]
+    (entry,) = await world.store.audit_entries(action="policy:reload", limit=5)
+    assert entry["action"] == "policy:reload"
+    (sync,) = world.fake.find("PUT", rf"/applications/{APP_ID}/guilds/{GUILD_ID}/commands")
+    mod = next(c for c in sync.body if c["name"] == "mod")
+    policy = next(o for o in mod["options"] if o["name"] == "policy")
+    assert [c["value"] for c in policy["options"][0]["choices"]] == ["reload"]
+
+
 async def test_mod_history_takes_a_user_option(world: World) -> None:
     mid = snowflake()
     await world.fake.dispatch("MESSAGE_CREATE", message(mid, "you idiot"))  # known, 1 strike
