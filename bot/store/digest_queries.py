@@ -28,6 +28,8 @@ from typing import Any
 
 import aiosqlite
 
+from bot.models import SHADOW_CASE
+
 Rows = list[tuple[Any, ...]]
 _CHUNK = 500
 
@@ -134,8 +136,10 @@ async def digest_rows(db: aiosqlite.Connection, /, *, bounds: Sequence[str],
             "AND opened_at < ? AND (resolved_at IS NULL OR resolved_at >= ?) "
             "ORDER BY priority DESC, opened_at, id", [as_of, as_of])
     week_r, p_r = _bucket("resolved_at", bounds, weeks=True)
+    # A shadow case's review is calibration (below), not a case about a member resolved.
     resolved = await _all(db, f"SELECT {week_r}, opened_at, resolved_at FROM cases "
-                              "WHERE resolved_at >= ? AND resolved_at < ?", [*p_r, start, end])
+                              "WHERE resolved_at >= ? AND resolved_at < ? AND kind != ?",
+                          [*p_r, start, end, SHADOW_CASE])
     week_e, p_e = _bucket("e.at", bounds, weeks=True)
     appeals = await _all(
         db, f"SELECT {week_e}, c.appeal_outcome FROM case_events e JOIN cases c ON c.id = "

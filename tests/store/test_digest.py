@@ -218,6 +218,11 @@ async def test_cases_appeals_calibration_and_evidence(tmp_path: Path) -> None:
                         iso(resolved) if resolved else None))
         db.execute("INSERT INTO case_messages (case_id, message_row, verdict_id) "
                    "VALUES (4, 1, 1)")
+        # A shadow case reviewed in the week is calibration, not a case resolved.
+        db.execute("INSERT INTO cases (id, member_id, kind, state, priority, summary, "
+                   "automatic, opened_by, opened_at, updated_at, resolved_at) "
+                   "VALUES (6, 'm1', 'shadow', 'dismissed', 1, 's', 1, 'bot', ?, ?, ?)",
+                   (iso(t0), iso(t0), iso(t0 + timedelta(hours=1))))
         for case_id, at in ((2, t0 + timedelta(hours=20)), (3, t0 + timedelta(days=2))):
             db.execute("INSERT INTO case_events (case_id, at, actor, event) VALUES (?,?,?,?)",
                        (case_id, iso(at), "m1", "appealed"))
