@@ -64,17 +64,20 @@ async def run(settings: Settings, /) -> None:
     scorer = build_scorer(settings)
     async with Store.open(settings.db) as store, Batcher(scorer) as batcher:
         moderator = Moderator(store=store, policy=policy, scorer=batcher)
-        log.info("starting %s with policy %s and database %s", ", ".join(platforms),
-                 policy.version, settings.db)
+        log.info("starting %s with policy %s (%s, %s) and database %s; outbox sweep every "
+                 "%g s", ", ".join(platforms), policy.version, policy.mode, settings.policy,
+                 settings.db, settings.outbox_interval)
         starters: dict[str, Callable[[], Awaitable[None]]] = {}
         if discord_config is not None:
             from adapters.discord.adapter import run_discord
 
-            starters["discord"] = partial(run_discord, moderator, discord_config)
+            starters["discord"] = partial(run_discord, moderator, discord_config,
+                                          outbox_interval=settings.outbox_interval)
         if slack_config is not None:
             from adapters.slack.adapter import run_slack
 
-            starters["slack"] = partial(run_slack, moderator, slack_config)
+            starters["slack"] = partial(run_slack, moderator, slack_config,
+                                        outbox_interval=settings.outbox_interval)
         digests = DigestScheduler(store, digest_schedule,
                                   policy=lambda: moderator.policy)
         if digest_schedule.targets:

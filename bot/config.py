@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_DB", "DEFAULT_POLICY", "PRECISIONS", "SCORERS", "Secret", "Settings",
-           "reveal_secrets", "shown"]
+__all__ = ["DEFAULT_DB", "DEFAULT_POLICY", "OUTBOX_INTERVAL", "PRECISIONS", "SCORERS", "Secret",
+           "Settings", "reveal_secrets", "shown"]
 
 import hmac
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -14,6 +15,8 @@ from pathlib import Path
 
 DEFAULT_DB = Path("data/conductbot.sqlite3")
 DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "policies" / "default.toml"
+#: Seconds between outbox sweeps unless CONDUCTBOT_OUTBOX_INTERVAL says otherwise.
+OUTBOX_INTERVAL = 5.0
 SCORERS = ("auto", "offline", "detoxify")
 #: How a scorer's model computes (``CONDUCTBOT_PRECISION``): ``fp32``; ``bf16``, bfloat16
 #: weights and activations, which a CPU with AVX-512 BF16 or AMX multiplies in hardware (about
@@ -94,6 +97,9 @@ class Settings:
     #: How the scorer's model computes, one of `PRECISIONS`.
     precision: str = "auto"
     device: str = "cpu"
+    #: Seconds between outbox sweeps (each platform's first runs at start; a row falling due
+    #: wakes it sooner).
+    outbox_interval: float = OUTBOX_INTERVAL
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, /) -> Settings:
@@ -127,6 +133,14 @@ class Settings:
         if scorer not in SCORERS:
             raise ValueError(f"CONDUCTBOT_SCORER must be one of {', '.join(SCORERS)}, "
                              f"not {shown(scorer)}")
+        raw_interval = env.get("CONDUCTBOT_OUTBOX_INTERVAL", "").strip()
+        try:
+            interval = float(raw_interval) if raw_interval else OUTBOX_INTERVAL
+        except ValueError:
+            interval = math.nan
+        if not 0.5 <= interval <= 3600:  # nan too
+            raise ValueError("CONDUCTBOT_OUTBOX_INTERVAL must be a number of seconds from 0.5 "
+                             f"to 3600, not {shown(raw_interval)}")
         return cls(
             db=path("CONDUCTBOT_DB") or DEFAULT_DB,
             policy=path("CONDUCTBOT_POLICY") or DEFAULT_POLICY,
@@ -136,4 +150,5 @@ class Settings:
             detoxify_config=path("CONDUCTBOT_DETOXIFY_CONFIG"),
             precision=precision,
             device=env.get("CONDUCTBOT_DEVICE", "cpu").strip() or "cpu",
+            outbox_interval=interval,
         )

@@ -70,6 +70,8 @@ _T = TypeVar("_T")
 MAX_TEXT_CHARS = 40_000
 #: A rate-limited or unavailable action is tried this many times before it is reported failed.
 MAX_ATTEMPTS = 5
+#: The least the outbox sweep waits for a row falling due.
+SWEEP_FLOOR = 0.5
 #: The first wait before an action the platform could not do for now (a 5xx, a dropped
 #: connection) is tried again; it doubles each time.
 RETRY_WAIT = timedelta(seconds=30)
@@ -400,16 +402,24 @@ class Moderator:
 
     async def sweep_outbox(self, port: PlatformPort, /, *, every: float,
                            before: Callable[[], Awaitable[None]] | None = None) -> None:
-        """Run the port's outbox every `every` seconds until cancelled: rate-limited and
-        delayed rows (a Slack timeout's end, the weekly digest) go out when due."""
+        """Run the port's outbox at once (what a stop left pending goes out at start), then
+        every `every` seconds until cancelled, waking sooner when a row told to wait (a
+        rate-limited retry, a Slack timeout's end, the weekly digest) falls due."""
         while True:
-            await asyncio.sleep(every)
             try:
                 if before is not None:
                     await before()
                 await self.run_outbox(port)
+                due = await self.store.next_due(port.platform)
             except ConductError as exc:  # keep sweeping; the rows stay pending
                 log.error("%s: outbox sweep failed: %s", port.platform, exc)
+                due = None
+            wait = every
+            if due is not None:
+                # Not less than a moment: a due row that must still wait (a notice whose
+                # deletion is rate limited) would otherwise spin the loop.
+                wait = min(every, max(SWEEP_FLOOR, (due - self.store.clock()).total_seconds()))
+            await asyncio.sleep(wait)
 
     async def grant_roles(self, platform: Platform, account: str, roles: frozenset[Role], /,
                           *, actor: str, display_name: str | None = None) -> Member:

@@ -45,6 +45,7 @@ from adapters.discord.config import DiscordConfig
 from adapters.discord.convert import from_discord
 from bot.actions import shadow_title
 from bot.commands import Button, Commands, Reply
+from bot.config import OUTBOX_INTERVAL
 from bot.errors import (
     ConductError,
     InputError,
@@ -148,7 +149,7 @@ class DiscordAdapter:
     platform = Platform.DISCORD
 
     def __init__(self, moderator: Moderator, config: DiscordConfig, /, *,
-                 sync_commands: bool = True, outbox_interval: float = 30.0,
+                 sync_commands: bool = True, outbox_interval: float = OUTBOX_INTERVAL,
                  **client_options: Any) -> None:
         self.moderator = moderator
         self.config = config
@@ -160,6 +161,9 @@ class DiscordAdapter:
         intents.guild_messages = True
         intents.message_content = True  # privileged: enable it in the developer portal
         intents.members = True  # privileged: role changes and member lookups
+        # The bot never joins voice: discord.py's warnings that its voice libraries are
+        # missing would only alarm an operator at every start.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         self.client = _Client(self, intents=intents, **client_options)
         self.tree = app_commands.CommandTree(self.client)
         self.ready = asyncio.Event()

@@ -37,6 +37,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -47,6 +48,7 @@ from adapters.slack.config import SlackConfig
 from adapters.slack.convert import from_slack
 from bot.actions import shadow_title
 from bot.commands import Button, Commands, Reply
+from bot.config import OUTBOX_INTERVAL
 from bot.errors import (
     ConductError,
     InputError,
@@ -61,6 +63,19 @@ from bot.models import Account, Action, ActionKind, Message, Platform, Role
 from bot.moderator import Moderator
 
 log = logging.getLogger(__name__)
+
+
+class _TokenUnused(logging.Filter):
+    """Drops Bolt's start-up warning that SLACK_BOT_TOKEN 'will be unused': Bolt reads that
+    variable even when given a client, which this adapter builds (for SLACK_API_BASE) with
+    the same token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+_BOLT_LOG = logging.getLogger("adapters.slack.bolt")
+_BOLT_LOG.addFilter(_TokenUnused())
 
 #: Button action ids: "cb:N" carries a core command in its value; "cbmodal:resolve" opens the
 #: resolve modal for the case number in its value.
@@ -168,7 +183,7 @@ class SlackAdapter:
     platform = Platform.SLACK
 
     def __init__(self, moderator: Moderator, config: SlackConfig, /, *,
-                 outbox_interval: float = 30.0) -> None:
+                 outbox_interval: float = OUTBOX_INTERVAL) -> None:
         self.moderator = moderator
         self.config = config
         self.commands = Commands(moderator)
@@ -181,7 +196,7 @@ class SlackAdapter:
         secret = config.signing_secret.reveal() if config.signing_secret else None
         self.app = AsyncApp(client=self.client, signing_secret=secret,
                             request_verification_enabled=config.signing_secret is not None,
-                            logger=logging.getLogger("adapters.slack.bolt"))
+                            logger=_BOLT_LOG)
         self._tasks: set[asyncio.Task[None]] = set()
         self._channel_names: dict[str, str | None] = {}
         self._register()
@@ -222,9 +237,11 @@ class SlackAdapter:
         return self.user_client is None
 
     @contextlib.asynccontextmanager
-    async def serve_http(self, *, host: str = "0.0.0.0", port: int | None = None
+    async def serve_http(self, *, host: str | None = None, port: int | None = None
                          ) -> AsyncIterator[int]:
-        """Serve `/slack/events` over HTTP; yields the port actually bound."""
+        """Serve `/slack/events` over HTTP (on SLACK_HOST:SLACK_PORT unless told otherwise);
+        yields the port actually bound."""
+        host = self.config.host if host is None else host
         if self.config.signing_secret is None:
             raise UnsupportedAction("serving HTTP needs SLACK_SIGNING_SECRET (unsigned requests "
                                     "would be trusted)", platform="slack", action="connect")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = ["SlackConfig", "SlackConfigError"]
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -13,6 +14,8 @@ from bot.config import Secret, reveal_secrets, shown
 from bot.errors import ConductError
 
 _ID = re.compile(r"^[A-Z0-9]{2,}$")
+_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
 
 
 class SlackConfigError(ConductError):
@@ -66,6 +69,9 @@ class SlackConfig:
     #: A Slack user group (S...) whose members are treated as moderators too.
     moderator_group: str | None = None
     port: int = 3000
+    #: The address the HTTP server binds (all interfaces unless SLACK_HOST says otherwise;
+    #: 127.0.0.1 behind a reverse proxy on the same machine).
+    host: str = "0.0.0.0"
     #: Web API base such as http://127.0.0.1:8080/api/ (tests, proxies); None = slack.com.
     api_base: str | None = None
 
@@ -100,6 +106,14 @@ class SlackConfig:
         raw_port = env.get("SLACK_PORT", "").strip() or "3000"
         if not raw_port.isdigit() or not 0 < int(raw_port) < 65536:
             raise SlackConfigError(f"SLACK_PORT must be a TCP port number, not {shown(raw_port)}")
+        host = env.get("SLACK_HOST", "").strip() or "0.0.0.0"
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            if not _HOSTNAME.fullmatch(host):
+                raise SlackConfigError("SLACK_HOST must be an IP address or a host name to "
+                                       f"bind, such as 127.0.0.1 or ::, not {shown(host)}"
+                                       ) from None
         base = env.get("SLACK_API_BASE", "").strip() or None
         if base is not None and (not base.startswith(("http://", "https://"))
                                  or not base.endswith("/api/")):
@@ -109,4 +123,4 @@ class SlackConfig:
                    channels=_ids(env, "SLACK_CHANNELS"), mod_channel=next(iter(mod), None),
                    moderators=_ids(env, "SLACK_MODERATORS"),
                    moderator_group=next(iter(group), None), port=int(raw_port),
-                   api_base=base)
+                   host=host, api_base=base)

@@ -390,6 +390,14 @@ class Store:
         rows = await self._read(sql, params)
         return [_action(row) for row in rows]
 
+    async def next_due(self, platform: Platform, /) -> datetime | None:
+        """When the platform's earliest pending row that was told to wait becomes due (a
+        rate-limited retry, a Slack timeout's end); None when no row waits."""
+        rows = await self._read("SELECT MIN(not_before) FROM outbox WHERE status='pending' "
+                                "AND platform=? AND not_before IS NOT NULL", (platform,))
+        due = rows[0][0] if rows else None
+        return datetime.fromisoformat(due) if due else None
+
     async def actions(self, *, verdict_id: int | None = None,
                       case_id: int | None = None) -> list[Action]:
         """Outbox rows, all or of one verdict or one case, in order."""

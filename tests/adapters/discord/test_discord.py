@@ -785,3 +785,20 @@ async def test_a_single_503_is_retried_and_the_delete_done_once(
     (delete,) = [a for a in await world.store.actions() if a.kind is ActionKind.DELETE]
     assert delete.status is ActionStatus.DONE
     assert len(world.sent_to(f"96{MEMBER_ID[2:]}")) == 1
+
+
+async def test_no_voice_warnings_at_start(tmp_path: Path, test_policy: Policy,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    # discord.py warns once a process that PyNaCl and davey are missing; the bot never
+    # joins voice, so an operator should not read that at every start.
+    discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = True
+    caplog.set_level(logging.INFO)
+    async with Store.open(tmp_path / "db.sqlite3") as store, \
+            Batcher(KeywordScorer()) as batcher:
+        config = DiscordConfig(token="test-token", guild_ids=frozenset({int(GUILD_ID)}),
+                               mod_channel_id=int(MODS_ID))
+        adapter = DiscordAdapter(Moderator(store=store, policy=test_policy, scorer=batcher),
+                                 config)
+        assert adapter.outbox_interval == 5.0  # the default sweep: seconds, not half a minute
+        await adapter.client.close()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

@@ -605,6 +605,31 @@ def test_config_from_env_validates_and_hides_secrets() -> None:
         SlackConfig.from_env({**env, "SLACK_API_BASE": "http://127.0.0.1:1/api"})
     with pytest.raises(SlackConfigError, match="SLACK_PORT"):
         SlackConfig.from_env({**env, "SLACK_PORT": "http"})
+    assert config.host == "0.0.0.0"  # Bolt's own default: Slack must reach the endpoint
+    assert SlackConfig.from_env({**env, "SLACK_HOST": "127.0.0.1"}).host == "127.0.0.1"
+    assert SlackConfig.from_env({**env, "SLACK_HOST": "::1"}).host == "::1"
+    for bad in ("0.0.0.0:3000", "two words", "http://localhost"):
+        with pytest.raises(SlackConfigError, match="SLACK_HOST must be an IP address"):
+            SlackConfig.from_env({**env, "SLACK_HOST": bad})
+
+
+async def test_serving_binds_the_configured_address_and_bolt_stays_quiet(
+        tmp_path: Path, test_policy: Policy, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # Bolt reads SLACK_BOT_TOKEN itself and warned at every start that it "will be unused".
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test-bot")
+    caplog.set_level(logging.INFO)
+    async with Store.open(tmp_path / "db.sqlite3") as store, \
+            Batcher(KeywordScorer()) as batcher:
+        moderator = Moderator(store=store, policy=test_policy, scorer=batcher)
+        config = SlackConfig(bot_token="xoxb-test-bot", signing_secret="s", host="127.0.0.1",
+                             port=0)
+        adapter = SlackAdapter(moderator, config)
+        async with adapter.serve_http() as port, aiohttp.ClientSession() as http:
+            async with http.post(f"http://127.0.0.1:{port}/slack/events", data=b"{}") as r:
+                assert r.status == 401  # served (and unsigned, so refused)
+    assert f"slack: serving HTTP on 127.0.0.1:{port}/slack/events" in caplog.text
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 # -- Socket Mode -----------------------------------------------------------------------------------
