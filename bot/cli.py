@@ -153,6 +153,12 @@ def _parser() -> argparse.ArgumentParser:
                          "configures (DISCORD_TOKEN, ...)")
     run.add_argument("--db", type=_db_path, help="database (default: $CONDUCTBOT_DB)")
 
+    doc = sub.add_parser("doctor", help="check with the configured tokens that Discord and "
+                         "Slack give the bot everything it needs (changes nothing)")
+    doc.add_argument("--json", action="store_true", help="the checklist as JSON")
+    doc.add_argument("--db", type=_db_path, help="database whose register names the "
+                     "moderators (default: $CONDUCTBOT_DB)")
+
     ret = sub.add_parser("retention", help="erase evidence and audit entries past the policy's "
                          "retention periods")
     ret.add_argument("--db", type=_db_path)
@@ -270,6 +276,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             asyncio.run(run(settings))
             return 0
+        if args.command == "doctor":
+            from adapters.doctor import doctor
+
+            return doctor(settings, as_json=args.json)
         if args.command == "score":
             return _score(args, settings)
         if args.command == "eval":

@@ -24,8 +24,11 @@ GENERAL_ID = "920000000000000001"
 MODS_ID = "920000000000000002"
 MOD_ROLE_ID = "930000000000000001"
 BOT_ROLE_ID = "930000000000000002"  # the bot's own role: what it needs to moderate
-#: view, send, manage messages, embed links, moderate members (timeouts)
-BOT_PERMISSIONS = str(1024 | 2048 | 8192 | 16384 | (1 << 40))
+#: view, send, manage messages, embed links, read message history, moderate members (timeouts)
+BOT_PERMISSIONS = str(1024 | 2048 | 8192 | 16384 | 65536 | (1 << 40))
+#: The application's flags: Message Content and Server Members intents enabled
+#: (GATEWAY_MESSAGE_CONTENT 1 << 18, GATEWAY_GUILD_MEMBERS 1 << 14).
+APP_FLAGS = (1 << 18) | (1 << 14)
 MEMBER_ID = "940000000000000001"  # an ordinary member
 MOD_ID = "940000000000000002"  # holds the moderator role, and is a moderator in the register
 NEW_MOD_ID = "940000000000000003"  # holds the moderator role only on Discord
@@ -64,18 +67,31 @@ def role(rid: str, name: str, position: int, permissions: str = "0") -> dict[str
             "permissions": permissions, "managed": False, "mentionable": False, "flags": 0}
 
 
-def guild(overwrites: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
-    """The guild as GUILD_CREATE sends it; `overwrites` are channels' permission overwrites."""
+def channels(overwrites: dict[str, list[dict[str, Any]]] | None = None,
+             extra: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The guild's channels; `overwrites` are channels' permission overwrites."""
+    found = [channel(GENERAL_ID, "general", 0), channel(MODS_ID, "moderators", 1),
+             *(dict(c) for c in extra or [])]
+    for c in found:
+        c["permission_overwrites"] = (overwrites or {}).get(c["id"],
+                                                            c.get("permission_overwrites", []))
+    return found
+
+
+def guild(overwrites: dict[str, list[dict[str, Any]]] | None = None,
+          role_permissions: dict[str, str] | None = None,
+          extra_channels: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The guild as GUILD_CREATE sends it; `overwrites` are channels' permission overwrites,
+    `role_permissions` replace roles' permissions (role id -> permission integer)."""
     members = [member(uid) for uid in USERS]
-    channels = [channel(GENERAL_ID, "general", 0), channel(MODS_ID, "moderators", 1)]
-    for c in channels:
-        c["permission_overwrites"] = (overwrites or {}).get(c["id"], [])
+    perms = {GUILD_ID: "1024", MOD_ROLE_ID: "8192", BOT_ROLE_ID: BOT_PERMISSIONS,
+             **(role_permissions or {})}
     return {
         "id": GUILD_ID, "name": "Party members", "icon": None, "owner_id": MOD_ID,
-        "roles": [role(GUILD_ID, "@everyone", 0, "1024"), role(MOD_ROLE_ID, "Moderator", 1,
-                                                                "8192"),
-                  role(BOT_ROLE_ID, "conductbot", 2, BOT_PERMISSIONS)],
-        "channels": channels,
+        "roles": [role(GUILD_ID, "@everyone", 0, perms[GUILD_ID]),
+                  role(MOD_ROLE_ID, "Moderator", 1, perms[MOD_ROLE_ID]),
+                  role(BOT_ROLE_ID, "conductbot", 2, perms[BOT_ROLE_ID])],
+        "channels": channels(overwrites, extra_channels),
         "members": members, "member_count": len(members), "threads": [], "features": [],
         "emojis": [], "stickers": [], "unavailable": False, "large": False,
         "voice_states": [], "presences": [], "verification_level": 0,
@@ -146,6 +162,14 @@ class FakeDiscord:
         self.history: dict[str, list[dict[str, Any]]] = {}
         #: channel id -> permission overwrites the guild is sent with
         self.overwrites: dict[str, list[dict[str, Any]]] = {}
+        #: role id -> permission integer replacing the role's default (see guild())
+        self.role_permissions: dict[str, str] = {}
+        #: more channel payloads of the guild, besides #general and #moderators
+        self.extra_channels: list[dict[str, Any]] = []
+        #: the application's flags (GET /oauth2/applications/@me): which intents are enabled
+        self.app_flags = APP_FLAGS
+        #: the guilds the bot is a member of (GET /users/@me/guilds, GET /guilds/{id})
+        self.bot_guilds: list[str] = [GUILD_ID]
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -235,7 +259,8 @@ class FakeDiscord:
                     "session_id": self.session_id, "resume_gateway_url": self.gateway_url,
                     "application": {"id": APP_ID, "flags": 0}, "private_channels": [],
                     "relationships": []})
-                await self.dispatch("GUILD_CREATE", guild(self.overwrites))
+                await self.dispatch("GUILD_CREATE", guild(self.overwrites, self.role_permissions,
+                                                          self.extra_channels))
                 self.connected.set()
             elif op == 6:
                 self.resumes += 1
@@ -281,7 +306,27 @@ class FakeDiscord:
         if method == "GET" and path == "/oauth2/applications/@me":
             return 200, {"id": APP_ID, "name": "conductbot", "icon": None, "description": "",
                          "bot_public": False, "bot_require_code_grant": False,
-                         "owner": USERS[MOD_ID], "verify_key": "00", "flags": 0}
+                         "owner": USERS[MOD_ID], "verify_key": "00",
+                         "flags": self.app_flags}
+        if method == "GET" and path == "/users/@me/guilds":
+            return 200, [{"id": g, "name": "Party members", "icon": None, "owner": False,
+                          "permissions": "0", "features": []} for g in self.bot_guilds]
+        if method == "GET" and (m := re.fullmatch(r"/guilds/(\d+)(/channels)?", path)):
+            if m[1] not in self.bot_guilds:
+                return 404, {"message": "Unknown Guild", "code": 10004}
+            full = guild(self.overwrites, self.role_permissions, self.extra_channels)
+            if m[2]:
+                return 200, full["channels"]
+            # A REST guild has no channels, members or other gateway-only fields.
+            return 200, {k: v for k, v in full.items() if k not in (
+                "channels", "members", "threads", "voice_states", "presences", "joined_at",
+                "large", "member_count", "unavailable")}
+        if method == "GET" and (m := re.fullmatch(r"/guilds/(\d+)/members/(\d+)", path)):
+            if m[1] not in self.bot_guilds:
+                return 404, {"message": "Unknown Guild", "code": 10004}
+            if m[2] not in USERS:
+                return 404, {"message": "Unknown Member", "code": 10007}
+            return 200, member(m[2])
         if method == "PUT" and re.fullmatch(r"/applications/\d+(/guilds/\d+)?/commands", path):
             return 200, [{"description": "", **c, "id": snowflake(), "application_id": APP_ID,
                           "version": "1",

@@ -22,6 +22,12 @@ MEMBER = "UMEMBER01"  # an ordinary member
 MODERATOR = "UMOD00001"  # a moderator in the register
 GENERAL = "CGENERAL1"
 MODS = "CMODS0001"
+ADMIN = "UADMIN001"  # the workspace admin who installed the app: the user token's owner
+#: What an app installed from docs/slack.md's manifest is granted (X-OAuth-Scopes of auth.test).
+BOT_SCOPES = ("channels:history", "groups:history", "channels:read", "groups:read", "chat:write",
+              "commands", "users:read", "im:write", "channels:manage", "groups:write",
+              "usergroups:read")
+USER_SCOPES = ("chat:write",)
 
 _ts = itertools.count(1)
 
@@ -47,6 +53,14 @@ class FakeSlack:
     not_joined: set[str] = field(default_factory=set)  # conversations.info: is_member false
     injected: dict[str, list[tuple[int, dict[str, Any], dict[str, str]]]] = \
         field(default_factory=dict)
+    private_channels: set[str] = field(default_factory=set)  # conversations.info: is_private
+    #: scopes auth.test reports for the bot token and for a user (xoxp-) token
+    bot_scopes: list[str] = field(default_factory=lambda: list(BOT_SCOPES))
+    user_scopes: list[str] = field(default_factory=lambda: list(USER_SCOPES))
+    #: users.info: the workspace's users (id -> extra fields such as is_admin, deleted)
+    users: dict[str, dict[str, Any]] = field(default_factory=lambda: {
+        BOT_USER: {"name": "conductbot", "is_bot": True}, MEMBER: {"name": "dave"},
+        MODERATOR: {"name": "karen"}, ADMIN: {"name": "alex", "is_admin": True}})
     socket_frames: list[dict[str, Any]] = field(default_factory=list)
     port: int = 0
     _runner: web.AppRunner | None = None
@@ -126,11 +140,27 @@ class FakeSlack:
         if queue:
             status, body, headers = queue.pop(0)
             return web.json_response(body, status=status, headers=headers)
-        return web.json_response(self._answer(method, params))
+        headers = {}
+        if method == "auth.test":  # Slack names the token's scopes in a header
+            scopes = self.user_scopes if str(token).startswith("xoxp-") else self.bot_scopes
+            headers["X-OAuth-Scopes"] = ",".join(scopes)
+        return web.json_response(self._answer(method, params, token), headers=headers)
 
-    def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    def _answer(self, method: str, params: dict[str, Any], token: str | None = None
+                ) -> dict[str, Any]:
         ts = f"1790000000.{next(_ts):06d}"
         match method:
+            case "auth.test" if str(token).startswith("xoxp-"):
+                return {"ok": True, "url": "https://party.slack.com/", "team": "Party",
+                        "user": "alex", "team_id": TEAM, "user_id": ADMIN,
+                        "is_enterprise_install": False}
+            case "users.info":
+                uid = str(params.get("user"))
+                if uid not in self.users:
+                    return {"ok": False, "error": "user_not_found"}
+                return {"ok": True, "user": {"id": uid, "team_id": TEAM, "deleted": False,
+                                             "is_admin": False, "is_owner": False,
+                                             "is_bot": False, **self.users[uid]}}
             case "auth.test":
                 return {"ok": True, "url": "https://party.slack.com/", "team": "Party",
                         "user": "conductbot", "team_id": TEAM, "user_id": BOT_USER,
@@ -152,7 +182,9 @@ class FakeSlack:
                 if channel in self.missing_channels:
                     return {"ok": False, "error": "channel_not_found"}
                 return {"ok": True, "channel": {"id": channel, "name": channel.lower(),
-                                                "is_member": channel not in self.not_joined}}
+                                                "is_member": channel not in self.not_joined,
+                                                "is_private": channel in self.private_channels,
+                                                "is_archived": False}}
             case "apps.connections.open":
                 return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/link"}
             case _:
