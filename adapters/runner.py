@@ -13,8 +13,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any
 
+from adapters.connection import PlatformWatch
+from adapters.health import Health, serve_health
 from bot.config import Settings
 from bot.errors import ConductError, Unavailable
+from bot.metrics import Metrics
 from bot.moderator import Moderator
 from bot.policy import load_policy
 from bot.scoring import Batcher, build_scorer
@@ -62,8 +65,12 @@ async def run(settings: Settings, /) -> None:
                            f"{sorted(unserved)[0].upper()}_CHANNEL")
     policy = load_policy(settings.policy)
     scorer = build_scorer(settings)
-    async with Store.open(settings.db) as store, Batcher(scorer) as batcher:
-        moderator = Moderator(store=store, policy=policy, scorer=batcher)
+    # One registry for the whole bot: the core counts into it, /metrics renders it.
+    metrics = Metrics()
+    metrics.prepare(platforms)
+    async with Store.open(settings.db) as store, Batcher(scorer, metrics=metrics) as batcher:
+        moderator = Moderator(store=store, policy=policy, scorer=batcher, metrics=metrics)
+        watches = {name: PlatformWatch(name) for name in platforms}
         log.info("starting %s with policy %s (%s, %s) and database %s; outbox sweep every "
                  "%g s", ", ".join(platforms), policy.version, policy.mode, settings.policy,
                  settings.db, settings.outbox_interval)
@@ -72,19 +79,27 @@ async def run(settings: Settings, /) -> None:
             from adapters.discord.adapter import run_discord
 
             starters["discord"] = partial(run_discord, moderator, discord_config,
-                                          outbox_interval=settings.outbox_interval)
+                                          outbox_interval=settings.outbox_interval,
+                                          watch=watches["discord"])
         if slack_config is not None:
             from adapters.slack.adapter import run_slack
 
             starters["slack"] = partial(run_slack, moderator, slack_config,
-                                        outbox_interval=settings.outbox_interval)
+                                        outbox_interval=settings.outbox_interval,
+                                        watch=watches["slack"])
         digests = DigestScheduler(store, digest_schedule,
                                   policy=lambda: moderator.policy)
         if digest_schedule.targets:
             await digests.start()
+        health = Health(store=store, scorer=batcher, metrics=metrics, platforms=watches,
+                        outbox_max_age=settings.health_outbox_max_age)
+        endpoint: contextlib.AbstractAsyncContextManager[int | None] = (
+            contextlib.nullcontext() if settings.health_port is None else
+            serve_health(health, host=settings.health_host, port=settings.health_port))
         try:
-            refused = await _serve(starters, reload=partial(
-                moderator.reload_policy, actor="operator (SIGHUP)"))
+            async with endpoint:
+                refused = await _serve(starters, watches=watches, reload=partial(
+                    moderator.reload_policy, actor="operator (SIGHUP)"))
         finally:
             digests.stop()
     if refused:
@@ -94,10 +109,12 @@ async def run(settings: Settings, /) -> None:
 
 
 async def _serve(starters: Mapping[str, Callable[[], Awaitable[None]]], *,
-                 reload: Callable[[], Awaitable[object]] | None = None) -> list[ConductError]:
+                 reload: Callable[[], Awaitable[object]] | None = None,
+                 watches: Mapping[str, PlatformWatch] | None = None) -> list[ConductError]:
     """Run each platform under its own supervisor until SIGTERM or SIGINT (then cancel them,
     which closes their connections and finishes the work they accepted) or until every one
-    has stopped for good; the errors that stopped them. SIGHUP runs `reload` (the policy's)."""
+    has stopped for good; the errors that stopped them. SIGHUP runs `reload` (the policy's);
+    each supervisor reports to the platform's watch in `watches` (for /healthz)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     reloads: set[asyncio.Task[None]] = set()
@@ -116,7 +133,8 @@ async def _serve(starters: Mapping[str, Callable[[], Awaitable[None]]], *,
     for signum in signals:
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(signum, hangup if signum == signal.SIGHUP else stop.set)
-    tasks = [asyncio.create_task(supervise(name, start), name=name)
+    tasks = [asyncio.create_task(supervise(name, start, watch=(watches or {}).get(name)),
+                                 name=name)
              for name, start in starters.items()]
     waiter = asyncio.create_task(stop.wait())
     try:
@@ -141,21 +159,30 @@ async def _serve(starters: Mapping[str, Callable[[], Awaitable[None]]], *,
     return refused if len(refused) == len(tasks) else []
 
 
-async def supervise(name: str, start: Callable[[], Awaitable[None]], /) -> ConductError | None:
+async def supervise(name: str, start: Callable[[], Awaitable[None]], /, *,
+                    watch: PlatformWatch | None = None) -> ConductError | None:
     """Keep one platform running: reconnect with a doubling wait after an outage or an
     unexpected failure; stop (returning the error, logged in one line) when the platform
-    refuses for good, e.g. its token; the other platforms go on either way."""
+    refuses for good, e.g. its token; the other platforms go on either way. `watch` hears
+    of each wait and of the stop."""
     pause = RECONNECT_FIRST
     while True:
         try:
             await start()
             log.warning("%s: the connection ended; reconnecting in %.0f s", name, pause)
+            why = "the connection ended"
         except Unavailable as exc:
             log.warning("%s: %s; reconnecting in %.0f s", name, exc, pause)
+            why = str(exc)
         except ConductError as exc:
             log.error("%s stopped: %s", name, exc)
+            if watch is not None:
+                watch.stopped(str(exc))
             return exc
-        except Exception:
+        except Exception as exc:
             log.exception("%s failed; restarting in %.0f s", name, pause)
+            why = f"it failed ({type(exc).__name__}; see the log)"
+        if watch is not None:
+            watch.retrying(why, after=pause)
         await asyncio.sleep(pause)
         pause = min(pause * 2, RECONNECT_MAX)

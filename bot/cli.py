@@ -164,6 +164,21 @@ def _parser() -> argparse.ArgumentParser:
     ret.add_argument("--db", type=_db_path)
     ret.add_argument("--dry-run", action="store_true", help="count, change nothing")
 
+    bk = sub.add_parser("backup", help="copy the database with SQLite's online backup API "
+                        "(safe while the bot runs), verified before it is renamed into place")
+    bk.add_argument("--db", type=_db_path, help="database (default: $CONDUCTBOT_DB)")
+    bk.add_argument("--out", required=True, type=_backup_out, metavar="FILE|FOLDER/",
+                    help="the copy to write; a folder (or a path ending in /): a new file in it "
+                         "named conductbot-YYYYMMDDTHHMMSSZ.sqlite3")
+    bk.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    bk.add_argument("--keep", type=int, metavar="N", help="with a folder: afterwards delete all "
+                    "but the newest N backups named so in it")
+    rs = sub.add_parser("restore", help="replace the database with a backup (stop the bot "
+                        "first): checked first, the replaced database kept aside, erasures made "
+                        "since the backup and the retention periods applied again")
+    rs.add_argument("backup_file", type=Path, metavar="BACKUP")
+    rs.add_argument("--db", type=_db_path, help="database (default: $CONDUCTBOT_DB)")
+
     dg = sub.add_parser("digest", help="the weekly digest of one ISO week, as a file")
     dg.add_argument("--week", help="ISO week, e.g. 2026-W47 (default: the last complete week)")
     dg.add_argument("--format", choices=("md", "html", "json", "csv"), default="md")
@@ -265,6 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_members(args, settings))
         if args.command == "retention":
             return asyncio.run(_retention(args, settings))
+        if args.command == "backup":
+            return _backup_command(args, settings)
+        if args.command == "restore":
+            return _restore_command(args, settings)
         if args.command == "digest":
             return _digest_command(args, settings)
         if args.command == "backtest":
@@ -637,6 +656,58 @@ async def _retention(args: argparse.Namespace, settings: Settings) -> int:
           f"{format_duration(sanctions.retention)} and {counts['audit_deleted']} audit "
           f"entr{'y' if counts['audit_deleted'] == 1 else 'ies'} older than "
           f"{format_duration(sanctions.audit_retention)}")
+    return 0
+
+
+def _backup_out(text: str) -> str:
+    """--out of `backup`: a file or a folder, never standard output."""
+    if text.strip() in ("", "-"):
+        raise argparse.ArgumentTypeError("name the backup file, or a folder ending in /")
+    return text
+
+
+def _backup_command(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.errors import StoreError
+    from bot.store import Store
+    from bot.store.backup import BackupReport, backup_name, prune
+
+    db = Path(settings.db)
+    # Opening the store would create an empty database: a mistyped path must not look empty.
+    if not db.is_file():
+        raise StoreError(f"there is no database at {db}")
+    out = Path(args.out)
+    folder = args.out.endswith(("/", os.sep)) or out.is_dir()
+    if args.keep is not None and (not folder or args.keep < 1):
+        raise ValueError("--keep N needs a folder as --out and N of 1 or more")
+    try:
+        (out if folder else out.parent).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create {out if folder else out.parent}: "
+                         f"{exc.strerror or exc}") from exc
+    target = backup_name(out, datetime.now(UTC)) if folder else out
+
+    async def copy() -> BackupReport:
+        # As found: a backup before an upgrade must not be the first thing to migrate.
+        async with Store.open(db, migrate=False) as store:
+            return await store.backup(target, force=args.force)
+
+    print(asyncio.run(copy()).line())
+    if folder and args.keep:
+        for old in prune(out, keep=args.keep):
+            print(f"deleted the older backup {old}")
+    return 0
+
+
+def _restore_command(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.store.backup import restore
+
+    policy = load_policy(settings.policy)  # a broken policy stops it before anything changes
+    report = asyncio.run(restore(args.backup_file, Path(settings.db),
+                                 evidence=policy.sanctions.retention,
+                                 audit=policy.sanctions.audit_retention,
+                                 policy_version=policy.version))
+    for line in report.lines():
+        print(line)
     return 0
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_DB", "DEFAULT_POLICY", "OUTBOX_INTERVAL", "PRECISIONS", "SCORERS", "Secret",
-           "Settings", "reveal_secrets", "shown"]
+__all__ = ["DEFAULT_DB", "DEFAULT_POLICY", "HEALTH_HOST", "HEALTH_OUTBOX_MAX_AGE", "HEALTH_PORT",
+           "OUTBOX_INTERVAL", "PRECISIONS", "SCORERS", "Secret", "Settings", "reveal_secrets",
+           "shown"]
 
 import hmac
+import ipaddress
 import math
 import os
 import re
@@ -17,6 +19,15 @@ DEFAULT_DB = Path("data/conductbot.sqlite3")
 DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "policies" / "default.toml"
 #: Seconds between outbox sweeps unless CONDUCTBOT_OUTBOX_INTERVAL says otherwise.
 OUTBOX_INTERVAL = 5.0
+#: Where `bot.py run` serves /healthz and /metrics (CONDUCTBOT_HEALTH_HOST, _PORT): this machine
+#: only unless told otherwise; 9464 is the port Prometheus exporters conventionally take.
+HEALTH_HOST = "127.0.0.1"
+HEALTH_PORT = 9464
+#: /healthz fails when an outbox row has waited longer than this (seconds) since it fell due
+#: (CONDUCTBOT_HEALTH_OUTBOX_MAX_AGE).
+HEALTH_OUTBOX_MAX_AGE = 300.0
+#: A host name as a listening address may give it (an IP address is checked as one).
+_HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?:\.(?!-)[A-Za-z0-9-]{1,63})*\.?")
 SCORERS = ("auto", "offline", "detoxify")
 #: How a scorer's model computes (``CONDUCTBOT_PRECISION``): ``fp32``; ``bf16``, bfloat16
 #: weights and activations, which a CPU with AVX-512 BF16 or AMX multiplies in hardware (about
@@ -100,6 +111,12 @@ class Settings:
     #: Seconds between outbox sweeps (each platform's first runs at start; a row falling due
     #: wakes it sooner).
     outbox_interval: float = OUTBOX_INTERVAL
+    #: The address /healthz and /metrics listen on.
+    health_host: str = HEALTH_HOST
+    #: Their port; None when they are off (CONDUCTBOT_HEALTH_PORT=off or 0).
+    health_port: int | None = HEALTH_PORT
+    #: /healthz fails when a due outbox row has waited longer than this many seconds.
+    health_outbox_max_age: float = HEALTH_OUTBOX_MAX_AGE
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, /) -> Settings:
@@ -141,6 +158,7 @@ class Settings:
         if not 0.5 <= interval <= 3600:  # nan too
             raise ValueError("CONDUCTBOT_OUTBOX_INTERVAL must be a number of seconds from 0.5 "
                              f"to 3600, not {shown(raw_interval)}")
+        health_host, health_port, max_age = _health(env, interval)
         return cls(
             db=path("CONDUCTBOT_DB") or DEFAULT_DB,
             policy=path("CONDUCTBOT_POLICY") or DEFAULT_POLICY,
@@ -151,4 +169,39 @@ class Settings:
             precision=precision,
             device=env.get("CONDUCTBOT_DEVICE", "cpu").strip() or "cpu",
             outbox_interval=interval,
+            health_host=health_host,
+            health_port=health_port,
+            health_outbox_max_age=max_age,
         )
+
+
+def _health(env: Mapping[str, str], outbox_interval: float, /) -> tuple[str, int | None, float]:
+    """CONDUCTBOT_HEALTH_HOST, _PORT and _OUTBOX_MAX_AGE, validated."""
+    host = env.get("CONDUCTBOT_HEALTH_HOST", "").strip() or HEALTH_HOST
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        ipaddress.ip_address(bare)
+    except ValueError:
+        if not (len(bare) <= 253 and _HOSTNAME.fullmatch(bare)) or bare.replace(".", "").isdigit():
+            raise ValueError("CONDUCTBOT_HEALTH_HOST must be an address to listen on: "
+                             f"{HEALTH_HOST} (the default, this machine only), 0.0.0.0 or :: "
+                             f"(every interface) or a host name, not {shown(host)}") from None
+    raw_port = env.get("CONDUCTBOT_HEALTH_PORT", "").strip()
+    port: int | None = HEALTH_PORT
+    if raw_port.casefold() in ("off", "0"):
+        port = None
+    elif raw_port:
+        port = int(raw_port) if raw_port.isascii() and raw_port.isdigit() else -1
+        if not 1 <= port <= 65535:
+            raise ValueError("CONDUCTBOT_HEALTH_PORT must be a port number from 1 to 65535, "
+                             f"or off (or 0) for no /healthz and /metrics, not {shown(raw_port)}")
+    raw_age = env.get("CONDUCTBOT_HEALTH_OUTBOX_MAX_AGE", "").strip()
+    try:
+        max_age = float(raw_age) if raw_age else HEALTH_OUTBOX_MAX_AGE
+    except ValueError:
+        max_age = math.nan
+    if not outbox_interval < max_age <= 7 * 86400:  # nan too
+        raise ValueError("CONDUCTBOT_HEALTH_OUTBOX_MAX_AGE must be a number of seconds above "
+                         f"the outbox sweep's interval ({outbox_interval:g} s) and at most a "
+                         f"week (604800), not {shown(raw_age)}")
+    return bare, port, max_age

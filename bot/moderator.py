@@ -6,6 +6,7 @@ __all__ = ["MAX_TEXT_CHARS", "PROTECTED_ROLES", "Handled", "Moderator"]
 
 import asyncio
 import logging
+import time
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -16,8 +17,10 @@ from collections.abc import (
 )
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple, TypeVar
+from zoneinfo import ZoneInfo
 
 from bot.actions import HIDING, plan_actions, would_have
 from bot.decide import decide
@@ -31,6 +34,7 @@ from bot.errors import (
     Unavailable,
     UnsupportedAction,
 )
+from bot.metrics import Metrics
 from bot.models import (
     SHADOW_CASE,
     Action,
@@ -49,6 +53,7 @@ from bot.models import (
     Verdict,
     VerdictAction,
 )
+from bot.modlog import modlog_lines
 from bot.platform import PlatformPort
 from bot.policy import Policy, load_policy
 from bot.scoring.base import Batcher
@@ -131,14 +136,23 @@ def _reason(exc: BaseException) -> str:
 class Moderator:
     """The only orchestrator: adapters hand it messages and execute what it leaves in the outbox."""
 
-    def __init__(self, *, store: Store, policy: Policy, scorer: Batcher) -> None:
+    def __init__(self, *, store: Store, policy: Policy, scorer: Batcher,
+                 metrics: Metrics | None = None) -> None:
         self.store = store
+        #: Where messages, verdicts and outbox results are counted (by default a registry
+        #: of its own; `bot.py run` shares one with the Batcher and serves it).
+        self.metrics = metrics or Metrics()
         store.policy_version = policy.version
         self.scorer = scorer
         self._active = _Active(policy, RuleScorer(policy))
         # One outbox run per platform at a time, so no row is executed twice.
         self._outbox_locks: dict[Platform, asyncio.Lock] = {}
         self._reloading = asyncio.Lock()
+        #: Per platform, the moderators' log channel (`bot.modlog`) its adapter configured:
+        #: every outbox run first posts there what the audit log gained since.
+        self.modlog_channels: dict[Platform, str] = {}
+        #: When this bot started (the moderators' log, switched on, starts here).
+        self.started = store.clock()
 
     @property
     def policy(self) -> Policy:
@@ -256,6 +270,9 @@ class Moderator:
         """Scores and rule hits of the messages not yet decided (what needs no state)."""
         for message in messages:
             self.check(message)
+        for message in messages:
+            self.metrics.received(message.platform)
+        started = time.perf_counter()
         decided = await self.store.decided(messages)
         fresh = [m for m in messages if m.key not in decided]
         texts = [m.text for m in fresh]
@@ -266,6 +283,8 @@ class Moderator:
         scores, rule_hits = await asyncio.gather(
             self.scorer.score_many(texts),
             asyncio.to_thread(lambda: [tuple(active.rules.hits(text)) for text in texts]))
+        if texts:
+            self.metrics.scoring_seconds.observe(time.perf_counter() - started)
         return _Scored(messages, active, dict(zip(
             (id(m) for m in fresh), zip(scores, rule_hits, strict=True), strict=True)))
 
@@ -331,6 +350,8 @@ class Moderator:
             recorded = await self.store.record(message, member, verdict, planned,
                                                strike=strike, strike_pending=pending,
                                                step=step.points if step else None, case=case)
+            if recorded is not None:
+                self.metrics.decided(message.platform, action=verdict.action, mode=verdict.mode)
             # None: the same revision came twice in this batch or another delivery won the race.
             results.append(None if recorded is None else
                            Handled(message, member, hits, verdict, recorded.actions,
@@ -390,6 +411,11 @@ class Moderator:
         the same row twice.
         """
         async with self._outbox_lock(port.platform):
+            channel = self.modlog_channels.get(port.platform)
+            if channel is not None:  # what the audit log gained since, first
+                await self.store.queue_modlog(
+                    port.platform, channel, since=self.started, render=partial(
+                        modlog_lines, tz=ZoneInfo(self.policy.sanctions.timezone)))
             return await self._run_outbox(port, limit=limit)
 
     def _outbox_lock(self, platform: Platform) -> asyncio.Lock:
@@ -444,15 +470,18 @@ class Moderator:
                 if action.attempts + 1 >= MAX_ATTEMPTS:
                     await self.store.mark_action(action.id, status=ActionStatus.FAILED,
                                                  error=f"rate limited {MAX_ATTEMPTS} times: {exc}")
+                    self._executed(action, "failed", exc)
                 else:
                     retry = self.store.clock() + timedelta(seconds=exc.retry_after)
                     await self.store.mark_action(action.id, status=ActionStatus.PENDING,
                                                  error=str(exc), retry_at=retry)
+                    self._executed(action, "retry", exc)
                 continue
             except UnsupportedAction as exc:
                 log.warning("%s cannot %s: %s", port.platform, action.kind, exc)
                 await self.store.mark_action(action.id, status=ActionStatus.UNSUPPORTED,
                                              error=str(exc))
+                self._executed(action, "unsupported", exc)
                 if action.kind is ActionKind.ESCALATE:
                     await self._escalation_lost(action, str(exc))
                 continue
@@ -463,16 +492,24 @@ class Moderator:
                     retry = self.store.clock() + RETRY_WAIT * 2 ** action.attempts
                     await self.store.mark_action(action.id, status=ActionStatus.PENDING,
                                                  error=str(exc), retry_at=retry)
+                    self._executed(action, "retry", exc)
                     continue
                 log.error("%s %s failed permanently: %s", port.platform, action.kind, exc)
                 await self.store.mark_action(action.id, status=ActionStatus.FAILED,
                                              error=f"{type(exc).__name__}: {exc}")
+                self._executed(action, "failed", exc)
                 if action.kind is ActionKind.ESCALATE:
                     await self._escalation_lost(action, f"{type(exc).__name__}: {exc}")
                 continue
             await self.store.mark_action(action.id, status=ActionStatus.DONE)
+            self._executed(action, "done")
             done.append(action)
         return done
+
+    def _executed(self, action: Action, outcome: str, error: PlatformError | None = None
+                  ) -> None:
+        """Count an outbox row's result (as written back) and the platform's error, if any."""
+        self.metrics.executed(action.platform, kind=action.kind, outcome=outcome, error=error)
 
     async def _escalation_lost(self, action: Action, error: str) -> None:
         """An escalation that could not be posted goes to each moderator directly (a DM on the
@@ -512,6 +549,7 @@ class Moderator:
         await self.store.mark_action(action.id, status=ActionStatus.CANCELLED,
                                      error=f"not sent: the message was not hidden "
                                            f"({lost[0].error})")
+        self._executed(action, "cancelled")
         failed = next((d for d in lost if d.status is ActionStatus.FAILED), None)
         if failed is not None:
             await self._report_failed_delete(case, failed)

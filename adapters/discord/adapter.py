@@ -28,6 +28,7 @@ __all__ = ["CATCH_UP_LIMIT", "CATCH_UP_WINDOW", "MAX_TIMEOUT", "CommandButton", 
 import asyncio
 import contextlib
 import logging
+import math
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import replace
@@ -41,8 +42,10 @@ from discord import app_commands
 
 from adapters.common import clip as _clip
 from adapters.common import need
+from adapters.connection import Connection, ConnectionState, PlatformWatch
 from adapters.discord.config import DiscordConfig
 from adapters.discord.convert import from_discord
+from adapters.discord.doctor import POST_NEEDS
 from bot.actions import shadow_title
 from bot.commands import Button, Commands, Reply
 from bot.config import OUTBOX_INTERVAL
@@ -164,6 +167,11 @@ class DiscordAdapter:
         # The bot never joins voice: discord.py's warnings that its voice libraries are
         # missing would only alarm an operator at every start.
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
+        if config.modlog_channel_id is not None:
+            moderator.modlog_channels[Platform.DISCORD] = str(config.modlog_channel_id)
+        # Nothing the bot sends pings anyone: a display name or a quoted message holding
+        # "@everyone" stays text in a log line, a digest or a notice.
+        client_options.setdefault("allowed_mentions", discord.AllowedMentions.none())
         self.client = _Client(self, intents=intents, **client_options)
         self.tree = app_commands.CommandTree(self.client)
         self.ready = asyncio.Event()
@@ -270,8 +278,7 @@ class DiscordAdapter:
             return (f"DISCORD_MOD_CHANNEL_ID {channel_id}: no such channel in the bot's servers; "
                     "check the id, and that the bot's role can view the channel")
         perms = channel.permissions_for(channel.guild.me)
-        missing = [name for name in ("view_channel", "send_messages", "embed_links")
-                   if not getattr(perms, name)]
+        missing = [n.permission for n in POST_NEEDS if not getattr(perms, n.permission)]
         if missing:
             return (f"DISCORD_MOD_CHANNEL_ID {channel_id} (#{channel.name}): the bot lacks "
                     f"{', '.join(missing)} there; grant them to its role in the channel's "
@@ -309,6 +316,25 @@ class DiscordAdapter:
     async def drain_outbox(self) -> list[Action]:
         """Execute this platform's pending outbox rows (the core serialises runs)."""
         return await self.moderator.run_outbox(self)
+
+    async def connection(self) -> Connection:
+        """Connected once ready and while the gateway socket is open (discord.py reconnects
+        and resumes a dropped one by itself; meanwhile it reads as reconnecting)."""
+        if self.startup_error is not None:
+            return Connection(ConnectionState.STOPPED, str(self.startup_error))
+        if self.client.is_closed():
+            return Connection(ConnectionState.STOPPED, "the client closed its connection")
+        if not self.ready.is_set():
+            return Connection(ConnectionState.STARTING, "logging in and connecting to the "
+                              "gateway")
+        ws = self.client.ws
+        if ws is None or not ws.open:
+            return Connection(ConnectionState.RECONNECTING, "the gateway connection dropped; "
+                              "discord.py is reconnecting")
+        latency = self.client.latency
+        beat = f", heartbeat {latency * 1000:.0f} ms" if math.isfinite(latency) else ""
+        return Connection(ConnectionState.CONNECTED,
+                          f"gateway ready in {len(self.client.guilds)} server(s){beat}")
 
     # -- events ------------------------------------------------------------------------------
 
@@ -820,6 +846,11 @@ async def discord_adapter(moderator: Moderator, config: DiscordConfig, /,
             await task
 
 
-async def run_discord(moderator: Moderator, config: DiscordConfig, /, **options: Any) -> None:
-    """Serve Discord until cancelled (the contract is in the module docstring)."""
-    await DiscordAdapter(moderator, config, **options).run()
+async def run_discord(moderator: Moderator, config: DiscordConfig, /, *,
+                      watch: PlatformWatch | None = None, **options: Any) -> None:
+    """Serve Discord until cancelled (the contract is in the module docstring); `watch` is
+    told of the adapter, which reports its connection there."""
+    adapter = DiscordAdapter(moderator, config, **options)
+    if watch is not None:
+        watch.running(adapter)
+    await adapter.run()

@@ -48,6 +48,8 @@ class DiscordConfig:
     token: Secret
     guild_ids: frozenset[int] = frozenset()
     mod_channel_id: int | None = None
+    #: The moderators' log (one line per action by the bot or a moderator); None = none.
+    modlog_channel_id: int | None = None
     mod_role_ids: frozenset[int] = frozenset()
     exempt_role_ids: frozenset[int] = frozenset()
     #: Channels (or thread parents) to moderate; empty means every channel the bot can read.
@@ -74,10 +76,14 @@ class DiscordConfig:
         channel = _ids(env, "DISCORD_MOD_CHANNEL_ID")
         if len(channel) > 1:
             raise DiscordConfigError("DISCORD_MOD_CHANNEL_ID takes one channel id")
+        modlog = _ids(env, "DISCORD_MODLOG_CHANNEL_ID")
+        if len(modlog) > 1:
+            raise DiscordConfigError("DISCORD_MODLOG_CHANNEL_ID takes one channel id")
         return cls(
             token=Secret(token),
             guild_ids=_ids(env, "DISCORD_GUILD_IDS"),
             mod_channel_id=next(iter(channel), None),
+            modlog_channel_id=next(iter(modlog), None),
             mod_role_ids=_ids(env, "DISCORD_MOD_ROLE_IDS"),
             exempt_role_ids=_ids(env, "DISCORD_EXEMPT_ROLE_IDS"),
             watch_channel_ids=_ids(env, "DISCORD_WATCH_CHANNEL_IDS"),

@@ -65,6 +65,8 @@ POST_NEEDS = (
     Need("send_messages", "Send Messages", "post there"),
     Need("embed_links", "Embed Links", "post escalations and the digest, which are embeds"),
 )
+#: The moderators' log is plain text lines (`post`).
+LOG_NEEDS = POST_NEEDS[:2]
 #: Server-wide: timeouts and suspensions edit the member (`_set_timeout`).
 GUILD_NEEDS = (
     Need("moderate_members", "Timeout Members", "time members out (timeouts, suspensions)"),
@@ -258,6 +260,9 @@ async def _checks(client: discord.Client, config: DiscordConfig, checks: list[Ch
                                                   f"{digest_channel!r}, not a channel id",
                                 fix="set it to the channel's id (right click the channel, "
                                     "Copy Channel ID)"))
+    if config.modlog_channel_id is not None:
+        checks.append(_channel(by_id, config.modlog_channel_id, "moderators' log",
+                               "DISCORD_MODLOG_CHANNEL_ID", LOG_NEEDS))
 
     # -- roles and moderators --------------------------------------------------------------------
     for variable, role_ids in (("DISCORD_MOD_ROLE_IDS", config.mod_role_ids),
@@ -287,7 +292,7 @@ def _channel(by_id: dict[int, tuple[_Server, discord.abc.GuildChannel]], channel
                      fix=f"check the id in {variable} (right click the channel, Copy Channel "
                          "ID) and that the channel is in a server the bot is in")
     server, channel = found
-    if role in ("moderators' channel", "digest") and not isinstance(channel,
+    if role in ("moderators' channel", "digest", "moderators' log") and not isinstance(channel,
                                                                     discord.abc.Messageable):
         return _fail(f"{what} #{channel.name}", f"{channel_id} is a "
                                                         f"{channel.type} channel: nothing can "

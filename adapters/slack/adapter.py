@@ -44,6 +44,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.common import clip as _clip
 from adapters.common import need
+from adapters.connection import Connection, ConnectionState, PlatformWatch
 from adapters.slack.config import SlackConfig
 from adapters.slack.convert import from_slack
 from bot.actions import shadow_title
@@ -188,6 +189,8 @@ class SlackAdapter:
         self.config = config
         self.commands = Commands(moderator)
         self.outbox_interval = outbox_interval
+        if config.modlog_channel is not None:
+            moderator.modlog_channels[Platform.SLACK] = config.modlog_channel
         self._group_moderators: frozenset[str] = frozenset()
         base = config.api_base or AsyncWebClient.BASE_URL
         self.client = AsyncWebClient(token=config.bot_token.reveal(), base_url=base)
@@ -199,6 +202,10 @@ class SlackAdapter:
                             logger=_BOLT_LOG)
         self._tasks: set[asyncio.Task[None]] = set()
         self._channel_names: dict[str, str | None] = {}
+        # What `connection()` reports: the HTTP server's address once it listens, the Socket
+        # Mode handler once it connected.
+        self._serving: str | None = None
+        self._socket: Any = None
         self._register()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -254,8 +261,10 @@ class SlackAdapter:
             sockets = getattr(server, "sockets", None) or []
             bound = sockets[0].getsockname()[1] if sockets else (port or self.config.port)
             log.info("slack: serving HTTP on %s:%s/slack/events", host, bound)
+            self._serving = f"serving HTTP on {host}:{bound}/slack/events"
             yield int(bound)
         finally:
+            self._serving = None
             await runner.cleanup()
 
     @contextlib.asynccontextmanager
@@ -270,10 +279,25 @@ class SlackAdapter:
                                          web_client=self.client)
         await handler.connect_async()  # type: ignore[no-untyped-call]
         log.info("slack: connected over Socket Mode")
+        self._socket = handler
         try:
             yield
         finally:
+            self._socket = None
             await handler.close_async()  # type: ignore[no-untyped-call]
+
+    async def connection(self) -> Connection:
+        """Connected while the HTTP server listens or the Socket Mode link is up (slack_sdk
+        reconnects a dropped link by itself; meanwhile it reads as reconnecting)."""
+        if self._serving is not None:
+            return Connection(ConnectionState.CONNECTED, self._serving)
+        if self._socket is not None:
+            if await self._socket.client.is_connected():
+                return Connection(ConnectionState.CONNECTED, "connected over Socket Mode")
+            return Connection(ConnectionState.RECONNECTING, "the Socket Mode link dropped; "
+                              "slack_sdk is reconnecting")
+        return Connection(ConnectionState.STARTING, "checking the token and the moderators' "
+                          "channel, then serving HTTP or connecting over Socket Mode")
 
     async def run(self) -> None:
         """Serve (HTTP or Socket Mode) until cancelled, retrying rate-limited rows meanwhile."""
@@ -710,6 +734,11 @@ def escalation_blocks(action: Action, /) -> tuple[list[dict[str, Any]], str]:
     return blocks, _clip(title, 3000)
 
 
-async def run_slack(moderator: Moderator, config: SlackConfig, /, **options: Any) -> None:
-    """Serve Slack until cancelled (the contract is in the module docstring)."""
-    await SlackAdapter(moderator, config, **options).run()
+async def run_slack(moderator: Moderator, config: SlackConfig, /, *,
+                    watch: PlatformWatch | None = None, **options: Any) -> None:
+    """Serve Slack until cancelled (the contract is in the module docstring); `watch` is
+    told of the adapter, which reports its connection there."""
+    adapter = SlackAdapter(moderator, config, **options)
+    if watch is not None:
+        watch.running(adapter)
+    await adapter.run()

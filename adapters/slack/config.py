@@ -64,6 +64,8 @@ class SlackConfig:
     #: Channels to moderate; empty means every channel the bot is in.
     channels: frozenset[str] = frozenset()
     mod_channel: str | None = None
+    #: The moderators' log (one line per action by the bot or a moderator); None = none.
+    modlog_channel: str | None = None
     #: Slack users treated as moderators (added to the core role, never removed).
     moderators: frozenset[str] = frozenset()
     #: A Slack user group (S...) whose members are treated as moderators too.
@@ -100,6 +102,9 @@ class SlackConfig:
         mod = _ids(env, "SLACK_MOD_CHANNEL")
         if len(mod) > 1:
             raise SlackConfigError("SLACK_MOD_CHANNEL takes one channel id")
+        modlog = _ids(env, "SLACK_MODLOG_CHANNEL")
+        if len(modlog) > 1:
+            raise SlackConfigError("SLACK_MODLOG_CHANNEL takes one channel id")
         group = _ids(env, "SLACK_MODERATOR_GROUP")
         if len(group) > 1 or any(not g.startswith("S") for g in group):
             raise SlackConfigError("SLACK_MODERATOR_GROUP takes one user group id (S...)")
@@ -121,6 +126,7 @@ class SlackConfig:
                                    f"(the trailing slash matters), not {shown(base)}")
         return cls(bot_token=bot, user_token=user, signing_secret=secret, app_token=app,
                    channels=_ids(env, "SLACK_CHANNELS"), mod_channel=next(iter(mod), None),
+                   modlog_channel=next(iter(modlog), None),
                    moderators=_ids(env, "SLACK_MODERATORS"),
                    moderator_group=next(iter(group), None), port=int(raw_port),
                    host=host, api_base=base)

@@ -154,6 +154,8 @@ async def _checks(config: SlackConfig, checks: list[Check], *, digest_channel: s
                if c != config.mod_channel]
     if digest_channel:
         wanted.append(_Channel(digest_channel, "digest", "CONDUCTBOT_DIGEST_SLACK_CHANNEL"))
+    if config.modlog_channel:
+        wanted.append(_Channel(config.modlog_channel, "moderators' log", "SLACK_MODLOG_CHANNEL"))
     infos: dict[str, dict[str, Any] | str] = {}
     for channel in wanted:
         if channel.id not in infos:
@@ -238,7 +240,8 @@ def _channel(channel: _Channel, info: dict[str, Any] | str, bot_name: str) -> Ch
                      fix=f"unarchive {name} or set {channel.variable} to another channel")
     if not info.get("is_member"):
         why = {"watched": "it receives no messages there and cannot remove members from it",
-               "digest": "it cannot post the digest there"}.get(
+               "digest": "it cannot post the digest there",
+               "moderators' log": "it cannot post the moderators' log there"}.get(
             channel.role, "it cannot post escalations there")
         return _fail(f"{label}: the bot is a member", f"no, so {why}",
                      fix=f"in Slack, open {name} and type /invite @{bot_name}",

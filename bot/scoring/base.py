@@ -8,6 +8,7 @@ __all__ = ["Batcher", "Scorer", "file_sha256", "native_bf16", "quantize_linear",
 import asyncio
 import hashlib
 import logging
+import time
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from bot.config import PRECISIONS
+from bot.metrics import Metrics
 from bot.models import ScoreSet
 
 log = logging.getLogger(__name__)
@@ -54,10 +56,17 @@ class Batcher:
     pool's threads kept about 150 MB more resident in a 5-minute load test.
     """
 
-    def __init__(self, scorer: Scorer, /, *, max_batch: int = 32, max_wait: float = 0.01) -> None:
+    def __init__(self, scorer: Scorer, /, *, max_batch: int = 32, max_wait: float = 0.01,
+                 metrics: Metrics | None = None) -> None:
         self.scorer = scorer
         self.max_batch = max_batch
         self.max_wait = max_wait
+        #: Where batch times and failures are counted (by default a registry of its own).
+        self.metrics = metrics or Metrics()
+        #: The exception type the scorer raised on the last text it was given, None when that
+        #: text was scored (health reports it; never the exception's text, which could quote
+        #: the message).
+        self.failing: str | None = None
         self._queue: asyncio.Queue[tuple[str, asyncio.Future[ScoreSet]]] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._thread: ThreadPoolExecutor | None = None
@@ -135,8 +144,10 @@ class Batcher:
 
     async def _score(self, texts: list[str], thread: ThreadPoolExecutor
                      ) -> list[dict[str, float]]:
+        started = time.perf_counter()
         results = await asyncio.get_running_loop().run_in_executor(
             thread, self.scorer.score_batch, texts)
+        self.metrics.scored_batch(len(texts), seconds=time.perf_counter() - started)
         if len(results) != len(texts):
             raise ValueError(f"scorer {self.scorer.name} returned {len(results)} results for "
                              f"{len(texts)} texts")
@@ -144,6 +155,11 @@ class Batcher:
 
     def _settle(self, fut: asyncio.Future[ScoreSet],
                 outcome: dict[str, float] | BaseException) -> None:
+        if isinstance(outcome, BaseException):
+            self.metrics.scorer_failures.inc()
+            self.failing = type(outcome).__name__
+        else:
+            self.failing = None
         if fut.done():  # its caller went away
             return
         if isinstance(outcome, BaseException):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CaseDraft", "Recorded", "Store", "iso", "utcnow"]
+__all__ = ["CaseDraft", "QueueFigures", "Recorded", "Store", "StoreFigures", "iso", "utcnow"]
 
+from bot.store.health_queries import QueueFigures, StoreFigures
 from bot.store.sqlite import CaseDraft, Recorded, Store, iso, utcnow

@@ -203,6 +203,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE verdicts ADD COLUMN mode TEXT NOT NULL DEFAULT 'enforce';
     CREATE INDEX verdicts_decided ON verdicts(decided_at);
     """,
+    # 7: the moderators' log: how far each platform's log channel has read the audit log.
+    """
+    CREATE TABLE modlog_cursors (
+        platform TEXT PRIMARY KEY,
+        last_id  INTEGER NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -34,7 +34,17 @@ from bot.models import (
     Verdict,
 )
 from bot.register import display_name as shown_name
+from bot.store.backup import (
+    AUDITED_FROM,
+    BackupReport,
+    check_copy,
+    check_target,
+    publish,
+    seal,
+    staging_path,
+)
 from bot.store.digest_queries import DigestRows, digest_rows
+from bot.store.health_queries import StoreFigures, store_figures
 from bot.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from bot.store.transparency_queries import TransparencyRows, transparency_rows
 
@@ -82,22 +92,28 @@ class _TaskLock:
         self._owner: asyncio.Task[Any] | None = None
 
     @asynccontextmanager
-    async def hold(self) -> AsyncIterator[None]:
+    async def hold(self, *, wait: float | None = None) -> AsyncIterator[None]:
+        """Hold the lock; with `wait`, TimeoutError when it is not free within `wait` s."""
         me = asyncio.current_task()
         if me is not None and self._owner is me:
             yield
             return
-        async with self._lock:
+        # A timeout cancels only the wait: Lock.acquire takes nothing when cancelled.
+        async with asyncio.timeout(wait):
+            await self._lock.acquire()
+        try:
             self._owner = me
-            try:
-                yield
-            finally:
-                self._owner = None
+            yield
+        finally:
+            self._owner = None
+            self._lock.release()
 
 
 #: How long a transaction waits for another process's write lock, beyond SQLite's own
 #: busy timeout, before the store gives up with a StoreError.
 BUSY_WAIT = 30.0
+#: SQLite's own busy timeout (milliseconds): how long one statement waits for a lock.
+BUSY_TIMEOUT_MS = 5000
 
 
 class Store:
@@ -117,9 +133,11 @@ class Store:
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, path: str | Path, /, *,
-                   clock: Callable[[], datetime] = utcnow) -> AsyncIterator[Store]:
-        """Open (creating and migrating as needed) the database at `path`."""
+    async def open(cls, path: str | Path, /, *, clock: Callable[[], datetime] = utcnow,
+                   migrate: bool = True) -> AsyncIterator[Store]:
+        """Open (creating and migrating as needed) the database at `path`; with
+        ``migrate=False`` as found, schema and journal mode untouched (a backup copies it as
+        it is, even one an older or newer conductbot made)."""
         target = str(path)
         if target != ":memory:":
             try:
@@ -133,20 +151,24 @@ class Store:
         try:
             db.row_factory = sqlite3.Row
             store = cls(db, path=target, clock=clock)
-            await store._setup()
+            await store._setup(migrate=migrate)
             yield store
         finally:
             await db.close()
 
-    async def _setup(self) -> None:
+    async def _setup(self, *, migrate: bool = True) -> None:
         try:
-            await self._db.execute("PRAGMA journal_mode=WAL")
+            if migrate:
+                await self._db.execute("PRAGMA journal_mode=WAL")
             await self._db.execute("PRAGMA foreign_keys=ON")
             await self._db.execute("PRAGMA synchronous=NORMAL")
-            await self._db.execute("PRAGMA busy_timeout=5000")
+            await self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             # Erased text is overwritten on disk, not left in free pages (UK GDPR erasure).
             await self._db.execute("PRAGMA secure_delete=ON")
-            await self.migrate()
+            if migrate:
+                await self.migrate()
+            else:  # still fail here, not later, on a file that is no database
+                await self.schema_version()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} is not a usable conductbot database: {exc}") from exc
 
@@ -155,6 +177,42 @@ class Store:
         after an erasure: no erased text stays behind in the WAL)."""
         async with self._serial.hold():
             await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    async def backup(self, target: str | Path, /, *, force: bool = False,
+                     actor: str = "operator") -> BackupReport:
+        """Copy the database into `target` with SQLite's online backup API, safe while other
+        connections write: one step, so one read snapshot; written beside `target`, checked
+        (integrity, schema version) and renamed into place; refused over an existing file
+        unless `force`. Audited (from schema version 2, which has the audit log)."""
+        target = Path(target)
+        check_target(target, source=Path(self.path), force=force)
+        staging = staging_path(target)
+        try:
+            copy = await asyncio.to_thread(sqlite3.connect, staging, check_same_thread=False)
+            try:
+                # Under the lock: never in the middle of one of this connection's own
+                # transactions. SQLite answers the backup "busy" until that transaction ends,
+                # which it could not while the backup holds the connection: a hang.
+                async with self._serial.hold():
+                    version = await self.schema_version()
+                    await self._db.backup(copy)
+            finally:
+                await asyncio.to_thread(seal, copy)
+            rows = await asyncio.to_thread(check_copy, staging, schema_version=version)
+            size = staging.stat().st_size
+            await asyncio.to_thread(publish, staging, target, force=force)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot back {self.path} up to {target}: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(f"cannot write {target}: {exc.strerror or exc}") from exc
+        finally:
+            staging.unlink(missing_ok=True)
+        if version >= AUDITED_FROM:
+            # Backups hold members' words beyond the reach of erasure and retention: the
+            # compliance unit must be able to see that, when and where one was made.
+            await self.audit(actor=actor, action="backup", detail={
+                "file": str(target.resolve()), "bytes": size, "schema_version": version})
+        return BackupReport(path=target, size=size, schema_version=version, rows=rows)
 
     async def schema_version(self) -> int:
         """The database's PRAGMA user_version."""
@@ -344,6 +402,8 @@ class Store:
                               policy_version=verdict.policy_version,
                               model_version=f"{verdict.model} {verdict.model_version}",
                               detail={"message": f"{message.platform}:{message.id}",
+                                      "channel": message.channel_name or message.channel,
+                                      "mode": str(verdict.mode),
                                       "revision": message.revision, "strike": strike,
                                       "strike_pending": strike_pending,
                                       "rule_ids": list(verdict.rule_ids)})
@@ -743,6 +803,43 @@ class Store:
             return await self._outbox(db, actions, iso(self.clock()), verdict_id=None,
                                       case_id=case_id, not_before=not_before)
 
+    async def queue_modlog(self, platform: Platform, channel: str, /, *, since: datetime,
+                           render: Callable[[list[dict[str, Any]]], list[str]],
+                           limit: int = 500, size: int = 1900) -> int:
+        """Move the audit log's new entries into the platform's moderators' log: `render`
+        turns them (oldest first, each with its member's display name as `member`) into
+        lines, posted to `channel` through the outbox in messages of at most `size`
+        characters; the platform's cursor advances in the same transaction, so no entry is
+        logged twice or skipped. The first time, the log starts at `since` (when the bot
+        started: turning the log on does not replay the past). The number of lines queued."""
+        async with self.transaction() as db:
+            await db.execute("INSERT OR IGNORE INTO modlog_cursors (platform, last_id) SELECT "
+                             "?, COALESCE(MAX(id), 0) FROM audit_log WHERE at < ?",
+                             (platform, iso(since)))
+            async with db.execute(
+                    "SELECT a.*, m.display_name AS member FROM audit_log a LEFT JOIN members m "
+                    "ON m.id = a.member_id WHERE a.id > (SELECT last_id FROM modlog_cursors "
+                    "WHERE platform=?) ORDER BY a.id LIMIT ?", (platform, limit)) as cur:
+                entries = [dict(r) for r in await cur.fetchall()]
+            if not entries:
+                return 0
+            lines = render(entries)
+            texts: list[str] = []
+            for line in lines:
+                line = line[:size]
+                if texts and len(texts[-1]) + 1 + len(line) <= size:
+                    texts[-1] += "\n" + line
+                else:
+                    texts.append(line)
+            await self._outbox(db, [Action(kind=ActionKind.POST, platform=platform,
+                                           channel=channel, payload={"text": text,
+                                                                     "modlog": True})
+                                    for text in texts], iso(self.clock()), verdict_id=None,
+                               case_id=None)
+            await db.execute("UPDATE modlog_cursors SET last_id=? WHERE platform=?",
+                             (entries[-1]["id"], platform))
+        return len(lines)
+
     async def get_case(self, case_id: int, /) -> Case | None:
         """One case."""
         row = await self._read_one("SELECT * FROM cases WHERE id=?", (case_id,))
@@ -1108,6 +1205,41 @@ class Store:
             "SELECT * FROM messages WHERE platform=? AND message_id=? ORDER BY revision DESC "
             "LIMIT 1", (platform, message_id))
         return None if row is None else dict(row)
+
+    # -- health and metrics ---------------------------------------------------------------------
+
+    async def probe_write(self, *, wait: float = 1.0) -> None:
+        """Check, within about `wait` seconds, that the database takes a writer now: BEGIN
+        IMMEDIATE then ROLLBACK (nothing written). StoreError saying why when it does not: the
+        file is gone, read-only, or locked by another process or a long transaction."""
+        if self.path != ":memory:" and not await asyncio.to_thread(Path(self.path).exists):
+            raise StoreError(f"{self.path} is gone (deleted or moved while the bot runs)")
+        try:
+            async with self._serial.hold(wait=wait):
+                await self._db.execute(f"PRAGMA busy_timeout={max(1, int(wait * 1000))}")
+                try:
+                    await self._db.execute("BEGIN IMMEDIATE")
+                    await self._db.execute("ROLLBACK")
+                finally:
+                    await self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        except TimeoutError as exc:
+            raise StoreError(f"{self.path}: the bot's own connection stayed busy for over "
+                             f"{wait:g} s") from exc
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path} does not take a writer: {exc}") from exc
+
+    async def health_figures(self, *, wait: float | None = None) -> StoreFigures:
+        """Outbox and inbox backlogs per platform and the appeal counts, in one query; with
+        `wait`, StoreError when the connection stays busy longer than that."""
+        now = self.clock()
+        try:
+            async with self._serial.hold(wait=wait):
+                return await store_figures(self._db, at=now, now=iso(now))
+        except TimeoutError as exc:
+            raise StoreError(f"{self.path}: the bot's own connection stayed busy for over "
+                             f"{wait:g} s") from exc
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path} could not be read: {exc}") from exc
 
     # -- backtest ---------------------------------------------------------------------------------
 

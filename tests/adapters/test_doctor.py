@@ -596,3 +596,17 @@ async def test_the_moderators_channel_is_never_checked_as_watched(fakes: Fakes) 
         ("discord", "#general (watched): View Channel, Read Message History and Manage "
                     "Messages"),
         ("slack", "#cgeneral1 (watched): the bot is a member")]
+
+
+async def test_the_moderators_log_channels_are_checked_where_configured(fakes: Fakes) -> None:
+    log_id = "920000000000000005"
+    fakes.discord.extra_channels.append(channel(log_id, "modlog", 3))
+    fakes.discord.overwrites[log_id] = [deny("900000000000000001", SEND, kind=1)]
+    fakes.slack.not_joined.add("CMODLOG01")
+    report = await fakes.doctor(DISCORD_MODLOG_CHANNEL_ID=log_id,
+                                SLACK_MODLOG_CHANNEL="CMODLOG01")
+    assert sorted((c.platform, c.name.split(":")[0]) for c in report.failures) == [
+        ("discord", "#modlog (moderators' log)"), ("slack", "#cmodlog01 (moderators' log)")]
+    assert "Send Messages" in next(c.detail for c in report.failures
+                                   if c.platform == "discord")
+    assert report.exit_code == 1

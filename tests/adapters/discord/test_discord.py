@@ -220,6 +220,25 @@ async def test_in_shadow_mode_only_the_moderators_hear_what_would_have_been_done
     assert fake.find("PATCH", rf"/guilds/{GUILD_ID}/members/{MEMBER_ID}") == []
 
 
+LOG_ID = "920000000000000009"
+
+
+@pytest.mark.parametrize("overrides", [{"modlog_channel_id": int(LOG_ID)}])
+async def test_the_moderators_log_gets_a_line_per_action_and_pings_nobody(
+        world: World) -> None:
+    # The outbox sweep ran at start, before the gateway connected: the log's cursor is set.
+    mid = snowflake()
+    await world.fake.dispatch("MESSAGE_CREATE", message(mid, "immigrants are vermin @everyone"))
+    await world.settle(mid)
+    await world.fake.wait_for(lambda: bool(world.sent_to(LOG_ID)))
+    (line,) = world.sent_to(LOG_ID)
+    assert "bot hid and escalated a message by" in line["content"]
+    assert line["content"].endswith("· case 1") and "#general" in line["content"]
+    assert line["allowed_mentions"] == {"parse": []}  # "@everyone" in a name stays text
+    (post,) = world.sent_to(MODS_ID)
+    assert post["allowed_mentions"] == {"parse": []}
+
+
 async def test_acceptable_message_causes_no_requests(world: World) -> None:
     before = len(world.fake.requests)
     mid = snowflake()
@@ -645,6 +664,10 @@ def test_config_from_env_validates_and_hides_the_token() -> None:
         DiscordConfig.from_env({"DISCORD_TOKEN": "t", "DISCORD_GUILD_IDS": "abc"})
     with pytest.raises(DiscordConfigError, match="DISCORD_GATEWAY_URL"):
         DiscordConfig.from_env({"DISCORD_TOKEN": "t", "DISCORD_GATEWAY_URL": "http://x"})
+    assert config.modlog_channel_id is None
+    assert DiscordConfig.from_env({**env, "DISCORD_MODLOG_CHANNEL_ID": "5"}).modlog_channel_id == 5
+    with pytest.raises(DiscordConfigError, match="DISCORD_MODLOG_CHANNEL_ID takes one"):
+        DiscordConfig.from_env({**env, "DISCORD_MODLOG_CHANNEL_ID": "5, 6"})
 
 
 async def test_a_member_appeals_with_the_slash_command(world: World) -> None:

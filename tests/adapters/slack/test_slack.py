@@ -277,6 +277,18 @@ async def test_in_shadow_mode_only_the_moderators_hear_what_would_have_been_done
         "Uphold", "Dismiss", "Hide", "Resolve…"]
 
 
+@pytest.mark.parametrize("overrides", [{"modlog_channel": "CLOG00001"}])
+async def test_the_moderators_log_gets_a_line_per_action(world: World) -> None:
+    event = message("immigrants are vermin")
+    await world.event(event)
+    await world.settle(event["ts"])
+    await world.fake.wait_for(lambda: any(p.params["channel"] == "CLOG00001"
+                                          for p in world.fake.find("chat.postMessage")))
+    (line,) = [p.params["text"] for p in world.fake.find("chat.postMessage")
+               if p.params["channel"] == "CLOG00001"]
+    assert "bot hid and escalated a message by" in line and line.endswith("· case 1")
+
+
 async def test_acceptable_message_causes_no_calls(world: World) -> None:
     event = message("Great canvassing in Leeds today")
     await world.event(event)
@@ -606,6 +618,11 @@ def test_config_from_env_validates_and_hides_secrets() -> None:
     with pytest.raises(SlackConfigError, match="SLACK_PORT"):
         SlackConfig.from_env({**env, "SLACK_PORT": "http"})
     assert config.host == "0.0.0.0"  # Bolt's own default: Slack must reach the endpoint
+    assert config.modlog_channel is None
+    assert SlackConfig.from_env({**env, "SLACK_MODLOG_CHANNEL": "CLOG1"}).modlog_channel == \
+        "CLOG1"
+    with pytest.raises(SlackConfigError, match="SLACK_MODLOG_CHANNEL takes one"):
+        SlackConfig.from_env({**env, "SLACK_MODLOG_CHANNEL": "CLOG1,CLOG2"})
     assert SlackConfig.from_env({**env, "SLACK_HOST": "127.0.0.1"}).host == "127.0.0.1"
     assert SlackConfig.from_env({**env, "SLACK_HOST": "::1"}).host == "::1"
     for bad in ("0.0.0.0:3000", "two words", "http://localhost"):
