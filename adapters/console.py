@@ -191,6 +191,14 @@ class ConsolePort:
         """Record the restoration."""
         await self._do(action)
 
+    async def slowmode(self, action: Action, /) -> None:
+        """Record the slowmode."""
+        await self._do(action)
+
+    async def alert(self, action: Action, /) -> None:
+        """Record the alert."""
+        await self._do(action)
+
     async def post(self, action: Action, /) -> None:
         """Record the post."""
         await self._do(action)

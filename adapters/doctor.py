@@ -31,6 +31,7 @@ from rich.markup import escape
 from bot.config import Settings
 from bot.errors import ConductError
 from bot.models import Platform
+from bot.policy import load_policy
 
 #: Seconds one platform may take to answer every question before its checks stop with a
 #: failed "answered in time" check.
@@ -159,10 +160,12 @@ async def run_doctor(settings: Settings, /, env: Mapping[str, str] | None = None
     if discord_config is not None:
         from adapters.discord.doctor import check_discord
 
+        spam = load_policy(settings.policy).spam
         checks += await check_discord(
             discord_config, digest_channel=digest.targets.get(Platform.DISCORD),
             moderators=None if register is None else register[Platform.DISCORD],
-            db=str(settings.db))
+            db=str(settings.db), slowmode=spam is not None and spam.raid is not None
+            and spam.raid_response == "slowmode")
     if slack_config is not None:
         from adapters.slack.doctor import check_slack
 

@@ -58,6 +58,7 @@ from bot.models import (
 from bot.moderator import Moderator
 from bot.policy import Policy
 from bot.scoring.rules import RuleScorer
+from bot.spam import replayed
 
 if TYPE_CHECKING:
     from bot.scoring.base import Batcher
@@ -68,7 +69,9 @@ STANDING_NOTE = (
     "each author's status and roles as stored now; a suspension counts only for messages "
     "sent between its start and its end (as the bot judges a post written before a "
     "suspension began). Strike points never change a verdict (they drive the ladder, which a "
-    "backtest does not replay).")
+    "backtest does not replay). Spam findings (floods, duplicates, raids...) are carried over "
+    "from the stored verdicts, acted on as each policy's [spam] says; their counts are not "
+    "re-run.")
 
 #: Messages read, scored and decided together (one page of the store, one scoring batch).
 PAGE = 256
@@ -176,7 +179,11 @@ async def run_backtest(store: Store, /, *, active: Policy, candidate: Policy, sc
             standing = standing_at(members.get(member_id) if member_id else None,
                                    message.sent_at)
             replies = await moderator.replies_to_protected(message)
-            old, new = (decide(score_set, found, policy=policy, standing=standing,
+            # Spam findings are carried over from the stored verdict (their counts are not
+            # re-run), acted on as each policy's [spam] says.
+            stored = json.loads(row["rule_ids"] or "[]")
+            old, new = (decide(score_set, (*found, *replayed(stored, policy=policy.spam)),
+                               policy=policy, standing=standing,
                                channel=message.channel, channel_name=message.channel_name,
                                replies_to_protected=replies)
                         for policy, found in ((active, old_hits), (candidate, new_hits)))

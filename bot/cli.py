@@ -655,7 +655,8 @@ async def _retention(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{verb} the text of {counts['texts_erased']} message(s) older than "
           f"{format_duration(sanctions.retention)} and {counts['audit_deleted']} audit "
           f"entr{'y' if counts['audit_deleted'] == 1 else 'ies'} older than "
-          f"{format_duration(sanctions.audit_retention)}")
+          f"{format_duration(sanctions.audit_retention)}; {counts['spam_events_deleted']} "
+          "spam-check record(s) older than a day")
     return 0
 
 

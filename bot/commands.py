@@ -31,6 +31,7 @@ from bot.models import (
 )
 from bot.moderator import Moderator
 from bot.policy import Policy
+from bot.spam import plan_raid_end
 from bot.standing import crossed_step, format_duration, format_until, parse_duration
 from bot.store import CaseDraft, Store
 
@@ -770,6 +771,35 @@ async def _unlink(self: Commands, actor: Member, args: list[str]) -> Reply:
     return Reply(f"Unlinked {platform}:{account}",
                  f"It no longer belongs to {member.label if member else member_id}; its history "
                  "stays with them.")
+
+
+@command("raid", "raid [end N [REASON]]", "raids in progress; `end` ends one and lifts its "
+         "slowmode and timeouts")
+async def _raid(self: Commands, actor: Member, args: list[str]) -> Reply:
+    if not args:
+        raids = await self.store.raids(active=True)
+        lines = [f"#{r['id']} in #{r['channel_name'] or r['channel']} on {r['platform']} since "
+                 f"{r['started_at'][:16].replace('T', ' ')}: {len(r['accounts'])} new accounts "
+                 f"({', '.join(label for label, _ in r['accounts'][:10])}"
+                 + (", ..." if len(r["accounts"]) > 10 else "") + f"); response: {r['response']}"
+                 for r in raids]
+        return Reply(f"{len(raids)} raid(s) in progress", "\n".join(lines) or "None.",
+                     buttons=tuple(Button(f"End raid {r['id']}",
+                                          f"raid end {r['id']} ended by a moderator")
+                                   for r in raids[:5]))
+    if args[0].casefold() != "end" or len(args) < 2:
+        raise Refusal("Say `raid` to list raids in progress, or `raid end N REASON`")
+    number = args[1].lstrip("#")
+    if not number.isascii() or not number.isdigit() or len(number) > 18:
+        raise Refusal(f"{args[1]!r} is not a raid number")
+    reason = _reason(args[2:], "raid over")
+    raid = await self.store.end_raid(int(number), actor=_who(actor), reason=reason,
+                                     undo=lambda r: plan_raid_end(r, reason=reason))
+    undone = [what for what, used in (("slowmode lifted", "slowmode"),
+                                      ("timeouts lifted", "timeout"))
+              if used in str(raid["response"]).split(",")]
+    return Reply(f"Raid {raid['id']} ended", f"{reason.rstrip('.')}."
+                 + (f" {' and '.join(undone).capitalize()}." if undone else ""))
 
 
 @command("policy", "policy [reload]", "the policy's version, mode and clauses; `reload` "

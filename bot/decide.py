@@ -29,6 +29,8 @@ _GRAVITY = (
     Category.IDENTITY_ATTACK,
     Category.HARASSMENT,
     Category.SANCTIONED,
+    # A flood or raid is disruption, graver than incivility but not than abuse of a person.
+    Category.SPAM,
     Category.SEVERE_TOXICITY,
     Category.SEXUAL_EXPLICIT,
     Category.INSULT,

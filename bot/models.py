@@ -59,6 +59,8 @@ class Category(StrEnum):
     HARASSMENT = "harassment"
     # Posting while suspended or expelled.
     SANCTIONED = "sanctioned"
+    # Floods, copy-paste campaigns, mass mentions and pile-ons, link spam, raids.
+    SPAM = "spam"
 
 
 #: The categories a model scores (detoxify's label set); policies set thresholds for these.
@@ -156,6 +158,15 @@ class Message:
     reply_to: str | None = None
     thread: str | None = None
     author_name: str | None = None
+    #: What the platform knows of the author's account, for the spam and raid checks: when
+    #: it was created and when it joined this server (Discord); None when unknown (Slack).
+    account_created_at: datetime | None = None
+    joined_at: datetime | None = None
+    #: Accounts (platform ids) the message mentions, role mentions, and whether it mentions
+    #: everyone (@everyone, @here, @channel).
+    mentions: tuple[str, ...] = ()
+    role_mentions: int = 0
+    mass_mention: bool = False
     raw: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -270,6 +281,10 @@ class ActionKind(StrEnum):
     SUSPEND = "suspend"
     RESTORE = "restore"
     POST = "post"
+    #: Slow a channel down (payload 'seconds'; 0 lifts it): a raid's response.
+    SLOWMODE = "slowmode"
+    #: A plain alert to the moderators' channel (payload 'text'): a raid.
+    ALERT = "alert"
 
 
 class ActionStatus(StrEnum):

@@ -58,6 +58,8 @@ from bot.platform import PlatformPort
 from bot.policy import Policy, load_policy
 from bot.scoring.base import Batcher
 from bot.scoring.rules import RuleScorer
+from bot.spam import SpamCheck, SpamCounts, plan_raid, spam_check, spam_keys
+from bot.spam import windows as spam_windows
 from bot.standing import (
     LadderStep,
     counted_strikes,
@@ -307,6 +309,9 @@ class Moderator:
             if member.suspended_from and message.sent_at < member.suspended_from:
                 # Written before the suspension began (a late delivery or a replay).
                 standing = replace(standing, status=MemberStatus.ACTIVE)
+            spam = await self._spam(message, member, policy) if policy.spam else None
+            if spam is not None:
+                hits = (*hits, *spam.hits)
             verdict = decide(message_scores, hits, policy=policy, standing=standing,
                              channel=message.channel, channel_name=message.channel_name,
                              replies_to_protected=await self.replies_to_protected(message))
@@ -349,7 +354,10 @@ class Moderator:
                     automatic=True, state=CaseState.OPEN if escalated else CaseState.UPHELD)
             recorded = await self.store.record(message, member, verdict, planned,
                                                strike=strike, strike_pending=pending,
-                                               step=step.points if step else None, case=case)
+                                               step=step.points if step else None, case=case,
+                                               spam_events=spam.events if spam else ())
+            if recorded is not None and spam is not None and spam.starts_raid:
+                await self._start_raid(message, policy)
             if recorded is not None:
                 self.metrics.decided(message.platform, action=verdict.action, mode=verdict.mode)
             # None: the same revision came twice in this batch or another delivery won the race.
@@ -357,6 +365,35 @@ class Moderator:
                            Handled(message, member, hits, verdict, recorded.actions,
                                    recorded.case_id, step))
         return results
+
+    async def _spam(self, message: Message, member: Member, policy: Policy) -> SpamCheck:
+        """The `[spam]` checks for a message: its counts from the store (one query; a second
+        only when it mentions accounts and pile-ons are checked)."""
+        assert policy.spam is not None
+        spam = policy.spam
+        protected = await self.store.protected_accounts(
+            message.platform, message.mentions, roles=PROTECTED_ROLES) \
+            if message.mentions and spam.pile_on else []
+        keys = spam_keys(message, policy=spam, protected_accounts=protected)
+        counts = SpamCounts(**await self.store.spam_counts(
+            member.id, at=message.sent_at, channel=keys.channel, fingerprint=keys.fingerprint,
+            targets=keys.targets, platform=message.platform, channel_id=message.channel,
+            windows=spam_windows(spam)))
+        return spam_check(message, member, keys, counts, policy=spam)
+
+    async def _start_raid(self, message: Message, policy: Policy) -> None:
+        """Open a raid in the message's channel and queue its response (once per raid)."""
+        spam = policy.spam
+        assert spam is not None and spam.raid is not None
+        started = await self.store.start_raid(
+            platform=message.platform, channel=message.channel,
+            channel_name=message.channel_name, key=f"{message.platform}:{message.channel}",
+            at=message.sent_at, since=message.sent_at - timedelta(seconds=spam.raid.seconds),
+            plan=lambda raid, accounts: plan_raid(message, accounts, raid_id=raid, policy=spam,
+                                                  now=self.store.clock()))
+        if started is not None:
+            log.warning("raid %d in %s #%s: the moderators are alerted", started[0],
+                        message.platform, message.channel_name or message.channel)
 
     async def resolve_member(self, platform: Platform, account: str, /, *,
                              display_name: str | None = None) -> Member:
@@ -594,3 +631,7 @@ async def _dispatch(port: PlatformPort, action: Action) -> None:
             await port.restore(action)
         case ActionKind.POST:
             await port.post(action)
+        case ActionKind.SLOWMODE:
+            await port.slowmode(action)
+        case ActionKind.ALERT:
+            await port.alert(action)

@@ -44,3 +44,12 @@ class PlatformPort(Protocol):
     async def post(self, action: Action, /) -> None:
         """Post `action.payload['text']` to `action.channel`."""
         ...
+
+    async def slowmode(self, action: Action, /) -> None:
+        """Let each member post in `action.channel` at most once every
+        `action.payload['seconds']` seconds (0 lifts it)."""
+        ...
+
+    async def alert(self, action: Action, /) -> None:
+        """Post `action.payload['text']` to the moderators' channel."""
+        ...

@@ -13,8 +13,10 @@ __all__ = [
     "ProtectedPolicy",
     "Rule",
     "SanctionPolicy",
+    "SpamPolicy",
     "StatusTreatment",
     "Thresholds",
+    "Window",
     "load_policy",
     "parse_policy",
     "phone_digits",
@@ -181,6 +183,57 @@ class SanctionPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class Window:
+    """At most `count` events in `seconds`: one more is a breach."""
+
+    count: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpamPolicy:
+    """Floods, copy-paste campaigns, mass mentions and pile-ons, link spam and raids (`[spam]`);
+    a check whose window or action is absent is off."""
+
+    clause: str
+    #: One member's messages in one channel, and across every channel.
+    rate_channel: Window | None = None
+    rate_overall: Window | None = None
+    rate_action: VerdictAction = VerdictAction.HIDE
+    #: The same text (normalised) from one member (`repeats`) or from several accounts
+    #: (`accounts`) within `seconds`; texts shorter than `min_chars` never count.
+    duplicate_repeats: int | None = None
+    duplicate_accounts: int | None = None
+    duplicate_seconds: float = 600.0
+    duplicate_min_chars: int = 12
+    duplicate_action: VerdictAction = VerdictAction.HIDE
+    #: Users mentioned in one message; @everyone / @here / @channel by a non-moderator.
+    mention_max: int | None = None
+    mention_action: VerdictAction = VerdictAction.HIDE
+    mass_mention_action: VerdictAction | None = None
+    #: Accounts mentioning or naming one protected person within `seconds`.
+    pile_on: Window | None = None
+    pile_on_action: VerdictAction = VerdictAction.ESCALATE
+    #: Links: server invites, link shorteners, denied domains, and any link from a new account.
+    invites: bool = False
+    shorteners: frozenset[str] = frozenset()
+    deny_domains: frozenset[str] = frozenset()
+    link_action: VerdictAction = VerdictAction.HIDE
+    new_account_links: bool = False
+    #: An account created or joined this recently, or (unknown dates) never seen before and
+    #: not in the membership register, is new.
+    new_account_age: timedelta = timedelta(days=7)
+    #: More than `raid.count` new accounts posting in one channel within `raid.seconds`.
+    raid: Window | None = None
+    #: "slowmode" (Discord; Slack alerts only) or "alert"; new accounts' posts in a channel
+    #: under a raid get `raid_action`; `raid_timeout` times the raid's accounts out.
+    raid_response: str = "alert"
+    raid_slowmode_seconds: int = 30
+    raid_action: VerdictAction = VerdictAction.HIDE
+    raid_timeout: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """A validated conduct policy."""
 
@@ -202,6 +255,8 @@ class Policy:
     shadow_review: bool = True
     #: Published figures below this count read "fewer than N" (the transparency report).
     transparency_min_count: int = 10
+    #: Floods, spam and raids; None: no `[spam]` section, no such checks.
+    spam: SpamPolicy | None = None
 
     def mode_for(self, *channels: str | None) -> Mode:
         """The mode in force in a channel (its override's, else the policy's)."""
@@ -512,7 +567,7 @@ def parse_policy(source: str, /, *, file: str = "<policy>") -> Policy:
     c = _Checker(file, source)
     top = c.table(data, "", {"version", "name", "description", "clauses", "categories", "rules",
                              "channels", "protected", "doxxing", "members", "strikes",
-                             "sanctions", "mode", "shadow_review", "transparency"},
+                             "sanctions", "mode", "shadow_review", "transparency", "spam"},
                   required={"version", "clauses", "categories"})
     version = top.get("version")
     if "version" not in top:
@@ -687,6 +742,7 @@ def parse_policy(source: str, /, *, file: str = "<policy>") -> Policy:
 
     strikes = _strikes(c, top.get("strikes", {}))
     sanctions = _sanctions(c, top.get("sanctions", {}))
+    spam = _spam(c, top["spam"], cite) if "spam" in top else None
     mode = c.enum(top, "mode", "", Mode, _MODES, default=Mode.ENFORCE.value)
     shadow_review = top.get("shadow_review", True)
     if not isinstance(shadow_review, bool):
@@ -721,6 +777,7 @@ def parse_policy(source: str, /, *, file: str = "<policy>") -> Policy:
         mode=mode or Mode.ENFORCE,
         shadow_review=bool(shadow_review),
         transparency_min_count=int(min_count),
+        spam=spam,
     )
 
 
@@ -797,6 +854,121 @@ def _strikes(c: _Checker, raw: Any) -> StrikePolicy:
     return StrikePolicy(points, half_life, expire_after,
                         tuple(sorted(steps, key=lambda s: s.points, reverse=True)),
                         escalation_points, unreviewed_after)
+
+
+_SPAM_WINDOW_MAX = 86_400.0
+_SPAM_KEYS = {"clause", "rate", "duplicates", "mentions", "links", "raid"}
+_RAID_RESPONSES = ("slowmode", "alert")
+
+
+def _spam(c: _Checker, raw: Any, cite: Callable[[Mapping[str, Any], str], str]) -> SpamPolicy:
+    t = c.table(raw, "spam", _SPAM_KEYS, required={"clause"})
+    clause = cite(t, "spam")
+
+    def section(name: str, keys: set[str]) -> dict[str, Any]:
+        return c.table(t.get(name, {}), f"spam.{name}", keys)
+
+    def count(table: Mapping[str, Any], key: str, path: str) -> int | None:
+        value = table.get(key)
+        if value is None or value is False:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000:
+            c.problem(_join(path, key), f"must be a whole number from 1 to 10000 or false, "
+                      f"not {_shown(value)}")
+            return None
+        return int(value)
+
+    def window(table: Mapping[str, Any], path: str) -> Window | None:
+        if not table:
+            return None
+        w = c.table(table, path, {"messages", "accounts", "seconds"})
+        n = count(w, "messages", path) or count(w, "accounts", path)
+        seconds = _number(c, w, "seconds", path, 0.0, low=1.0) if "seconds" in w else None
+        if seconds is not None and seconds > _SPAM_WINDOW_MAX:
+            c.problem(_join(path, "seconds"), f"must be at most {_SPAM_WINDOW_MAX:g} (a day: the "
+                      "spam checks remember messages that long)")
+            seconds = None
+        if n is None or seconds is None:
+            c.problem(path, "needs a count (messages or accounts) and seconds")
+            return None
+        return Window(n, seconds)
+
+    def action(table: Mapping[str, Any], key: str, path: str, default: VerdictAction
+               ) -> VerdictAction:
+        if key not in table:
+            return default
+        return c.enum(table, key, path, VerdictAction, _ACTIONS[1:]) or default
+
+    rate = section("rate", {"action", "per_channel", "overall"})
+    dup = section("duplicates", {"action", "repeats", "accounts", "seconds", "min_chars"})
+    men = section("mentions", {"action", "max_users", "mass", "pile_on", "pile_on_action"})
+    links = section("links", {"action", "invites", "shorteners", "deny", "from_new_accounts"})
+    raid = section("raid", {"new_account_days", "accounts", "seconds", "response",
+                            "slowmode_seconds", "action", "timeout"})
+    flags = {}
+    for key in ("invites", "from_new_accounts"):
+        value = links.get(key, False)
+        if not isinstance(value, bool):
+            c.problem(f"spam.links.{key}", f"must be true or false, not {_type(value)}")
+            value = False
+        flags[key] = value
+    mass = men.get("mass", False)
+    mass_action = None if mass is False else action(men, "mass", "spam.mentions",
+                                                    VerdictAction.ESCALATE)
+    raid_window = None
+    if "accounts" in raid or "seconds" in raid:
+        raid_window = window({k: raid[k] for k in ("accounts", "seconds") if k in raid},
+                             "spam.raid")
+    response = raid.get("response", "alert")
+    if response not in _RAID_RESPONSES:
+        c.problem("spam.raid.response", f"must be one of {', '.join(_RAID_RESPONSES)}, "
+                  f"not {_shown(response)}")
+        response = "alert"
+    slow = raid.get("slowmode_seconds", 30)
+    if isinstance(slow, bool) or not isinstance(slow, int) or not 1 <= slow <= 21_600:
+        c.problem("spam.raid.slowmode_seconds", "must be a whole number of seconds from 1 to "
+                  f"21600 (Discord's limit), not {_shown(slow)}")
+        slow = 30
+    days = _number(c, raid, "new_account_days", "spam.raid", 7.0)
+    dup_seconds = _number(c, dup, "seconds", "spam.duplicates", 600.0, low=1.0)
+    if dup_seconds > _SPAM_WINDOW_MAX:
+        c.problem("spam.duplicates.seconds", f"must be at most {_SPAM_WINDOW_MAX:g} (a day: the "
+                  "spam checks remember messages that long)")
+        dup_seconds = 600.0
+    timeout = None if raid.get("timeout", False) is False else _duration(
+        c, raid, "timeout", "spam.raid", None)
+
+    def domains(key: str) -> frozenset[str]:
+        return frozenset(d.casefold().removeprefix("www.")
+                         for d in c.strings(links, key, "spam.links"))
+
+    return SpamPolicy(
+        clause=clause,
+        rate_channel=window(rate.get("per_channel", {}), "spam.rate.per_channel"),
+        rate_overall=window(rate.get("overall", {}), "spam.rate.overall"),
+        rate_action=action(rate, "action", "spam.rate", VerdictAction.HIDE),
+        duplicate_repeats=count(dup, "repeats", "spam.duplicates"),
+        duplicate_accounts=count(dup, "accounts", "spam.duplicates"),
+        duplicate_seconds=dup_seconds,
+        duplicate_min_chars=int(_number(c, dup, "min_chars", "spam.duplicates", 12.0)),
+        duplicate_action=action(dup, "action", "spam.duplicates", VerdictAction.HIDE),
+        mention_max=count(men, "max_users", "spam.mentions"),
+        mention_action=action(men, "action", "spam.mentions", VerdictAction.HIDE),
+        mass_mention_action=mass_action,
+        pile_on=window(men.get("pile_on", {}), "spam.mentions.pile_on"),
+        pile_on_action=action(men, "pile_on_action", "spam.mentions", VerdictAction.ESCALATE),
+        invites=flags["invites"],
+        shorteners=domains("shorteners"),
+        deny_domains=domains("deny"),
+        link_action=action(links, "action", "spam.links", VerdictAction.HIDE),
+        new_account_links=flags["from_new_accounts"],
+        new_account_age=timedelta(days=days),
+        raid=raid_window,
+        raid_response=response,
+        raid_slowmode_seconds=int(slow),
+        raid_action=action(raid, "action", "spam.raid", VerdictAction.HIDE),
+        raid_timeout=timeout,
+    )
 
 
 def _sanctions(c: _Checker, raw: Any) -> SanctionPolicy:

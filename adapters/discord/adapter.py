@@ -550,6 +550,15 @@ class DiscordAdapter:
                          ) -> None:
             await run(interaction, ["policy", *([action] if action else [])])
 
+        @mod.command(name="raid", description="Raids in progress; end one (lifts its slowmode "
+                                              "and timeouts)")
+        @app_commands.describe(end="The raid to end", reason="Why it is over")
+        async def raid(interaction: discord.Interaction[Any],
+                       end: app_commands.Range[int, 1] | None = None, reason: str = ""
+                       ) -> None:
+            await run(interaction, ["raid"] if end is None else
+                      ["raid", "end", str(end), *([reason] if reason else [])])
+
         confirm.autocomplete("number")(case_numbers)
         pardon.autocomplete("number")(case_numbers)
         note.autocomplete("number")(case_numbers)
@@ -779,6 +788,25 @@ class DiscordAdapter:
                                     action="restore")
         user = need(action.user, "user", platform=Platform.DISCORD)
         await self._set_timeout(action, user, None, kind="restore")
+
+    async def slowmode(self, action: Action, /) -> None:
+        """Set the channel's slowmode to payload['seconds'] (Discord allows 0 to 21,600)."""
+        channel = need(action.channel, "channel", platform=Platform.DISCORD)
+        seconds = max(0, min(int(action.payload.get("seconds") or 0), 21_600))
+        with _translate("slowmode"):
+            await self.client.http.edit_channel(
+                int(channel), rate_limit_per_user=seconds,
+                reason=_clip(str(action.payload.get("reason") or "raid"), 512))
+
+    async def alert(self, action: Action, /) -> None:
+        """Post payload['text'] to the moderators' channel."""
+        if self.config.mod_channel_id is None:
+            raise UnsupportedAction("DISCORD_MOD_CHANNEL_ID is not set: nowhere to alert",
+                                    platform="discord", action="alert")
+        with _translate("alert"):
+            target = self.client.get_partial_messageable(self.config.mod_channel_id)
+            for part in _chunks(str(action.payload.get("text") or "")):
+                await target.send(part)
 
     async def post(self, action: Action, /) -> None:
         """Send payload['text'] to the channel, with payload['embeds'] (the digest) if any."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __all__ = ["edit_revision", "from_discord"]
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +28,22 @@ def edit_revision(edited_at: datetime | None, /) -> int:
 
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _unique(ids: Iterable[int], /) -> tuple[str, ...]:
+    """Ids as strings, first occurrence kept, in order."""
+    return tuple(dict.fromkeys(str(i) for i in ids))
+
+
+def _mentions(message: discord.Message, /) -> tuple[str, ...]:
+    """The users the event says were mentioned (a pinging reply's author too), in the order
+    the text names them (Discord's own list has none), each once."""
+    # getattr: discord.py leaves the attribute unset when an update carries no `mentions`.
+    ids = _unique(user.id for user in getattr(message, "mentions", ()))
+    first: dict[str, int] = {}
+    for place, uid in enumerate(message.raw_mentions):
+        first.setdefault(str(uid), place)
+    return tuple(sorted(ids, key=lambda uid: first.get(uid, len(first))))
 
 
 def from_discord(message: discord.Message, /, *, edited: bool = False,
@@ -67,6 +83,9 @@ def from_discord(message: discord.Message, /, *, edited: bool = False,
     if message.reference is not None and message.reference.message_id is not None:
         reply_to = str(message.reference.message_id)
     author = message.author
+    # discord.py makes the author a Member from the event's `member` object (its joined_at);
+    # a plain User (no member object, no cached member) leaves the join date unknown.
+    joined_at = author.joined_at if isinstance(author, discord.Member) else None
     revision = edit_revision(message.edited_at) if edited else 0
     if edited and revision == 0:
         return None  # an embed unfurl or pin, not an edit of the text
@@ -88,5 +107,12 @@ def from_discord(message: discord.Message, /, *, edited: bool = False,
         revision=revision,
         reply_to=reply_to,
         thread=thread,
+        account_created_at=discord.utils.snowflake_time(author.id),
+        joined_at=_utc(joined_at) if joined_at is not None else None,
+        mentions=_mentions(message),
+        # The event's `mention_roles`, resolved against the guild's roles; `mention_everyone`
+        # is true only when @everyone or @here pinged (the author had the permission to).
+        role_mentions=len(_unique(role.id for role in getattr(message, "role_mentions", ()))),
+        mass_mention=bool(message.mention_everyone),
         raw=payload,
     )

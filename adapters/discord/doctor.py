@@ -11,7 +11,7 @@ Permissions are computed by discord.py itself: `GuildChannel.permissions_for(mem
 
 from __future__ import annotations
 
-__all__ = ["GUILD_NEEDS", "INTENTS", "POST_NEEDS", "WATCH_NEEDS", "Intent", "Need",
+__all__ = ["GUILD_NEEDS", "INTENTS", "POST_NEEDS", "RAID_NEEDS", "WATCH_NEEDS", "Intent", "Need",
            "check_discord", "invite_permissions"]
 
 import asyncio
@@ -65,6 +65,11 @@ POST_NEEDS = (
     Need("send_messages", "Send Messages", "post there"),
     Need("embed_links", "Embed Links", "post escalations and the digest, which are embeds"),
 )
+#: In watched channels when the policy answers a raid with slowmode (`slowmode`).
+RAID_NEEDS = (
+    Need("manage_channels", "Manage Channels",
+         "slow a raided channel down ([spam.raid] response \"slowmode\")"),
+)
 #: The moderators' log is plain text lines (`post`).
 LOG_NEEDS = POST_NEEDS[:2]
 #: Server-wide: timeouts and suspensions edit the member (`_set_timeout`).
@@ -83,7 +88,7 @@ INTENTS = (
 def invite_permissions() -> discord.Permissions:
     """Every permission the checks below look for: what an invite link should grant."""
     perms = discord.Permissions.none()
-    for need in (*WATCH_NEEDS, *POST_NEEDS, *GUILD_NEEDS):
+    for need in (*WATCH_NEEDS, *RAID_NEEDS, *POST_NEEDS, *GUILD_NEEDS):
         setattr(perms, need.permission, True)
     return perms
 
@@ -122,9 +127,10 @@ def _quiet() -> Iterator[None]:
 
 async def check_discord(config: DiscordConfig, /, *, digest_channel: str | None,
                         moderators: Sequence[RegisteredModerator] | None,
-                        db: str = "the database") -> list[Check]:
+                        db: str = "the database", slowmode: bool = False) -> list[Check]:
     """Every Discord check, in checklist order; an unreachable or refusing Discord is one
-    failed check saying why (the checks that could not be made are left out)."""
+    failed check saying why (the checks that could not be made are left out). With
+    `slowmode` (the policy answers raids so), watched channels need Manage Channels too."""
     checks: list[Check] = []
     saved = discord.http.Route.BASE
     if config.api_base:  # discord.py keeps the REST base as a class attribute
@@ -135,7 +141,8 @@ async def check_discord(config: DiscordConfig, /, *, digest_channel: str | None,
                 client = discord.Client(intents=discord.Intents.none())
             async with client:
                 await _checks(client, config, checks, digest_channel=digest_channel,
-                              moderators=moderators, db=db)
+                              moderators=moderators, db=db,
+                              watch=WATCH_NEEDS + (RAID_NEEDS if slowmode else ()))
     except discord.LoginFailure:
         checks.append(_fail(
             "token accepted", "Discord refused DISCORD_TOKEN",
@@ -166,7 +173,8 @@ async def check_discord(config: DiscordConfig, /, *, digest_channel: str | None,
 
 async def _checks(client: discord.Client, config: DiscordConfig, checks: list[Check], *,
                   digest_channel: str | None,
-                  moderators: Sequence[RegisteredModerator] | None, db: str) -> None:
+                  moderators: Sequence[RegisteredModerator] | None, db: str,
+                  watch: Sequence[Need]) -> None:
     with _quiet():
         await client.login(config.token.reveal())
     user = client.user
@@ -248,9 +256,9 @@ async def _checks(client: discord.Client, config: DiscordConfig, checks: list[Ch
         # The moderators' channel is never moderated, even when listed (DiscordAdapter._unwatched).
         for channel_id in sorted(config.watch_channel_ids - {config.mod_channel_id or 0}):
             checks.append(_channel(by_id, channel_id, "watched", "DISCORD_WATCH_CHANNEL_IDS",
-                                   WATCH_NEEDS))
+                                   watch))
     elif servers:
-        checks += _every_channel(servers, skip=config.mod_channel_id)
+        checks += _every_channel(servers, skip=config.mod_channel_id, watch=watch)
     if digest_channel is not None:
         if digest_channel.isdigit():
             checks.append(_channel(by_id, int(digest_channel), "digest",
@@ -349,7 +357,8 @@ def _permission_fix(server: _Server, channel: discord.abc.GuildChannel,
     return fix
 
 
-def _every_channel(servers: Sequence[_Server], *, skip: int | None) -> list[Check]:
+def _every_channel(servers: Sequence[_Server], *, skip: int | None,
+                   watch: Sequence[Need]) -> list[Check]:
     """DISCORD_WATCH_CHANNEL_IDS is empty: every text channel the bot can see is moderated, so
     it must be able to read back and delete in each; one line for all that pass."""
     checks: list[Check] = []
@@ -361,12 +370,12 @@ def _every_channel(servers: Sequence[_Server], *, skip: int | None) -> list[Chec
                 continue
             if not channel.permissions_for(server.me).view_channel:
                 continue  # not seen, so not moderated
-            check = _permissions(server, channel, f"#{channel.name} (watched)", WATCH_NEEDS)
+            check = _permissions(server, channel, f"#{channel.name} (watched)", watch)
             if check.ok:
                 good.append(_place(server, channel))
             else:
                 checks.append(check)
-    labels = join_names([n.label for n in WATCH_NEEDS[1:]])
+    labels = join_names([n.label for n in watch[1:]])
     if good:
         checks.insert(0, _pass(f"watched channels: {labels}",
                                f"in all {len(good)} channel(s) the bot can see "

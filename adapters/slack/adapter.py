@@ -689,6 +689,21 @@ class SlackAdapter:
                                    platform="slack", action=what)
         log.warning("slack: %s", text)
 
+    async def slowmode(self, action: Action, /) -> None:
+        """Slack has no slowmode: a raid there is alerted only."""
+        raise UnsupportedAction("Slack has no slowmode; the moderators were alerted instead",
+                                platform="slack", action="slowmode")
+
+    async def alert(self, action: Action, /) -> None:
+        """Post payload['text'] to the moderators' channel."""
+        if self.config.mod_channel is None:
+            raise UnsupportedAction("SLACK_MOD_CHANNEL is not set: nowhere to alert",
+                                    platform="slack", action="alert")
+        with _translate("alert"):
+            await self.client.chat_postMessage(channel=self.config.mod_channel,
+                                               text=_clip(str(action.payload.get("text") or ""),
+                                                          39000))
+
     async def post(self, action: Action, /) -> None:
         """Send payload['text'] to the channel, with payload['blocks'] (the digest) if any."""
         channel = need(action.channel, "channel", platform=Platform.SLACK)

@@ -2,17 +2,50 @@
 
 from __future__ import annotations
 
-__all__ = ["MODERATED_SUBTYPES", "from_slack", "ts_revision", "ts_time"]
+__all__ = ["MODERATED_SUBTYPES", "Mentions", "from_slack", "mentions_in", "ts_revision",
+           "ts_time"]
 
+import re
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.models import Message, Platform
 
 #: Subtypes whose text a member wrote; everything else (joins, topics, bots) is skipped.
 MODERATED_SUBTYPES = frozenset({None, "thread_broadcast", "file_share", "me_message"})
+
+
+#: Slack's mention markup in a message's text (a literal "<" or ">" typed by a member arrives
+#: escaped as "&lt;" / "&gt;", so markup cannot be forged by typing it): a user `<@U123>` or
+#: `<@U123|name>` (W... in Enterprise Grid), a user group `<!subteam^S123>` or
+#: `<!subteam^S123|@group>`, and `<!here>`, `<!channel>`, `<!everyone>` (with or without a label).
+_MENTION = re.compile(r"<(?:@(?P<user>[UW][A-Z0-9]+)|!subteam\^(?P<group>[A-Z0-9]+)"
+                      r"|!(?P<everyone>here|channel|everyone))(?:\|[^<>]*)?>")
+
+
+class Mentions(NamedTuple):
+    """Who a message's text mentions: users (in order, each once), user groups, everyone."""
+
+    users: tuple[str, ...] = ()
+    groups: int = 0
+    everyone: bool = False
+
+
+def mentions_in(text: str, /) -> Mentions:
+    """The mentions in a Slack message's text (`<@U123>`, `<!subteam^S123>`, `<!here>`...)."""
+    users: dict[str, None] = {}
+    groups: set[str] = set()
+    everyone = False
+    for match in _MENTION.finditer(text):
+        if match["user"]:
+            users.setdefault(match["user"], None)
+        elif match["group"]:
+            groups.add(match["group"])
+        else:
+            everyone = True
+    return Mentions(tuple(users), len(groups), everyone)
 
 
 def ts_time(ts: str, /) -> datetime:
@@ -68,6 +101,7 @@ def from_slack(event: Mapping[str, Any], /, *, watch: Collection[str] = (),
     thread_ts = inner.get("thread_ts")
     thread = str(thread_ts) if thread_ts else None
     reply_to = thread if thread is not None and thread != ts else None
+    mentioned = mentions_in(text)
     return Message(
         platform=Platform.SLACK,
         id=str(ts),
@@ -79,5 +113,11 @@ def from_slack(event: Mapping[str, Any], /, *, watch: Collection[str] = (),
         revision=revision,
         reply_to=reply_to,
         thread=thread,
+        # Slack tells a bot neither when an account was created nor when it joined.
+        account_created_at=None,
+        joined_at=None,
+        mentions=mentioned.users,
+        role_mentions=mentioned.groups,
+        mass_mention=mentioned.everyone,
         raw=dict(event),
     )

@@ -210,6 +210,32 @@ MIGRATIONS: tuple[str, ...] = (
         last_id  INTEGER NOT NULL
     );
     """,
+    # 8: floods, spam and raids: what each message counts towards (its channel, its text's
+    # fingerprint, the protected person it names, a new account's post), at the message's
+    # time, so the windows survive a restart; and the raids the moderators were alerted to.
+    """
+    CREATE TABLE spam_events (
+        id        INTEGER PRIMARY KEY,
+        kind      TEXT NOT NULL,
+        key       TEXT NOT NULL,
+        member_id TEXT NOT NULL,
+        at        TEXT NOT NULL
+    );
+    CREATE INDEX spam_events_key ON spam_events(kind, key, at);
+    CREATE INDEX spam_events_member ON spam_events(member_id, kind, at);
+    CREATE TABLE raids (
+        id           INTEGER PRIMARY KEY,
+        platform     TEXT NOT NULL,
+        channel      TEXT NOT NULL,
+        channel_name TEXT,
+        started_at   TEXT NOT NULL,
+        ended_at     TEXT,
+        ended_by     TEXT,
+        accounts     TEXT NOT NULL,
+        response     TEXT NOT NULL
+    );
+    CREATE INDEX raids_open ON raids(platform, channel, ended_at);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -114,6 +114,9 @@ class _TaskLock:
 BUSY_WAIT = 30.0
 #: SQLite's own busy timeout (milliseconds): how long one statement waits for a lock.
 BUSY_TIMEOUT_MS = 5000
+#: How long the spam checks remember a message (`spam_events`): longer than any window a
+#: policy may set (`[spam]` windows are at most a day).
+SPAM_MEMORY = timedelta(days=1)
 
 
 class Store:
@@ -350,7 +353,8 @@ class Store:
     async def record(self, message: Message, member: Member, verdict: Verdict,
                      actions: Sequence[Action], /, *, strike: float = 0.0,
                      strike_pending: bool = False, step: float | None = None,
-                     case: CaseDraft | None = None) -> Recorded | None:
+                     case: CaseDraft | None = None,
+                     spam_events: Sequence[tuple[str, str]] = ()) -> Recorded | None:
         """Write the message (evidence), verdict, case, strike, outbox rows and audit entry.
 
         All in one transaction; returns None, writing nothing, when the message was already
@@ -382,6 +386,10 @@ class Store:
             verdict_id = cur.lastrowid
             if verdict_id is None or message_row is None:  # pragma: no cover - sqlite sets it
                 raise StoreError("insert returned no row id")
+            if spam_events:  # what this message counts towards (bot.spam)
+                await db.executemany(
+                    "INSERT INTO spam_events (kind, key, member_id, at) VALUES (?,?,?,?)",
+                    [(kind, key, member.id, iso(message.sent_at)) for kind, key in spam_events])
             case_id = None
             if case is not None:
                 case_id = await self._open_case(db, member.id, case, now)
@@ -803,6 +811,136 @@ class Store:
             return await self._outbox(db, actions, iso(self.clock()), verdict_id=None,
                                       case_id=case_id, not_before=not_before)
 
+    # -- floods, spam and raids (bot.spam) -------------------------------------------------
+
+    async def spam_counts(self, member_id: str, /, *, at: datetime, channel: str,
+                          fingerprint: str | None, targets: Sequence[str],
+                          platform: Platform, channel_id: str,
+                          windows: Mapping[str, float]) -> dict[str, Any]:
+        """Counts before `at` within each window (seconds, by check: channel, overall,
+        duplicates, pile_on, raid), in one query: this member's posts in `channel` and
+        everywhere, their posts of `fingerprint` and other accounts', other accounts naming
+        the most-named of `targets`, other new accounts posting in `channel`; the channel's
+        raid in progress; when the member first posted (None: never)."""
+        def since(check: str) -> str:
+            return iso(at - timedelta(seconds=windows.get(check, 0.0)))
+
+        now = iso(at)
+        marks = ",".join("?" * len(targets)) or "NULL"
+        sql = (
+            "SELECT "
+            "(SELECT COUNT(*) FROM spam_events WHERE member_id=? AND kind='post' AND key=? "
+            " AND at>? AND at<=?),"
+            "(SELECT COUNT(*) FROM spam_events WHERE member_id=? AND kind='post' "
+            " AND at>? AND at<=?),"
+            "(SELECT COUNT(*) FROM spam_events WHERE member_id=? AND kind='fp' AND key=? "
+            " AND at>? AND at<=?),"
+            "(SELECT COUNT(DISTINCT member_id) FROM spam_events WHERE kind='fp' AND key=? "
+            " AND at>? AND at<=? AND member_id!=?),"
+            "(SELECT MAX(n) FROM (SELECT COUNT(DISTINCT member_id) AS n FROM spam_events "
+            f" WHERE kind='target' AND key IN ({marks}) AND at>? AND at<=? AND member_id!=? "
+            " GROUP BY key)),"
+            "(SELECT COUNT(DISTINCT member_id) FROM spam_events WHERE kind='new' AND key=? "
+            " AND at>? AND at<=? AND member_id!=?),"
+            "(SELECT id FROM raids WHERE platform=? AND channel=? AND ended_at IS NULL "
+            " ORDER BY id DESC LIMIT 1),"
+            "(SELECT MIN(sent_at) FROM messages WHERE member_id=?)")
+        params = [member_id, channel, since("channel"), now,
+                  member_id, since("overall"), now,
+                  member_id, fingerprint, since("duplicates"), now,
+                  fingerprint, since("duplicates"), now, member_id,
+                  *targets, since("pile_on"), now, member_id,
+                  channel, since("raid"), now, member_id,
+                  platform, channel_id, member_id]
+        row = (await self._read(sql, params))[0]
+        return {"channel_posts": row[0], "all_posts": row[1], "same_text_mine": row[2],
+                "same_text_others": row[3], "pile_on": row[4] or 0, "new_in_channel": row[5],
+                "raid": row[6],
+                "first_seen": datetime.fromisoformat(row[7]) if row[7] else None}
+
+    async def protected_accounts(self, platform: Platform, accounts: Sequence[str], /,
+                                 *, roles: Iterable[str]) -> list[str]:
+        """Which of `accounts` belong to members holding one of `roles`."""
+        if not accounts:
+            return []
+        wanted = set(roles)
+        rows = await self._read(
+            "SELECT a.account_id, m.roles FROM accounts a JOIN members m ON m.id = a.member_id "
+            f"WHERE a.platform=? AND a.account_id IN ({','.join('?' * len(accounts))})",
+            (platform, *accounts))
+        return [r["account_id"] for r in rows
+                if wanted & set(filter(None, (r["roles"] or "").split(",")))]
+
+    async def start_raid(self, *, platform: Platform, channel: str, channel_name: str | None,
+                         key: str, at: datetime, since: datetime,
+                         plan: Callable[[int, list[tuple[str, str]]], list[Action]]
+                         ) -> tuple[int, list[Action]] | None:
+        """Open a raid in a channel (None when one is already open) with the new accounts that
+        posted there since `since` (`key` is the channel's spam-events key), and queue what
+        `plan(raid id, [(member label, platform account)])` says to do, in one transaction;
+        audited. The raid records which of slowmode and timeouts its response used."""
+        async with self.transaction() as db:
+            async with db.execute("SELECT 1 FROM raids WHERE platform=? AND channel=? AND "
+                                  "ended_at IS NULL", (platform, channel)) as cur:
+                if await cur.fetchone() is not None:
+                    return None
+            async with db.execute(
+                    "SELECT e.member_id, m.display_name, m.membership_number, a.account_id "
+                    "FROM spam_events e JOIN members m ON m.id = e.member_id "
+                    "JOIN accounts a ON a.member_id = e.member_id AND a.platform = ? "
+                    "WHERE e.kind='new' AND e.key=? AND e.at>=? AND e.at<=? "
+                    "GROUP BY e.member_id ORDER BY MIN(e.at)",
+                    (platform, key, iso(since), iso(at))) as cur:
+                rows = await cur.fetchall()
+            accounts = [(f"{r['display_name']} ({r['member_id']})", r["account_id"])
+                        for r in rows]
+            now = iso(self.clock())
+            cur = await db.execute(
+                "INSERT INTO raids (platform, channel, channel_name, started_at, accounts, "
+                "response) VALUES (?,?,?,?,?,'alert')",
+                (platform, channel, channel_name, iso(at), json.dumps(accounts)))
+            raid_id = cur.lastrowid
+            assert raid_id is not None
+            actions = plan(raid_id, accounts)
+            used = sorted({str(a.kind) for a in actions} & {ActionKind.SLOWMODE.value,
+                                                            ActionKind.TIMEOUT.value})
+            await db.execute("UPDATE raids SET response=? WHERE id=?",
+                             (",".join(used) or "alert", raid_id))
+            written = await self._outbox(db, actions, now, verdict_id=None, case_id=None)
+            await self._audit(db, now, actor="bot", action="raid:start",
+                              reason=f"{len(accounts)} new accounts in "
+                                     f"#{channel_name or channel}",
+                              detail={"raid": raid_id, "platform": str(platform),
+                                      "channel": channel, "accounts": len(accounts)})
+        return raid_id, written
+
+    async def raids(self, *, active: bool = True) -> list[dict[str, Any]]:
+        """Raids, newest first (only those still on with `active`)."""
+        sql = "SELECT * FROM raids" + (" WHERE ended_at IS NULL" if active else "")
+        rows = await self._read(sql + " ORDER BY id DESC", ())
+        return [dict(r) | {"accounts": json.loads(r["accounts"])} for r in rows]
+
+    async def end_raid(self, raid_id: int, /, *, actor: str, reason: str,
+                       undo: Callable[[dict[str, Any]], list[Action]]) -> dict[str, Any]:
+        """End a raid and queue what `undo(raid)` says (lifting slowmode and timeouts), in one
+        transaction; audited. StoreError when there is no such raid or it has ended."""
+        async with self.transaction() as db:
+            async with db.execute("SELECT * FROM raids WHERE id=?", (raid_id,)) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                raise StoreError(f"there is no raid {raid_id}")
+            if row["ended_at"] is not None:
+                raise StoreError(f"raid {raid_id} ended at {row['ended_at'][:16]} "
+                                 f"({row['ended_by']})")
+            now = iso(self.clock())
+            raid = dict(row) | {"accounts": json.loads(row["accounts"])}
+            await db.execute("UPDATE raids SET ended_at=?, ended_by=? WHERE id=?",
+                             (now, actor, raid_id))
+            await self._outbox(db, undo(raid), now, verdict_id=None, case_id=None)
+            await self._audit(db, now, actor=actor, action="raid:end", reason=reason,
+                              detail={"raid": raid_id})
+        return raid
+
     async def queue_modlog(self, platform: Platform, channel: str, /, *, since: datetime,
                            render: Callable[[list[dict[str, Any]]], list[str]],
                            limit: int = 500, size: int = 1900) -> int:
@@ -1046,10 +1184,15 @@ class Store:
     async def apply_retention(self, *, evidence: timedelta, audit: timedelta,
                               dry_run: bool = False) -> dict[str, int]:
         """The retention job: erase message text older than `evidence`, audit entries older
-        than `audit`. Verdicts, cases and their history stay; the job audits itself."""
+        than `audit`, and the spam checks' events older than any window can reach (a day).
+        Verdicts, cases and their history stay; the job audits itself."""
         now = self.clock()
         evidence_cut, audit_cut = iso(now - evidence), iso(now - audit)
+        spam_cut = iso(now - SPAM_MEMORY)
         async with self.transaction() as db:
+            async with db.execute("SELECT COUNT(*) FROM spam_events WHERE at < ?",
+                                  (spam_cut,)) as cur:
+                events = (await cur.fetchone() or (0,))[0]
             async with db.execute("SELECT COUNT(*) FROM messages WHERE text IS NOT NULL AND "
                                   "sent_at < ?", (evidence_cut,)) as cur:
                 texts = (await cur.fetchone() or (0,))[0]
@@ -1061,13 +1204,15 @@ class Store:
                 await db.execute("UPDATE messages SET text=NULL WHERE text IS NOT NULL AND "
                                  "sent_at < ?", (evidence_cut,))
                 await db.execute("DELETE FROM audit_log WHERE at < ?", (audit_cut,))
+                await db.execute("DELETE FROM spam_events WHERE at < ?", (spam_cut,))
                 await self._audit(db, iso(now), actor="retention", action="retention",
                                   detail={"texts_erased": texts, "audit_deleted": entries,
+                                          "spam_events_deleted": events,
                                           "evidence_before": evidence_cut,
                                           "audit_before": audit_cut})
         if not dry_run:
             await self.checkpoint()
-        return {"texts_erased": texts, "audit_deleted": entries}
+        return {"texts_erased": texts, "audit_deleted": entries, "spam_events_deleted": events}
 
     async def digest_ran(self, week: str, /) -> bool:
         """Whether the digest of `week` was already made."""
@@ -1269,7 +1414,7 @@ class Store:
         rows = await self._read(
             "SELECT m.id AS row, m.platform, m.message_id, m.revision, m.channel, "
             "m.channel_name, m.author, m.member_id, m.text, m.sent_at, m.reply_to, m.thread, "
-            "v.action, v.clause, v.policy_version, v.model, v.model_version, "
+            "v.action, v.clause, v.policy_version, v.model, v.model_version, v.rule_ids, "
             "(SELECT r.outcome FROM reviews r WHERE r.verdict_id = v.id ORDER BY r.id DESC "
             "LIMIT 1) AS review FROM messages m JOIN verdicts v ON v.message_row = m.id "
             f"WHERE m.text IS NOT NULL AND {where} ORDER BY m.sent_at, m.id LIMIT ?",

@@ -45,6 +45,9 @@ RANDOM_ID = "920000000000000004"
 SLACK_DIGEST = "CDIGEST01"
 GONE = "940000000000000099"  # a Discord id that is nobody in the server
 VIEW, SEND, MANAGE, EMBED, HISTORY, TIMEOUT = 1024, 2048, 8192, 16384, 65536, 1 << 40
+MANAGE_CHANNELS = 16
+#: What a watched channel needs under the default policy (raids answered with slowmode).
+WATCHED = "View Channel, Read Message History, Manage Messages and Manage Channels"
 
 #: The checks a complete set-up passes, in the order a user reads them.
 ALL_GOOD = [
@@ -56,7 +59,7 @@ ALL_GOOD = [
     ("discord", "in server Party members: 910000000000000001; the bot's role: @conductbot"),
     ("discord", "server Party members: Timeout Members"),
     ("discord", "moderators' channel #moderators: View Channel, Send Messages and Embed Links"),
-    ("discord", "#general (watched): View Channel, Read Message History and Manage Messages"),
+    ("discord", f"#general (watched): {WATCHED}"),
     ("discord", "#digest (digest): View Channel, Send Messages and Embed Links"),
     ("discord", "DISCORD_MOD_ROLE_IDS 930000000000000001: role @Moderator in Party members"),
     ("discord", "moderator Karen Lomax (KAREN, M0001): @karen in Party members"),
@@ -264,7 +267,7 @@ MISSING: list[tuple[str, Setup, str, str, str]] = [
      "https://discord.com/developers/applications/900000000000000001/bot → Privileged Gateway "
      "Intents: turn on Server Members Intent, then Save Changes", "discord"),
     ("manage-messages-overwrite", _manage_denied_in_general,
-     "#general (watched): View Channel, Read Message History and Manage Messages: the bot "
+     f"#general (watched): {WATCHED}: the bot "
      "lacks Manage Messages, needed to delete (hide) members' messages",
      "in Party members: #general → Edit Channel → Permissions: the overwrite for @conductbot "
      "denies Manage Messages; allow Manage Messages for the bot's role @conductbot there (or "
@@ -386,7 +389,7 @@ async def test_a_manage_messages_denial_is_reported_for_json(fakes: Fakes) -> No
     bad = [c for c in data["checks"] if c["status"] == "fail"]
     assert bad == [{
         "platform": "discord",
-        "check": "#general (watched): View Channel, Read Message History and Manage Messages",
+        "check": f"#general (watched): {WATCHED}",
         "status": "fail",
         "detail": "the bot lacks Manage Messages, needed to delete (hide) members' messages",
         "fix": bad[0]["fix"], "channel": GENERAL_ID, "missing": ["manage_messages"]}]
@@ -428,12 +431,12 @@ async def test_without_a_watch_list_every_visible_channel_is_checked(fakes: Fake
     fakes.discord.overwrites["920000000000000005"] = [deny(GUILD_ID, VIEW)]  # not seen
     report = await fakes.doctor(DISCORD_WATCH_CHANNEL_IDS=None)
     assert [f"{c.name}: {c.detail}" for c in report.failures] == [
-        "#random (watched): View Channel, Read Message History and Manage Messages: the bot "
-        "lacks Read Message History and Manage Messages, needed to catch up after a restart; "
-        "delete (hide) members' messages"]
+        "#random (watched): View Channel, Read Message History, Manage Messages and Manage "
+        "Channels: the bot lacks Read Message History and Manage Messages, needed to catch up "
+        "after a restart; delete (hide) members' messages"]
     good = next(c for c in report.checks if c.name.startswith("watched channels"))
     assert (good.name, good.detail) == (
-        "watched channels: Read Message History and Manage Messages",
+        "watched channels: Read Message History, Manage Messages and Manage Channels",
         "in all 2 channel(s) the bot can see (DISCORD_WATCH_CHANNEL_IDS is empty: every one "
         "is moderated)")
     assert good.data["channels"] == ["#general in Party members", "#digest in Party members"]
@@ -593,8 +596,8 @@ async def test_the_moderators_channel_is_never_checked_as_watched(fakes: Fakes) 
     assert report.failures == []
     watched = [(c.platform, c.name) for c in report.checks if "(watched)" in c.name]
     assert watched == [
-        ("discord", "#general (watched): View Channel, Read Message History and Manage "
-                    "Messages"),
+        ("discord", "#general (watched): View Channel, Read Message History, Manage "
+                    "Messages and Manage Channels"),
         ("slack", "#cgeneral1 (watched): the bot is a member")]
 
 
@@ -610,3 +613,19 @@ async def test_the_moderators_log_channels_are_checked_where_configured(fakes: F
     assert "Send Messages" in next(c.detail for c in report.failures
                                    if c.platform == "discord")
     assert report.exit_code == 1
+
+
+async def test_manage_channels_is_needed_only_where_raids_get_slowmode(
+        fakes: Fakes, tmp_path: Path) -> None:
+    fakes.discord.overwrites[GENERAL_ID] = [deny(BOT_ROLE_ID, MANAGE_CHANNELS)]
+    report = await fakes.doctor()  # the default policy answers a raid with slowmode
+    assert [(c.name.split(":")[0], c.detail) for c in report.failures] == [
+        ("#general (watched)", "the bot lacks Manage Channels, needed to slow a raided channel "
+                               "down ([spam.raid] response \"slowmode\")")]
+    alert_only = tmp_path / "alert.toml"
+    alert_only.write_text((ROOT / "policies" / "default.toml").read_text(encoding="utf-8")
+                          .replace('response = "slowmode"', 'response = "alert"', 1),
+                          encoding="utf-8")
+    report = await run_doctor(Settings(db=fakes.db, policy=alert_only),
+                              {k: v for k, v in fakes.env.items() if v is not None})
+    assert report.failures == []

@@ -398,7 +398,7 @@ async def test_retention_erases_old_evidence_but_keeps_the_case(world: World) ->
     world.clock.now += timedelta(days=400)
     counts = await world.store.apply_retention(evidence=timedelta(days=365),
                                                audit=timedelta(days=2190), dry_run=True)
-    assert counts == {"texts_erased": 1, "audit_deleted": 0}
+    assert counts == {"texts_erased": 1, "audit_deleted": 0, "spam_events_deleted": 0}
     await world.store.apply_retention(evidence=timedelta(days=365), audit=timedelta(days=2190))
     reply = await world.run(KAREN, f"case {handled.case_id}")
     assert "[text erased under the retention policy]" in reply.text

@@ -46,7 +46,7 @@ def problems(source: str) -> list[str]:
 
 def test_default_policy_loads_and_covers_every_model_category() -> None:
     policy = parse_policy(DEFAULT, file="default.toml")
-    assert policy.version == "2026.12-4"
+    assert policy.version == "2026.12-5"
     assert set(policy.categories) == {"toxicity", "severe_toxicity", "obscene", "threat",
                                       "insult", "identity_attack", "sexual_explicit"}
     assert {p.id for p in policy.protected.persons} >= {"whitfield", "adler", "nair"}

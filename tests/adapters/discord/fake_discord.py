@@ -11,7 +11,7 @@ import asyncio
 import itertools
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,7 @@ MODS_ID = "920000000000000002"
 MOD_ROLE_ID = "930000000000000001"
 BOT_ROLE_ID = "930000000000000002"  # the bot's own role: what it needs to moderate
 #: view, send, manage messages, embed links, read message history, moderate members (timeouts)
-BOT_PERMISSIONS = str(1024 | 2048 | 8192 | 16384 | 65536 | (1 << 40))
+BOT_PERMISSIONS = str(16 | 1024 | 2048 | 8192 | 16384 | 65536 | (1 << 40))
 #: The application's flags: Message Content and Server Members intents enabled
 #: (GATEWAY_MESSAGE_CONTENT 1 << 18, GATEWAY_GUILD_MEMBERS 1 << 14).
 APP_FLAGS = (1 << 18) | (1 << 14)
@@ -101,19 +101,36 @@ def guild(overwrites: dict[str, list[dict[str, Any]]] | None = None,
     }
 
 
+def _partial_member(uid: str, joined_at: str | None = None) -> dict[str, Any]:
+    """A member object without its user, as a message event carries it."""
+    found = member(uid) if uid in USERS else {
+        "roles": [], "joined_at": TS, "deaf": False, "mute": False, "flags": 0, "nick": None}
+    return {k: v for k, v in found.items() if k != "user"} | (
+        {"joined_at": joined_at} if joined_at is not None else {})
+
+
 def message(mid: str, text: str, *, author: str = MEMBER_ID, channel_id: str = GENERAL_ID,
-            edited: str | None = None, **extra: Any) -> dict[str, Any]:
-    """A guild MESSAGE_CREATE (or, with `edited`, MESSAGE_UPDATE) payload."""
+            edited: str | None = None, mentions: Sequence[str] = (),
+            mention_roles: Sequence[str] = (), mention_everyone: bool = False,
+            joined_at: str | None = None, **extra: Any) -> dict[str, Any]:
+    """A guild MESSAGE_CREATE (or, with `edited`, MESSAGE_UPDATE) payload.
+
+    `mentions` are the user ids Discord lists as mentioned (each with its member object, as the
+    gateway sends them), `mention_roles` the role ids; `joined_at` is the author's join time in
+    the event's member object (an author not in USERS gets a member object only with it)."""
     data: dict[str, Any] = {
         "id": mid, "channel_id": channel_id, "author": USERS.get(author) or user(author, "x"),
         "content": text, "timestamp": TS, "edited_timestamp": edited, "tts": False,
-        "mention_everyone": False, "mentions": [], "mention_roles": [], "attachments": [],
+        "mention_everyone": mention_everyone,
+        "mentions": [{**(USERS.get(uid) or user(uid, "x")), "member": _partial_member(uid)}
+                     for uid in mentions],
+        "mention_roles": list(mention_roles), "attachments": [],
         "embeds": [], "pinned": False, "type": 0, "flags": 0, "components": [],
     }
     if channel_id != "dm":
         data["guild_id"] = GUILD_ID
-        if author in USERS:
-            data["member"] = {k: v for k, v in member(author).items() if k != "user"}
+        if author in USERS or joined_at is not None:
+            data["member"] = _partial_member(author, joined_at)
     data.update(extra)
     return data
 
@@ -347,6 +364,13 @@ class FakeDiscord:
             return 200, self._sent(m[1], body)
         if method == "DELETE" and re.fullmatch(r"/channels/\d+/messages/\d+", path):
             return 204, None
+        if method == "PATCH" and (m := re.fullmatch(r"/channels/(\d+)", path)):
+            # Edit Channel (e.g. slowmode's rate_limit_per_user): the channel as changed.
+            found = next((c for c in channels(self.overwrites, self.extra_channels)
+                          if c["id"] == m[1]), None)
+            if found is None:
+                return 404, {"message": "Unknown Channel", "code": 10003}
+            return 200, {**found, "rate_limit_per_user": 0, **(body or {})}
         if method == "PATCH" and (m := re.fullmatch(r"/guilds/\d+/members/(\d+)", path)):
             if m[1] not in USERS:
                 return 404, {"message": "Unknown Member", "code": 10007}

@@ -62,6 +62,8 @@ class World:
     store: Store
     handled: list[tuple[tuple[str, str, int], Handled | None]] = field(default_factory=list)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    #: every Message the core was handed, in order
+    seen: list[Message] = field(default_factory=list)
 
     async def settle(self, mid: str, count: int = 1) -> None:
         """Wait (5 s at most) until the core has handled `count` deliveries of message `mid`
@@ -102,6 +104,7 @@ async def world(tmp_path: Path, test_policy: Policy,
             original = moderator.handle
 
             async def spy(msg: Any, /) -> Handled | None:
+                world.seen.append(msg)
                 result = await original(msg)
                 world.handled.append((msg.key, result))
                 async with world.changed:
@@ -754,6 +757,19 @@ async def test_every_core_command_has_a_mod_subcommand(world: World) -> None:
     assert {"appeal", "mycases"} <= {c.name for c in world.adapter.tree.get_commands()}
 
 
+async def test_mod_raid_lists_and_ends_raids(world: World) -> None:
+    listing = slash("raid")
+    await world.fake.dispatch("INTERACTION_CREATE", listing)
+    (reply,) = await replies(world, listing["token"])
+    assert reply["embeds"][0]["title"] == "0 raid(s) in progress"
+    ending = slash("raid", [{"type": 4, "name": "end", "value": 7},
+                            {"type": 3, "name": "reason", "value": "calm again"}])
+    await world.fake.dispatch("INTERACTION_CREATE", ending)
+    (reply,) = await replies(world, ending["token"])
+    assert reply["embeds"][0]["title"] == "Refused"
+    assert reply["embeds"][0]["description"] == "there is no raid 7"
+
+
 async def test_mod_note_and_pardon_reach_the_case(world: World) -> None:
     mid = snowflake()
     await world.fake.dispatch("MESSAGE_CREATE", message(mid, "immigrants are vermin"))
@@ -825,3 +841,111 @@ async def test_no_voice_warnings_at_start(tmp_path: Path, test_policy: Policy,
         assert adapter.outbox_interval == 5.0  # the default sweep: seconds, not half a minute
         await adapter.client.close()
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+# -- floods, spam and raids: what the core is told, slowmode and alerts ---------------------------
+
+
+def _message_of(world: World, mid: str, revision: int = 0) -> Message:
+    (core,) = [m for m in world.seen if m.id == mid and m.revision == revision]
+    return core
+
+
+async def test_mentions_and_account_dates_reach_the_core(world: World) -> None:
+    now = datetime.now(UTC)
+    newcomer = str(discord.utils.time_snowflake(now - timedelta(days=1)))  # created yesterday
+    joined = now - timedelta(hours=1)
+    mid = snowflake()
+    # Discord lists mentions in no particular order: the core gets the text's order.
+    await world.fake.dispatch("MESSAGE_CREATE", message(
+        mid, f"<@{MEMBER_ID}> <@{MOD_ID}> <@&{MOD_ROLE_ID}> @everyone join us", author=newcomer,
+        mentions=[MOD_ID, MEMBER_ID], mention_roles=[MOD_ROLE_ID], mention_everyone=True,
+        joined_at=joined.isoformat()))
+    plain = snowflake()
+    await world.fake.dispatch("MESSAGE_CREATE", message(plain, "see you on Saturday"))
+    await world.settle(plain)
+
+    core = _message_of(world, mid)
+    assert core.author == newcomer
+    assert core.mentions == (MEMBER_ID, MOD_ID)
+    assert core.role_mentions == 1 and core.mass_mention is True
+    assert core.account_created_at == discord.utils.snowflake_time(int(newcomer))
+    assert core.account_created_at is not None and core.account_created_at.utcoffset() == \
+        timedelta(0)
+    assert abs(core.account_created_at - (now - timedelta(days=1))) < timedelta(seconds=1)
+    assert core.joined_at == joined and core.joined_at.utcoffset() == timedelta(0)
+
+    other = _message_of(world, plain)
+    assert (other.mentions, other.role_mentions, other.mass_mention) == ((), 0, False)
+    assert other.account_created_at == discord.utils.snowflake_time(int(MEMBER_ID))
+    assert other.joined_at == datetime.fromisoformat(member(MEMBER_ID)["joined_at"])
+
+
+async def test_without_a_member_object_the_join_date_is_unknown(world: World) -> None:
+    stranger, mid = str(discord.utils.time_snowflake(datetime.now(UTC))), snowflake()
+    # Not in the guild's cache and no `member` in the event: discord.py has a plain User.
+    await world.fake.dispatch("MESSAGE_CREATE", message(mid, "hello all", author=stranger))
+    await world.settle(mid)
+    core = _message_of(world, mid)
+    assert core.joined_at is None and core.account_created_at is not None
+
+
+async def test_an_edit_tells_the_core_its_own_mentions(world: World) -> None:
+    mid = snowflake()
+    await world.fake.dispatch("MESSAGE_CREATE", message(mid, "hello all"))
+    await world.settle(mid)
+    edited_at = "2026-11-20T12:05:00.000000+00:00"
+    await world.fake.dispatch("MESSAGE_UPDATE", message(
+        mid, f"hello all <@{MOD_ID}> @here", edited=edited_at, mentions=[MOD_ID],
+        mention_everyone=True))
+    await world.settle(mid, 2)
+    core = _message_of(world, mid, edit_revision(datetime.fromisoformat(edited_at)))
+    assert core.mentions == (MOD_ID,) and core.mass_mention is True
+    assert core.role_mentions == 0
+    assert _message_of(world, mid).mentions == ()
+    # An update that carries no mention lists at all still reaches the core.
+    later = "2026-11-20T12:06:00.000000+00:00"
+    bare = message(mid, "hello all, again", edited=later)
+    del bare["mentions"], bare["mention_roles"]
+    await world.fake.dispatch("MESSAGE_UPDATE", bare)
+    await world.settle(mid, 3)
+    core = _message_of(world, mid, edit_revision(datetime.fromisoformat(later)))
+    assert (core.mentions, core.role_mentions) == ((), 0)
+
+
+async def test_slowmode_and_alerts_run_from_the_outbox(world: World) -> None:
+    store, moderator = world.store, world.adapter.moderator
+    text = "Raid in #general: 6 new accounts posted within 60 s; slowmode 30 s"
+    await store.enqueue([
+        Action(kind=ActionKind.SLOWMODE, platform=Platform.DISCORD, channel=GENERAL_ID,
+               payload={"seconds": 30, "reason": "raid"}),
+        Action(kind=ActionKind.ALERT, platform=Platform.DISCORD, payload={"text": text})],
+        case_id=None)
+    await moderator.run_outbox(world.adapter)
+    (patch,) = world.fake.find("PATCH", rf"/channels/{GENERAL_ID}")
+    assert patch.body == {"rate_limit_per_user": 30}
+    assert [post["content"] for post in world.sent_to(MODS_ID)] == [text]
+    assert world.sent_to(GENERAL_ID) == []
+
+    await store.enqueue([Action(kind=ActionKind.SLOWMODE, platform=Platform.DISCORD,
+                                channel=GENERAL_ID, payload={"seconds": 0})], case_id=None)
+    await moderator.run_outbox(world.adapter)
+    assert [r.body for r in world.fake.find("PATCH", rf"/channels/{GENERAL_ID}")] == [
+        {"rate_limit_per_user": 30}, {"rate_limit_per_user": 0}]
+    assert {(a.kind, a.status) for a in await store.actions()} == {
+        (ActionKind.SLOWMODE, ActionStatus.DONE), (ActionKind.ALERT, ActionStatus.DONE)}
+
+
+async def test_a_refused_slowmode_fails_its_outbox_row_saying_why(world: World) -> None:
+    world.fake.inject("PATCH", rf"/channels/{GENERAL_ID}", 403,
+                      {"message": "Missing Permissions", "code": 50013})
+    await world.store.enqueue([Action(kind=ActionKind.SLOWMODE, platform=Platform.DISCORD,
+                                      channel=GENERAL_ID, payload={"seconds": 30})],
+                              case_id=None)
+    await world.adapter.moderator.run_outbox(world.adapter)
+    assert len(world.fake.find("PATCH", rf"/channels/{GENERAL_ID}")) == 1  # not retried
+    (row,) = await world.store.actions()
+    assert row.status is ActionStatus.FAILED
+    assert row.error is not None and row.error.startswith("PermissionDenied: ")
+    assert "slowmode" in row.error and "Missing Permissions" in row.error
+    assert await world.store.pending_actions(platform=Platform.DISCORD) == []

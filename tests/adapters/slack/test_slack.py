@@ -19,10 +19,12 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from slack_sdk.signature import SignatureVerifier
 
 from adapters.slack import SlackAdapter, SlackConfig, SlackConfigError, from_slack, sign
-from adapters.slack.convert import ts_revision
+from adapters.slack.convert import Mentions, mentions_in, ts_revision
 from bot.errors import (
     PermissionDenied,
     PlatformError,
@@ -37,6 +39,7 @@ from bot.models import (
     ActionStatus,
     CaseState,
     MemberStatus,
+    Message,
     Mode,
     Platform,
     Role,
@@ -75,6 +78,8 @@ class World:
     http: aiohttp.ClientSession
     handled: list[tuple[tuple[str, str, int], Handled | None]] = field(default_factory=list)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    #: every Message the core was handed, in order
+    seen: list[Message] = field(default_factory=list)
 
     async def settle(self, mid: str, count: int = 1) -> None:
         """Wait (5 s at most) until `count` deliveries of `mid` were handled and acted on."""
@@ -164,6 +169,7 @@ async def world(tmp_path: Path, test_policy: Policy,
                 original = moderator.handle
 
                 async def spy(msg: Any, /) -> Handled | None:
+                    world.seen.append(msg)
                     result = await original(msg)
                     world.handled.append((msg.key, result))
                     async with world.changed:
@@ -865,3 +871,108 @@ async def test_bot_run_refuses_to_start_in_one_line(
     with pytest.raises(PlatformError) as refused:
         await asyncio.wait_for(adapters.runner.run(Settings.from_env()), 10)
     assert str(refused.value).startswith("SLACK_MOD_CHANNEL is not set: escalations would")
+
+
+# -- floods, spam and raids: what the core is told, slowmode and alerts ---------------------------
+
+
+async def test_mentions_reach_the_core_and_account_dates_stay_unknown(world: World) -> None:
+    noisy = message(f"<@{MODERATOR}> and <@UOTHER001|priya>, <!subteam^S0MODS001|@mods> "
+                    f"<!here> <@{MODERATOR}> read this")
+    plain = message("see you on Saturday")
+    for event in (noisy, plain):
+        await world.event(event)
+    await world.settle(plain["ts"])
+    (core,) = [m for m in world.seen if m.id == noisy["ts"]]
+    assert core.mentions == (MODERATOR, "UOTHER001")  # in order, each once
+    assert core.role_mentions == 1 and core.mass_mention is True
+    assert core.account_created_at is None and core.joined_at is None
+    (other,) = [m for m in world.seen if m.id == plain["ts"]]
+    assert (other.mentions, other.role_mentions, other.mass_mention) == ((), 0, False)
+
+
+def test_an_edit_is_parsed_for_mentions_like_a_new_message() -> None:
+    original = message("hello all", ts="1790000000.000100")
+    change = {"type": "message", "subtype": "message_changed", "channel": GENERAL,
+              "hidden": True, "ts": "1790000050.000200",
+              "message": {**original, "text": "hello <!channel> <@UOTHER001> "
+                                              "<!subteam^S0MODS001> <!subteam^S0PRESS01>",
+                          "edited": {"user": MEMBER, "ts": "1790000050.000200"}},
+              "previous_message": original}
+    core = from_slack(change)
+    assert core is not None and core.revision == ts_revision("1790000050.000200")
+    assert core.mentions == ("UOTHER001",) and core.role_mentions == 2
+    assert core.mass_mention is True
+    first = from_slack(original)
+    assert first is not None and (first.mentions, first.role_mentions, first.mass_mention) == \
+        ((), 0, False)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("<!here|here> <!channel> <!everyone>", Mentions((), 0, True)),
+    ("<@W0ENTERP1> <@U0AAA> <@U0AAA|again>", Mentions(("W0ENTERP1", "U0AAA"), 0, False)),
+    ("<!subteam^S1|@a> <!subteam^S1> <!subteam^S2>", Mentions((), 2, False)),
+    # channels, links and what a member typed (Slack escapes < and >) are no mentions
+    ("<#C0GENERAL|general> <https://example.org|site> &lt;@U0FAKE&gt; @here <!date^1|x>",
+     Mentions((), 0, False)),
+])
+def test_slack_mention_markup(text: str, expected: Mentions) -> None:
+    assert mentions_in(text) == expected
+
+
+def _slack_escaped(text: str) -> str:
+    """Text as Slack delivers what a member typed: &, < and > escaped."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_USER_IDS = st.from_regex(r"[UW][A-Z0-9]{2,10}", fullmatch=True)
+_LABELS = st.none() | st.text(max_size=8).map(_slack_escaped)
+_MARKUP = st.one_of(
+    st.tuples(st.just("user"), _USER_IDS, _LABELS),
+    st.tuples(st.just("group"), st.from_regex(r"S[A-Z0-9]{2,10}", fullmatch=True), _LABELS),
+    st.tuples(st.just("everyone"), st.sampled_from(["here", "channel", "everyone"]), _LABELS))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.text())
+def test_any_text_parses_without_error(text: str) -> None:
+    found = mentions_in(text)
+    assert all(f"<@{user}" in text for user in found.users)
+    assert len(set(found.users)) == len(found.users)
+    assert 0 <= found.groups <= text.count("<!subteam^")
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.text().map(_slack_escaped), min_size=1, max_size=6),
+       st.lists(_MARKUP, max_size=5))
+def test_inserted_mentions_are_all_found_in_order_once_each(
+        fillers: list[str], markup: list[tuple[str, str, str | None]]) -> None:
+    parts = [fillers[0]]
+    for place, (kind, ident, label) in enumerate(markup):
+        head = {"user": f"<@{ident}", "group": f"<!subteam^{ident}", "everyone": f"<!{ident}"}
+        parts.append(head[kind] + (f"|{label}" if label is not None else "") + ">")
+        parts.append(fillers[(place + 1) % len(fillers)])
+    found = mentions_in("".join(parts))
+    users = [ident for kind, ident, _ in markup if kind == "user"]
+    assert found.users == tuple(dict.fromkeys(users))
+    assert found.groups == len({ident for kind, ident, _ in markup if kind == "group"})
+    assert found.everyone == any(kind == "everyone" for kind, _, _ in markup)
+
+
+async def test_a_slowmode_is_unsupported_on_slack_and_an_alert_is_posted(world: World) -> None:
+    text = "Raid in #general: 6 new accounts posted within 60 s"
+    await world.store.enqueue([
+        Action(kind=ActionKind.SLOWMODE, platform=Platform.SLACK, channel=GENERAL,
+               payload={"seconds": 30}),
+        Action(kind=ActionKind.ALERT, platform=Platform.SLACK, payload={"text": text})],
+        case_id=None)
+    before = len(world.fake.calls)
+    await world.adapter.moderator.run_outbox(world.adapter)
+    # the slowmode calls nothing: only the alert reaches Slack
+    assert [c.method for c in world.fake.calls[before:]] == ["chat.postMessage"]
+    rows = {a.kind: a for a in await world.store.actions()}
+    assert rows[ActionKind.SLOWMODE].status is ActionStatus.UNSUPPORTED
+    assert "Slack has no slowmode" in (rows[ActionKind.SLOWMODE].error or "")
+    assert rows[ActionKind.ALERT].status is ActionStatus.DONE
+    (post,) = world.fake.find("chat.postMessage")
+    assert post.params["channel"] == MODS and post.params["text"] == text

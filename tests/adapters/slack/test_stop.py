@@ -68,7 +68,9 @@ async def post_event(http: aiohttp.ClientSession, port: int, n: int) -> int:
         "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}],
         "event": {"type": "message", "channel": GENERAL, "user": MEMBER,
                   "text": "you idiot" if n % 4 == 0 else f"motion {n} passed",
-                  "ts": f"1780000000.{n:06d}", "channel_type": "channel", "team": TEAM}})
+                  # Ten seconds apart: a member's burst would be a flood (policy [spam]).
+                  "ts": f"{1780000000 + 10 * n}.000100", "channel_type": "channel",
+                  "team": TEAM}})
     stamp = str(int(time.time()))
     headers = {"Content-Type": "application/json", "X-Slack-Request-Timestamp": stamp,
                "X-Slack-Signature": sign(SECRET, stamp, body)}
