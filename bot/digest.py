@@ -18,6 +18,7 @@ __all__ = [
     "Digest",
     "Figure",
     "OpenEscalation",
+    "Raid",
     "Repeat",
     "SanctionedActivity",
     "assemble",
@@ -70,12 +71,24 @@ CATEGORY_LABELS = {
     "threat": "Threats", "insult": "Insults",
     "identity_attack": "Attacks on a protected characteristic",
     "sexual_explicit": "Sexual content or harassment", "doxxing": "Personal details (doxxing)",
-    "harassment": "Harassment", "sanctioned": "Posting while suspended or expelled"}
+    "harassment": "Harassment", "sanctioned": "Posting while suspended or expelled",
+    "spam": "Floods, spam and raids"}
 PLATFORM_LABELS = {"discord": "Discord", "slack": "Slack", "console": "Console"}
 ROLE_LABELS = {"mp": "MP", "councillor": "councillor", "staff": "staff"}
 APPEAL_LABELS = {"granted": "Appeals granted", "rejected": "Appeals rejected",
                  "pending": "Appeals awaiting a decision"}
 TREND_LABELS = {"new": "new", "up": "up", "down": "down", "same": "no change"}
+#: What each `spam:KIND` rule found (bot.spam), as a moderator says it.
+SPAM_LABELS = {
+    "rate-channel": "Flooding a channel", "rate-overall": "Posting too fast across channels",
+    "duplicate": "Repeating the same message", "campaign": "Copy-paste campaign",
+    "mentions": "Mentioning too many members", "mass-mention": "Mentioning everyone",
+    "pile-on": "Pile-on on a representative", "invite": "Invites to other servers",
+    "shortener": "Shortened links", "denied-link": "Links to banned sites",
+    "new-account-link": "Links from new accounts",
+    "raid": "New accounts' posts during a raid"}
+#: A raid's response (the `raids.response` column) beyond the alert every raid gets.
+RAID_RESPONSE_LABELS = {"slowmode": "slowmode", "timeout": "timeouts"}
 
 
 def _label(key: str, labels: dict[str, str]) -> str:
@@ -190,6 +203,19 @@ class Calibration:
 
 
 @dataclass(frozen=True, slots=True)
+class Raid:
+    """A raid that started in the week: new accounts swamping one channel."""
+
+    raid: int
+    platform: str
+    channel: str  # as a person reads it: '#general (Discord)'
+    started_at: str
+    ended_at: str | None  # None: not ended when the digest was made
+    accounts: int  # the new accounts named in the moderators' alert
+    response: str  # 'alert' or what else was done: 'slowmode', 'timeout', comma-separated
+
+
+@dataclass(frozen=True, slots=True)
 class Digest:
     """One ISO week's figures (pure data)."""
 
@@ -229,6 +255,19 @@ class Digest:
     in_progress: bool = False
     #: The policy the clause titles and protected persons' names were read from.
     policy_version: str = ""
+    #: Floods, spam and raids: enforced verdicts by what the checks found (a message can count
+    #: under several kinds), those messages, the raids started, and this week's raids.
+    spam: tuple[Figure, ...] = ()
+    spam_messages: Figure = Figure("spam_messages", 0, 0, "Messages acted on as spam")
+    raids_started: Figure = Figure("raids", 0, 0, "Raids started")
+    raids: tuple[Raid, ...] = ()
+    #: The clause the spam checks cite, with its title ('' without a policy or `[spam]`).
+    spam_clause: str = ""
+
+    @property
+    def has_spam(self) -> bool:
+        """Whether the week had any message acted on as spam, or any raid."""
+        return bool(self.spam_messages.this_week or self.raids_started.this_week)
 
     @property
     def has_shadow(self) -> bool:
@@ -499,6 +538,24 @@ def assemble(rows: DigestRows, /, *, monday: date, tz: str, show_names: bool = F
             round(now_c["dismissed"] / seen, 4) if seen else 0.0, seen_before,
             round(then_c["dismissed"] / seen_before, 4) if seen_before else None))
 
+    spam: list[Counter[str]] = [Counter(), Counter()]
+    for wk, rule, n in rows.spam:
+        spam[wk][rule.removeprefix("spam:")] += n
+    spam_messages = [0, 0]
+    for wk, n in rows.spam_messages:
+        spam_messages[wk] += n
+    raids_started = [0, 0]
+    raids = []
+    for wk, raid_id, platform, channel, name, started, ended, accounts, response in rows.raids:
+        raids_started[wk] += 1
+        if wk:
+            named = {(channel, platform): name} if name else names
+            raids.append(Raid(raid_id, platform, _channel(channel, platform, named, human=True),
+                              started, ended, int(accounts or 0), response))
+    spam_clause = ""
+    if policy is not None and policy.spam is not None:
+        spam_clause = f"{policy.spam.clause} {titles.get(policy.spam.clause, '')}".strip()
+
     def channel_label(key: str) -> str:
         return channel_labels.get(key, key)
 
@@ -543,6 +600,12 @@ def assemble(rows: DigestRows, /, *, monday: date, tz: str, show_names: bool = F
         as_of=as_of.astimezone(UTC).isoformat(),
         in_progress=as_of < end,
         policy_version=policy.version if policy else "",
+        spam=_figures(spam[1], spam[0], label=lambda k: _label(k, SPAM_LABELS)),
+        spam_messages=Figure("spam_messages", spam_messages[1], spam_messages[0],
+                             "Messages acted on as spam"),
+        raids_started=Figure("raids", raids_started[1], raids_started[0], "Raids started"),
+        raids=tuple(raids),
+        spam_clause=spam_clause,
     )
 
 
@@ -648,6 +711,12 @@ def _rows(d: Digest) -> list[tuple[str, str, float | None, float | None]]:
         out.append(("sanctioned_escalated", s.member, s.escalated, None))
     for e in d.open_escalations:
         out.append(("open_escalation_age_hours", f"case {e.case}", e.age_hours, None))
+    if d.has_spam:
+        out.append(("spam_messages", "total", d.spam_messages.this_week,
+                    d.spam_messages.last_week))
+        out += [("spam", f.key, f.this_week, f.last_week) for f in d.spam]
+        out.append(("raids", "started", d.raids_started.this_week, d.raids_started.last_week))
+        out += [("raid_new_accounts", f"raid {r.raid}", r.accounts, None) for r in d.raids]
     out.append(("cases", "resolved", d.resolved.this_week, d.resolved.last_week))
     out.append(("cases", "median_resolution_hours", d.median_resolution_hours,
                 d.median_resolution_hours_last_week))
@@ -839,6 +908,9 @@ def _document(d: Digest) -> tuple[list[str], list[_Section]]:
         _Table(("Person", "This week", "Last week", "Change"), _figure_rows(d.protected))),
         _figure_lines(d.protected) or ("none",)))
 
+    if d.has_spam:
+        out.append(_spam_section(d))
+
     if d.in_progress and d.as_of:
         at = f"{_moment(d.as_of, d.tz)}, when this digest was made"
     else:
@@ -891,6 +963,40 @@ def _document(d: Digest) -> tuple[list[str], list[_Section]]:
         "pardons are taken into account whenever they were made, so a digest made again "
         "later can show fewer repeat offenders.",)))
     return intro, out
+
+
+def _raid_response(response: str) -> str:
+    """'alert only', or the alert and what else a raid's response did."""
+    done = [RAID_RESPONSE_LABELS.get(part, part) for part in response.split(",")
+            if part and part != "alert"]
+    return "alert, " + " and ".join(done) if done else "alert only"
+
+
+def _spam_section(d: Digest) -> _Section:
+    """Floods, spam and raids: what the checks found, this week and last, and the raids."""
+    clause = f" (clause {d.spam_clause})" if d.spam_clause else ""
+    raids = d.raids_started
+
+    def ended(r: Raid) -> str:
+        return _moment(r.ended_at, d.tz) if r.ended_at else "not ended"
+
+    return _Section("Floods, spam and raids", (
+        f"Messages warned, hidden or escalated by the flood, spam and raid checks{clause}, "
+        "by what the checks found; a message can count under more than one.",
+        _Table(("Found", "This week", "Last week", "Change"),
+               _figure_rows([d.spam_messages, *d.spam])),
+        f"Raids (more new accounts posting in one channel within minutes than the policy "
+        f"allows; the moderators are alerted once for each): {_n(raids.this_week)} started "
+        f"this week, {_n(raids.last_week)} last week.",
+        _Table(("Raid", "Channel", "Started", "New accounts", "Response", "Ended"),
+               tuple((str(r.raid), r.channel, _moment(r.started_at, d.tz), str(r.accounts),
+                      _raid_response(r.response), ended(r)) for r in d.raids),
+               empty="No raid this week.", text=frozenset({1, 2, 4, 5}))),
+        (f"{d.spam_messages.name}: {_n(d.spam_messages.this_week)} "
+         f"({_delta(d.spam_messages)})", *_figure_lines(d.spam),
+         f"{raids.name}: {_n(raids.this_week)} ({_delta(raids)})",
+         *(f"Raid {r.raid} in {r.channel}, {_moment(r.started_at, d.tz)}: {r.accounts} new "
+           f"accounts; {_raid_response(r.response)}; ended: {ended(r)}" for r in d.raids)))
 
 
 def _sections(d: Digest) -> list[tuple[str, list[str]]]:

@@ -58,7 +58,7 @@ from bot.platform import PlatformPort
 from bot.policy import Policy, load_policy
 from bot.scoring.base import Batcher
 from bot.scoring.rules import RuleScorer
-from bot.spam import SpamCheck, SpamCounts, plan_raid, spam_check, spam_keys
+from bot.spam import SpamCheck, SpamCounts, plan_raid, plan_raid_join, spam_check, spam_keys
 from bot.spam import windows as spam_windows
 from bot.standing import (
     LadderStep,
@@ -309,8 +309,14 @@ class Moderator:
             if member.suspended_from and message.sent_at < member.suspended_from:
                 # Written before the suspension began (a late delivery or a replay).
                 standing = replace(standing, status=MemberStatus.ACTIVE)
-            spam = await self._spam(message, member, policy) if policy.spam else None
-            if spam is not None:
+            spam = None
+            if policy.spam is not None:
+                # Whether the message deserves anything without the spam checks: a pile-on
+                # counts hostile pings only.
+                before = decide(message_scores, hits, policy=policy, standing=standing,
+                                channel=message.channel, channel_name=message.channel_name)
+                spam = await self._spam(message, member, policy,
+                                        hostile=before.action is not VerdictAction.ALLOW)
                 hits = (*hits, *spam.hits)
             verdict = decide(message_scores, hits, policy=policy, standing=standing,
                              channel=message.channel, channel_name=message.channel_name,
@@ -318,8 +324,9 @@ class Moderator:
             planned = plan_actions(message, verdict, policy=policy, hits=hits)
             shadow = verdict.mode is Mode.SHADOW
             # Strikes are for conduct: a suspended member's harmless post is escalated, not
-            # counted again. Shadow mode does nothing to the member: no points either.
-            conduct = set(verdict.categories) - {Category.SANCTIONED}
+            # counted again, and a flood is stopped by hiding it (each hidden message's points
+            # would take one burst up the whole ladder). Shadow mode: no points either.
+            conduct = set(verdict.categories) - {Category.SANCTIONED, Category.SPAM}
             strike = policy.strikes.points.get(verdict.action, 0.0) \
                 if conduct and not shadow else 0.0
             # Review before punishment: an escalation's points wait for a moderator's uphold,
@@ -356,8 +363,12 @@ class Moderator:
                                                strike=strike, strike_pending=pending,
                                                step=step.points if step else None, case=case,
                                                spam_events=spam.events if spam else ())
-            if recorded is not None and spam is not None and spam.starts_raid:
-                await self._start_raid(message, policy)
+            if recorded is not None and spam is not None and not shadow:
+                # Shadow mode does nothing to members: no raid response either.
+                if spam.starts_raid:
+                    await self._start_raid(message, policy)
+                elif spam.raid is not None and spam.new_account:
+                    await self._join_raid(message, member, spam.raid, policy)
             if recorded is not None:
                 self.metrics.decided(message.platform, action=verdict.action, mode=verdict.mode)
             # None: the same revision came twice in this batch or another delivery won the race.
@@ -366,20 +377,36 @@ class Moderator:
                                    recorded.case_id, step))
         return results
 
-    async def _spam(self, message: Message, member: Member, policy: Policy) -> SpamCheck:
+    async def _spam(self, message: Message, member: Member, policy: Policy, *,
+                    hostile: bool) -> SpamCheck:
         """The `[spam]` checks for a message: its counts from the store (one query; a second
-        only when it mentions accounts and pile-ons are checked)."""
+        only when it pings accounts in a hostile message and pile-ons are checked). An edit
+        is checked for what it holds (links, mentions) but counts towards nothing: the
+        message was counted when it was posted."""
         assert policy.spam is not None
         spam = policy.spam
         protected = await self.store.protected_accounts(
             message.platform, message.mentions, roles=PROTECTED_ROLES) \
-            if message.mentions and spam.pile_on else []
-        keys = spam_keys(message, policy=spam, protected_accounts=protected)
+            if hostile and message.mentions and spam.pile_on else []
+        keys = spam_keys(message, policy=spam, protected_accounts=protected, hostile=hostile)
+        if message.revision:
+            counts = SpamCounts(first_seen=message.sent_at, history_start=message.sent_at)
+            return replace(spam_check(message, member, keys, counts, policy=spam), events=())
         counts = SpamCounts(**await self.store.spam_counts(
             member.id, at=message.sent_at, channel=keys.channel, fingerprint=keys.fingerprint,
             targets=keys.targets, platform=message.platform, channel_id=message.channel,
             windows=spam_windows(spam)))
         return spam_check(message, member, keys, counts, policy=spam)
+
+    async def _join_raid(self, message: Message, member: Member, raid: int,
+                         policy: Policy) -> None:
+        """A new account posting in a channel under a raid joins it: timed out like the
+        others, and freed with them when a moderator ends the raid."""
+        assert policy.spam is not None
+        await self.store.join_raid(
+            raid, (f"{member.display_name} ({member.id})", message.author),
+            actions=plan_raid_join(message, message.author, raid_id=raid, policy=policy.spam,
+                                   now=self.store.clock()))
 
     async def _start_raid(self, message: Message, policy: Policy) -> None:
         """Open a raid in the message's channel and queue its response (once per raid)."""

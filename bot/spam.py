@@ -25,6 +25,7 @@ __all__ = [
     "link_hosts",
     "plan_raid",
     "plan_raid_end",
+    "plan_raid_join",
     "replayed",
     "spam_check",
     "spam_keys",
@@ -80,6 +81,9 @@ class SpamCounts:
     new_in_channel: int = 0  # other new accounts posting in this channel
     raid: int | None = None  # the channel's raid in progress
     first_seen: datetime | None = None  # the member's first message (None: this is it)
+    #: The first message the bot holds at all: before it has watched for the new-account
+    #: age, "first seen" cannot tell a newcomer from a member it never had the chance to see.
+    history_start: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +105,8 @@ class SpamCheck:
     hits: tuple[RuleHit, ...] = field(default=())
     #: This message makes the new accounts posting in its channel a raid.
     starts_raid: bool = False
+    #: The raid in progress in its channel, if any.
+    raid: int | None = None
 
 
 def fingerprint(text: str, /, *, min_chars: int) -> str | None:
@@ -120,22 +126,28 @@ def link_hosts(text: str, /) -> tuple[str, ...]:
 
 
 def is_new_account(message: Message, member: Member, *, policy: SpamPolicy,
-                   first_seen: datetime | None) -> bool:
-    """An account created or joined within the policy's age, or, where the platform does not
-    say (Slack), one the register does not know that first posted within it."""
+                   first_seen: datetime | None, history_start: datetime | None) -> bool:
+    """A member the party's register does not know whose account was created or joined the
+    server within the policy's age, or, where the platform does not say (Slack), who first
+    posted within it, once the bot has watched that long. A registered member is never new:
+    party members joining the server on results night are not raiders."""
+    if member.membership_number is not None:
+        return False
     cutoff = message.sent_at - policy.new_account_age
     dates = [d for d in (message.account_created_at, message.joined_at) if d is not None]
     if dates:
         return max(dates) > cutoff
-    return member.membership_number is None and (first_seen is None or first_seen > cutoff)
+    watched = history_start is not None and history_start <= cutoff
+    return watched and (first_seen is None or first_seen > cutoff)
 
 
 def spam_keys(message: Message, /, *, policy: SpamPolicy,
-              protected_accounts: Iterable[str] = ()) -> SpamKeys:
-    """The keys a message's counts are looked up by. A pile-on counts mentions of a protected
-    person's account (a ping), not their name in the text: members naming an MP to criticise
-    their record in a busy debate are not piling on."""
-    protected = set(protected_accounts)
+              protected_accounts: Iterable[str] = (), hostile: bool = False) -> SpamKeys:
+    """The keys a message's counts are looked up by. A pile-on counts hostile pings of a
+    protected person's account (the message already deserves at least a warning), not their
+    name in the text nor friendly pings: members naming an MP to criticise their record, or
+    congratulating her, are not piling on."""
+    protected = set(protected_accounts) if hostile else set()
     targets = [f"{message.platform}:{a}" for a in message.mentions if a in protected]
     return SpamKeys(f"{message.platform}:{message.channel}",
                     fingerprint(message.text, min_chars=policy.duplicate_min_chars),
@@ -146,7 +158,8 @@ def spam_check(message: Message, member: Member, keys: SpamKeys, counts: SpamCou
                policy: SpamPolicy) -> SpamCheck:
     """The findings `counts` mean for this message, and the events it records."""
     text, fp, targets = message.text, keys.fingerprint, keys.targets
-    new = is_new_account(message, member, policy=policy, first_seen=counts.first_seen)
+    new = is_new_account(message, member, policy=policy, first_seen=counts.first_seen,
+                         history_start=counts.history_start)
     events = [("post", keys.channel)] + ([("fp", fp)] if fp else []) + \
         [("target", t) for t in targets] + ([("new", keys.channel)] if new else [])
     found: list[RuleHit] = []
@@ -164,17 +177,17 @@ def spam_check(message: Message, member: Member, keys: SpamKeys, counts: SpamCou
         hit("rate-overall", policy.rate_action,
             f"more than {policy.rate_overall.count} messages in "
             f"{policy.rate_overall.seconds:g} s")
-    if fp and policy.duplicate_repeats and counts.same_text_mine + 1 >= \
+    announcer = bool(member.roles & _ANNOUNCERS)  # staff cross-post announcements
+    if fp and not announcer and policy.duplicate_repeats and counts.same_text_mine + 1 >= \
             policy.duplicate_repeats:
         hit("duplicate", policy.duplicate_action,
             f"the same text {counts.same_text_mine + 1} times in "
             f"{policy.duplicate_seconds:g} s")
-    if fp and policy.duplicate_accounts and counts.same_text_others + 1 >= \
+    if fp and not announcer and policy.duplicate_accounts and counts.same_text_others + 1 >= \
             policy.duplicate_accounts:
         hit("campaign", policy.duplicate_action,
             f"the same text from {counts.same_text_others + 1} accounts in "
             f"{policy.duplicate_seconds:g} s")
-    announcer = bool(member.roles & _ANNOUNCERS)
     if policy.mention_max and len(message.mentions) + message.role_mentions > \
             policy.mention_max:
         hit("mentions", policy.mention_action,
@@ -202,7 +215,7 @@ def spam_check(message: Message, member: Member, keys: SpamKeys, counts: SpamCou
     if new and (counts.raid is not None or starts):
         hit("raid", policy.raid_action,
             f"a new account in #{message.channel_name or message.channel} during a raid")
-    return SpamCheck(tuple(events), new, tuple(found), starts)
+    return SpamCheck(tuple(events), new, tuple(found), starts, counts.raid)
 
 
 def windows(policy: SpamPolicy, /) -> dict[str, float]:
@@ -244,15 +257,24 @@ def plan_raid(message: Message, accounts: Sequence[tuple[str, str]], /, *, raid_
                               channel=message.channel,
                               payload={**base, "seconds": policy.raid_slowmode_seconds,
                                        "reason": f"raid {raid_id}"}))
-    if timeout is not None:
-        until = now + timeout
-        actions += [Action(kind=ActionKind.TIMEOUT, platform=message.platform,
-                           channel=message.channel, user=account,
-                           payload={**base, "until": until.isoformat(),
-                                    "duration": _span(timeout),
-                                    "reason": f"raid {raid_id} in {where}"})
-                    for _, account in accounts]
-    return actions
+    return actions + [a for _, account in accounts
+                      for a in plan_raid_join(message, account, raid_id=raid_id,
+                                              policy=policy, now=now)]
+
+
+def plan_raid_join(message: Message, account: str, /, *, raid_id: int, policy: SpamPolicy,
+                   now: datetime) -> list[Action]:
+    """What a raid does to one of its accounts (one that made it, or a new account posting
+    there while it lasts): a timeout where the platform and the policy give one."""
+    if message.platform not in _RAID_RESPONDERS or policy.raid_timeout is None:
+        return []
+    return [Action(kind=ActionKind.TIMEOUT, platform=message.platform, channel=message.channel,
+                   user=account,
+                   payload={"raid": raid_id, "policy_clause": policy.clause,
+                            "until": (now + policy.raid_timeout).isoformat(),
+                            "duration": _span(policy.raid_timeout),
+                            "reason": f"raid {raid_id} in "
+                                      f"#{message.channel_name or message.channel}"})]
 
 
 def replayed(rule_ids: Iterable[str], /, *, policy: SpamPolicy | None) -> tuple[RuleHit, ...]:

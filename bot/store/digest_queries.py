@@ -16,6 +16,10 @@ they come back in `acted` with their mode, so that the digest can count them apa
 left out of every per-member and per-person figure. Verdicts a moderator later cleared (their
 case dismissed or their strike pardoned, whenever that happened) are counted per member in
 `cleared`, so that repeat offenders are counted net of them.
+
+Floods, spam and raids (`bot.spam`): enforced verdicts citing a `spam:KIND` rule come back
+per kind in `spam` and as messages in `spam_messages`; the raids that started in the window,
+from the `raids` table, in `raids`.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from __future__ import annotations
 __all__ = ["DigestRows", "digest_rows", "strike_points"]
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiosqlite
@@ -53,6 +57,11 @@ class DigestRows:
     # (week, member_id, count): enforced verdicts of repeat-offender candidates whose case was
     # dismissed or whose strike was pardoned
     cleared: Rows
+    spam: Rows = field(default_factory=list)           # (week, spam rule id, count); enforced
+    spam_messages: Rows = field(default_factory=list)  # (week, count): messages of `spam`
+    # (week, raid id, platform, channel, channel name, started_at, ended_at, new accounts,
+    # response) of the raids that started in the window
+    raids: Rows = field(default_factory=list)
 
 
 def _bucket(column: str, bounds: Sequence[str], *, weeks: bool = False) -> tuple[str, list[str]]:
@@ -114,6 +123,24 @@ async def digest_rows(db: aiosqlite.Connection, /, *, bounds: Sequence[str],
             "AND v.message_row BETWEEN ? AND ? "
             "AND m.sent_at >= ? AND m.sent_at < ? AND v.rule_ids LIKE '%protected:%' "
             "AND j.value LIKE 'protected:%' GROUP BY 1, 2", [*p_week, *window])
+    # A message with several spam findings counts once under each kind, and once in all.
+    spam_from = ("FROM verdicts v INDEXED BY verdicts_acted CROSS JOIN messages m "
+                 "ON m.id = v.message_row")
+    spam_where = ("v.action IN ('warn', 'hide', 'escalate') AND v.mode = 'enforce' "
+                  "AND v.message_row BETWEEN ? AND ? AND m.sent_at >= ? AND m.sent_at < ? "
+                  "AND v.rule_ids LIKE '%\"spam:%'")
+    spam = await _all(
+        db, f"SELECT {week_a}, j.value, COUNT(*) {spam_from}, json_each(v.rule_ids) j "
+            f"WHERE {spam_where} AND j.value LIKE 'spam:%' GROUP BY 1, 2", [*p_week, *window])
+    spam_messages = await _all(
+        db, f"SELECT {week_a}, COUNT(*) {spam_from} WHERE {spam_where} GROUP BY 1",
+        [*p_week, *window])
+    week_s, p_s = _bucket("started_at", bounds, weeks=True)
+    raids = await _all(
+        db, f"SELECT {week_s}, id, platform, channel, channel_name, started_at, ended_at, "
+            "json_array_length(accounts), response FROM raids "
+            "WHERE started_at >= ? AND started_at < ? ORDER BY started_at, id",
+        [*p_s, start, end])
     per_member: dict[str, int] = {}
     for week, member_id, _action, _sanctioned, n in acted_members:
         if week == 1:
@@ -160,7 +187,7 @@ async def digest_rows(db: aiosqlite.Connection, /, *, bounds: Sequence[str],
                       acted_members=acted_members, protected=protected, points=points,
                       members=members, open_cases=open_cases, resolved=resolved,
                       appeals=appeals, calibration=calibration, evidence=evidence,
-                      cleared=cleared)
+                      cleared=cleared, spam=spam, spam_messages=spam_messages, raids=raids)
 
 
 async def _cleared(db: aiosqlite.Connection, members: Sequence[str], /, *,

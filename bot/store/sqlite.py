@@ -840,23 +840,27 @@ class Store:
             "(SELECT MAX(n) FROM (SELECT COUNT(DISTINCT member_id) AS n FROM spam_events "
             f" WHERE kind='target' AND key IN ({marks}) AND at>? AND at<=? AND member_id!=? "
             " GROUP BY key)),"
+            # A raid a moderator ended is over: its newcomers do not start the next one.
             "(SELECT COUNT(DISTINCT member_id) FROM spam_events WHERE kind='new' AND key=? "
-            " AND at>? AND at<=? AND member_id!=?),"
+            " AND at>MAX(?, COALESCE((SELECT MAX(ended_at) FROM raids WHERE platform=? AND "
+            " channel=?), '')) AND at<=? AND member_id!=?),"
             "(SELECT id FROM raids WHERE platform=? AND channel=? AND ended_at IS NULL "
             " ORDER BY id DESC LIMIT 1),"
-            "(SELECT MIN(sent_at) FROM messages WHERE member_id=?)")
+            "(SELECT MIN(sent_at) FROM messages WHERE member_id=?),"
+            "(SELECT MIN(sent_at) FROM messages)")
         params = [member_id, channel, since("channel"), now,
                   member_id, since("overall"), now,
                   member_id, fingerprint, since("duplicates"), now,
                   fingerprint, since("duplicates"), now, member_id,
                   *targets, since("pile_on"), now, member_id,
-                  channel, since("raid"), now, member_id,
+                  channel, since("raid"), platform, channel_id, now, member_id,
                   platform, channel_id, member_id]
         row = (await self._read(sql, params))[0]
         return {"channel_posts": row[0], "all_posts": row[1], "same_text_mine": row[2],
                 "same_text_others": row[3], "pile_on": row[4] or 0, "new_in_channel": row[5],
                 "raid": row[6],
-                "first_seen": datetime.fromisoformat(row[7]) if row[7] else None}
+                "first_seen": datetime.fromisoformat(row[7]) if row[7] else None,
+                "history_start": datetime.fromisoformat(row[8]) if row[8] else None}
 
     async def protected_accounts(self, platform: Platform, accounts: Sequence[str], /,
                                  *, roles: Iterable[str]) -> list[str]:
@@ -913,6 +917,22 @@ class Store:
                               detail={"raid": raid_id, "platform": str(platform),
                                       "channel": channel, "accounts": len(accounts)})
         return raid_id, written
+
+    async def join_raid(self, raid_id: int, account: tuple[str, str], /, *,
+                        actions: Sequence[Action]) -> bool:
+        """Add an account to a raid in progress (a new account posting there while it lasts)
+        and queue `actions` for it, once; False when it was already in the raid."""
+        async with self.transaction() as db:
+            async with db.execute("SELECT accounts FROM raids WHERE id=? AND ended_at IS NULL",
+                                  (raid_id,)) as cur:
+                row = await cur.fetchone()
+            accounts = [tuple(a) for a in json.loads(row[0])] if row else []
+            if row is None or any(a[1] == account[1] for a in accounts):
+                return False
+            await db.execute("UPDATE raids SET accounts=? WHERE id=?",
+                             (json.dumps([*accounts, account]), raid_id))
+            await self._outbox(db, actions, iso(self.clock()), verdict_id=None, case_id=None)
+        return True
 
     async def raids(self, *, active: bool = True) -> list[dict[str, Any]]:
         """Raids, newest first (only those still on with `active`)."""

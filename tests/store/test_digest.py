@@ -370,3 +370,77 @@ def test_cli_digest_writes_every_format(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["digest", "--db", str(tmp_path / "missing.sqlite3")]) == 2
     assert not (tmp_path / "missing.sqlite3").exists()
     assert main([*week[:3], "--week", "2026-47"]) == 2
+
+
+async def test_floods_spam_and_raids_counted_by_kind(tmp_path: Path, policy: Policy) -> None:
+    path = tmp_path / "digest.sqlite3"
+    async with Store.open(path):
+        pass
+    rng = random.Random(15)
+    kinds = ("rate-channel", "rate-overall", "campaign", "pile-on", "invite", "raid")
+    start = _at(2026, 11, 9, 0)  # Monday of W46: last week, then W47, then a few days of W48
+    items: list[dict[str, Any]] = []
+    for i in range(400):
+        at = start + timedelta(seconds=rng.randrange(17 * 86400))
+        found = rng.sample(kinds, rng.choice((0, 0, 1, 1, 2)))
+        rules = [f"spam:{k}" for k in found]
+        if rng.random() < 0.2:  # other findings alongside, or alone
+            rules.append(rng.choice(("insult-member", "protected:adler")))
+        action = rng.choice(("warn", "hide", "escalate")) if rules else "allow"
+        items.append({"id": f"s{i}", "at": at, "member": f"m{rng.randrange(30)}",
+                      "platform": "discord", "channel": "c1", "action": action,
+                      "cats": ["spam"] if found else [], "rules": rules,
+                      "clause": "1.7" if found else None,
+                      "mode": "shadow" if rng.random() < 0.1 else "enforce"})
+    insert_messages(path, items)
+    raids = [  # (started, ended, accounts, response)
+        (_at(2026, 11, 12, 20), _at(2026, 11, 12, 21), 11, "slowmode,timeout"),  # W46
+        (_at(2026, 11, 17, 20), _at(2026, 11, 17, 20, 40), 14, "slowmode,timeout"),
+        (_at(2026, 11, 21, 23, 30), None, 12, "alert"),  # W47, still going
+        (_at(2026, 11, 23, 9), None, 30, "alert"),  # W48
+    ]
+    db = sqlite3.connect(path)
+    with db:
+        for i, (started, ended, accounts, response) in enumerate(raids, start=1):
+            db.execute("INSERT INTO raids (id, platform, channel, channel_name, started_at, "
+                       "ended_at, ended_by, accounts, response) VALUES (?,?,?,?,?,?,?,?,?)",
+                       (i, "discord" if response != "alert" else "slack", f"C{i}", "general",
+                        iso(started), iso(ended) if ended else None,
+                        "Karen (m1)" if ended else None,
+                        json.dumps([[f"raider {n}", str(n)] for n in range(accounts)]),
+                        response))
+    db.close()
+    async with Store.open(path, clock=lambda: NOW) as store:
+        d = await build_digest(store, "2026-W47", policy=policy)
+        quiet = await build_digest(store, "2026-W44", policy=policy)
+
+    def expected(week: str) -> tuple[Counter[str], int]:
+        by_kind: Counter[str] = Counter()
+        messages = 0
+        for item in items:
+            spam = [r for r in item["rules"] if r.startswith("spam:")]
+            if _week(item["at"]) == week and item["mode"] == "enforce" and spam:
+                messages += 1
+                by_kind.update(r.removeprefix("spam:") for r in spam)
+        return by_kind, messages
+
+    (this, n_this), (last, n_last) = expected("2026-W47"), expected("2026-W46")
+    assert n_this > 30 and n_last > 30 and len(this) == len(kinds)
+    assert {f.key: (f.this_week, f.last_week) for f in d.spam} == {
+        k: (this[k], last[k]) for k in kinds}
+    assert (d.spam_messages.this_week, d.spam_messages.last_week) == (n_this, n_last)
+    assert {f.key: f.label for f in d.spam}["campaign"] == "Copy-paste campaign"
+    assert (d.raids_started.this_week, d.raids_started.last_week) == (2, 1)
+    assert [(r.raid, r.channel, r.accounts, r.response, r.ended_at is None)
+            for r in d.raids] == [(2, "#general (Discord)", 14, "slowmode,timeout", False),
+                                  (3, "#general (Slack)", 12, "alert", True)]
+    assert d.has_spam and not quiet.has_spam
+    text = to_markdown(d)
+    assert "## Floods, spam and raids" in text
+    assert f"| Copy-paste campaign | {this['campaign']} | {last['campaign']} |" in text
+    assert "| 2 | #general (Discord) | Tue 17 Nov 2026 20:00 | 14 | alert, slowmode and " \
+           "timeouts | Tue 17 Nov 2026 20:40 |" in text
+    assert "| 3 | #general (Slack) | Sat 21 Nov 2026 23:30 | 12 | alert only | not ended |" \
+        in text
+    assert "clause 1.7 No spam, floods or raids" in text
+    assert "## Floods, spam and raids" not in to_markdown(quiet)

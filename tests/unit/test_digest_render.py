@@ -36,9 +36,24 @@ WEEK_END = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)  # Monday 00:00 in London (G
 CLAUSE_OF = {"insult": "1.1", "toxicity": "1.1", "threat": "1.3"}
 
 
-def rows(*, channels: int = 4, members: int = 6, shadow: int = 0) -> DigestRows:
+#: Floods, spam and raids as the store groups them: (week, rule, count), (week, messages) and
+#: the raids started in the window.
+SPAM = [(1, "spam:rate-channel", 9), (1, "spam:campaign", 4), (1, "spam:raid", 19),
+        (0, "spam:rate-channel", 2), (0, "spam:invite", 1)]
+SPAM_MESSAGES = [(1, 30), (0, 3)]
+RAIDS = [(0, 1, "discord", "C009", "general", "2026-11-12T20:00:00.000000+00:00",
+          "2026-11-12T21:00:00.000000+00:00", 11, "slowmode,timeout"),
+         (1, 2, "discord", "C001", None, "2026-11-20T21:15:00.000000+00:00", None, 11,
+          "slowmode,timeout"),
+         (1, 3, "slack", "C777", "results",
+          "2026-11-21T09:30:00.000000+00:00", "2026-11-21T10:00:00.000000+00:00", 12, "alert")]
+
+
+def rows(*, channels: int = 4, members: int = 6, shadow: int = 0, spam: bool = True
+         ) -> DigestRows:
     """Grouped rows as the store returns them, for a two-week window; `shadow` adds that many
-    shadow-mode escalations (clause 1.3) on each day of this week."""
+    shadow-mode escalations (clause 1.3) on each day of this week; `spam` the floods, spam
+    and raids above."""
     messages = [(day, f"C{c:03d}", "discord" if c % 2 else "slack",
                  f"a-rather-long-channel-name-{c:03d}", 10 + day + c)
                 for day in range(14) for c in range(channels)]
@@ -65,7 +80,8 @@ def rows(*, channels: int = 4, members: int = 6, shadow: int = 0) -> DigestRows:
         appeals=[(1, "upheld"), (1, None)],
         calibration=[(1, "threat", "dismissed", 1), (1, "threat", "upheld", 3)],
         evidence=[(7, "quoted <b>evidence</b>")],
-        cleared=[])
+        cleared=[], spam=SPAM if spam else [], spam_messages=SPAM_MESSAGES if spam else [],
+        raids=RAIDS if spam else [])
 
 
 def digest(**kw: Any) -> Digest:
@@ -192,7 +208,8 @@ def test_html_has_every_markdown_section_with_clause_titles_and_human_labels(
     page, markdown = to_html(d), to_markdown(d)
     parsed = _parsed(page)
     sections = _markdown_headings(markdown)
-    assert len(sections) >= 14 and "Shadow mode: would have acted" in sections
+    assert len(sections) >= 15 and "Shadow mode: would have acted" in sections
+    assert "Floods, spam and raids" in sections
     assert parsed.headings["h2"] == sections  # every section, in the same order
     assert parsed.headings["h1"] == [markdown.splitlines()[0].removeprefix("# ")]
     visible = " ".join(" ".join(parsed.visible).split())
@@ -200,6 +217,13 @@ def test_html_has_every_markdown_section_with_clause_titles_and_human_labels(
         assert f"{clause.id} {clause.title}" in visible
         assert f"{clause.id} {clause.title}" in markdown
     clauses = {row[0]: row[1:] for row in parsed.rows["By clause of the code of conduct"]}
+    spam = {row[0]: row[1:] for row in parsed.rows["Floods, spam and raids"]}
+    assert spam["Messages acted on as spam"] == ["30", "3", "+27"]
+    assert spam["Flooding a channel"] == ["9", "2", "+7"]
+    assert spam["Invites to other servers"] == ["0", "1", "-1"]
+    assert spam["2"][:5] == ["#a-rather-long-channel-name-001 (Discord)",
+                             "Fri 20 Nov 2026 21:15", "11", "alert, slowmode and timeouts",
+                             "not ended"]
     assert clauses["1.3 No threats or incitement"][:4] == ["0", "0", "7", "7"]  # enforced only
     assert clauses["No clause cited"][0] == str(3 * 3)  # the uncategorised warnings
     assert "Rachel Adler (MP)" in visible and "Insults" in visible
@@ -383,3 +407,51 @@ def test_a_week_parses_back_to_its_monday_or_is_refused_cleanly(day: date, text:
             parse_week(typed)
         except ValueError:
             pass  # anything else (OverflowError, TypeError) fails the test
+
+
+def test_floods_spam_and_raids_are_shown_only_for_a_week_that_had_some(
+        test_policy: Policy) -> None:
+    d = assemble(rows(), monday=MONDAY, tz="Europe/London", policy=test_policy)
+    none = assemble(rows(spam=False), monday=MONDAY, tz="Europe/London")
+    only_last = assemble(replace(rows(), spam=[r for r in SPAM if r[0] == 0],
+                                 spam_messages=[(0, 3)], raids=RAIDS[:1]),
+                         monday=MONDAY, tz="Europe/London")
+    raid_only = assemble(replace(rows(), spam=[], spam_messages=[], raids=RAIDS[1:2]),
+                         monday=MONDAY, tz="Europe/London")
+    assert [(f.key, f.this_week, f.last_week) for f in d.spam] == [
+        ("raid", 19, 0), ("rate-channel", 9, 2), ("campaign", 4, 0), ("invite", 0, 1)]
+    assert (d.spam_messages.this_week, d.spam_messages.last_week) == (30, 3)
+    assert (d.raids_started.this_week, d.raids_started.last_week) == (2, 1)
+    assert [(r.raid, r.channel, r.accounts, r.ended_at) for r in d.raids] == [
+        (2, "#a-rather-long-channel-name-001 (Discord)", 11, None),
+        (3, "#results (Slack)", 12, "2026-11-21T10:00:00.000000+00:00")]
+    title = "Floods, spam and raids"
+    for week in (none, only_last):
+        assert not week.has_spam
+        assert f"## {title}" not in to_markdown(week) and f">{title}</h2>" not in to_html(week)
+        assert title not in json.dumps([to_discord_embeds(week), to_slack_blocks(week)])
+        assert not any(r[0] in ("spam", "raids") for r in csv.reader(io.StringIO(
+            to_csv(week))))
+    assert raid_only.has_spam and f"## {title}" in to_markdown(raid_only)
+    markdown = to_markdown(d)
+    assert f"## {title}" in markdown and f">{title}</h2>" in to_html(d)
+    assert "clause 1.7" not in markdown  # the test policy has no [spam] section
+    assert "| Copy-paste campaign | 4 | 0 | +4 |" in markdown
+    assert "| 3 | #results (Slack) | Sat 21 Nov 2026 09:30 | 12 | alert only | " \
+        "Sat 21 Nov 2026 10:00 |" in markdown
+    for posts in (to_discord_embeds(d), to_slack_blocks(d)):
+        text = json.dumps(posts, ensure_ascii=False)
+        assert "Messages acted on as spam: 30 (+27)" in text
+        assert "New accounts' posts during a raid: 19 (+19)" in text
+        assert "Raids started: 2 (+1)" in text
+        assert "Raid 2 in #a-rather-long-channel-name-001 (Discord), Fri 20 Nov 2026 21:15: " \
+            "11 new accounts; alert, slowmode and timeouts; ended: not ended" in text
+    table = {(r[0], r[1]): r[2:] for r in csv.reader(io.StringIO(to_csv(d)))}
+    assert table[("spam", "campaign")] == ["4", "0", "4"]
+    assert table[("spam_messages", "total")] == ["30", "3", "27"]
+    assert table[("raids", "started")] == ["2", "1", "1"]
+    assert table[("raid_new_accounts", "raid 3")] == ["12", "", ""]
+    assert Digest.from_json(to_json(d)) == d
+    assert json.loads(to_json(d))["spam"][0] == {
+        "key": "raid", "this_week": 19, "last_week": 0,
+        "label": "New accounts' posts during a raid"}

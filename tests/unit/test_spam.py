@@ -123,30 +123,42 @@ def test_mentions_links_and_who_may_mention_everyone() -> None:
     assert kinds("join us at discord.gg/abc123") == ["spam:invite"]
     assert kinds("read this https://bit.ly/3xYz first") == ["spam:shortener"]
     assert kinds("our leaflet: https://example.org/leaflet.pdf") == []
-    assert kinds("our leaflet: https://example.org/leaflet.pdf", member=STRANGER) == [
-        "spam:new-account-link"]
+    assert kinds("our leaflet: https://example.org/leaflet.pdf", member=STRANGER,
+                 account_created_at=T0 - timedelta(days=1)) == ["spam:new-account-link"]
 
 
 def test_a_new_account_is_recent_by_its_dates_or_unknown_and_unseen() -> None:
     week = SPAM.new_account_age
+    watched = T0 - week * 4  # the bot has held messages for four weeks
+
+    def new(m: Message, member: Member, first_seen: datetime | None,
+            history_start: datetime | None = watched) -> bool:
+        return is_new_account(m, member, policy=SPAM, first_seen=first_seen,
+                              history_start=history_start)
+
     recent = message(account_created_at=T0 - week + timedelta(hours=1))
     old = message(account_created_at=T0 - week - timedelta(days=300),
                   joined_at=T0 - week - timedelta(days=2))
     joined = message(account_created_at=T0 - timedelta(days=900), joined_at=T0)
-    assert is_new_account(recent, OLD, policy=SPAM, first_seen=T0)
-    assert not is_new_account(old, STRANGER, policy=SPAM, first_seen=None)
-    assert is_new_account(joined, OLD, policy=SPAM, first_seen=T0)
+    assert new(recent, STRANGER, T0) and new(joined, STRANGER, T0)
+    assert not new(old, STRANGER, None)
+    # A member in the party's register is never a newcomer, whatever the platform says.
+    assert not new(recent, OLD, T0) and not new(joined, OLD, T0)
     plain = message()  # Slack: no dates
-    assert not is_new_account(plain, OLD, policy=SPAM, first_seen=None)  # in the register
-    assert is_new_account(plain, STRANGER, policy=SPAM, first_seen=None)
-    assert is_new_account(plain, STRANGER, policy=SPAM, first_seen=T0 - timedelta(days=1))
-    assert not is_new_account(plain, STRANGER, policy=SPAM, first_seen=T0 - week * 2)
+    assert not new(plain, OLD, None)
+    assert new(plain, STRANGER, None)
+    assert new(plain, STRANGER, T0 - timedelta(days=1))
+    assert not new(plain, STRANGER, T0 - week * 2)
+    # Until the bot has watched for the new-account age, "never seen" says nothing.
+    assert not new(plain, STRANGER, None, history_start=T0 - timedelta(days=1))
+    assert not new(plain, STRANGER, None, history_start=None)
 
 
-def test_a_pile_on_counts_pings_of_a_protected_account_not_names() -> None:
+def test_a_pile_on_counts_hostile_pings_of_a_protected_account_not_names() -> None:
     assert SPAM.pile_on is not None
     m = message("@rachel resign", mentions=("900",))
-    keys = spam_keys(m, policy=SPAM, protected_accounts=["900"])
+    assert spam_keys(m, policy=SPAM, protected_accounts=["900"]).targets == ()  # friendly
+    keys = spam_keys(m, policy=SPAM, protected_accounts=["900"], hostile=True)
     assert keys.targets == ("discord:900",)
     counts = SpamCounts(pile_on=SPAM.pile_on.count)
     assert [h.rule_id for h in spam_check(m, OLD, keys, counts, policy=SPAM).hits] == [
@@ -154,7 +166,7 @@ def test_a_pile_on_counts_pings_of_a_protected_account_not_names() -> None:
     assert spam_check(m, OLD, keys, SpamCounts(pile_on=SPAM.pile_on.count - 1),
                       policy=SPAM).hits == ()
     named = message("Rachel Adler should resign over the housing vote")
-    assert spam_keys(named, policy=SPAM, protected_accounts=["900"]).targets == ()
+    assert spam_keys(named, policy=SPAM, protected_accounts=["900"], hostile=True).targets == ()
 
 
 def test_actions_follow_the_policy() -> None:
