@@ -77,6 +77,8 @@ _T = TypeVar("_T")
 MAX_TEXT_CHARS = 40_000
 #: A rate-limited or unavailable action is tried this many times before it is reported failed.
 MAX_ATTEMPTS = 5
+#: A member's spam (floods, duplicates, raids) earns strike points at most this often.
+SPAM_STRIKE_EVERY = timedelta(hours=1)
 #: The least the outbox sweep waits for a row falling due.
 SWEEP_FLOOR = 0.5
 #: The first wait before an action the platform could not do for now (a 5xx, a dropped
@@ -324,9 +326,12 @@ class Moderator:
             planned = plan_actions(message, verdict, policy=policy, hits=hits)
             shadow = verdict.mode is Mode.SHADOW
             # Strikes are for conduct: a suspended member's harmless post is escalated, not
-            # counted again, and a flood is stopped by hiding it (each hidden message's points
-            # would take one burst up the whole ladder). Shadow mode: no points either.
-            conduct = set(verdict.categories) - {Category.SANCTIONED, Category.SPAM}
+            # counted again. A burst of spam counts once an hour: each hidden message of one
+            # flood would otherwise take it up the whole ladder. Shadow mode: no points.
+            conduct = set(verdict.categories) - {Category.SANCTIONED}
+            if conduct == {Category.SPAM} and await self.store.spam_struck(
+                    member.id, since=self.store.clock() - SPAM_STRIKE_EVERY):
+                conduct = set()
             strike = policy.strikes.points.get(verdict.action, 0.0) \
                 if conduct and not shadow else 0.0
             # Review before punishment: an escalation's points wait for a moderator's uphold,

@@ -862,6 +862,13 @@ class Store:
                 "first_seen": datetime.fromisoformat(row[7]) if row[7] else None,
                 "history_start": datetime.fromisoformat(row[8]) if row[8] else None}
 
+    async def spam_struck(self, member_id: str, /, *, since: datetime) -> bool:
+        """Whether a verdict that was only spam gave the member strike points since `since`."""
+        return await self._read_one(
+            "SELECT 1 FROM strikes s JOIN verdicts v ON v.id = s.verdict_id WHERE "
+            "s.member_id=? AND s.at>=? AND v.categories='[\"spam\"]' LIMIT 1",
+            (member_id, iso(since))) is not None
+
     async def protected_accounts(self, platform: Platform, accounts: Sequence[str], /,
                                  *, roles: Iterable[str]) -> list[str]:
         """Which of `accounts` belong to members holding one of `roles`."""
