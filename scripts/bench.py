@@ -211,7 +211,7 @@ async def _spam_with_store(policy: Any, messages: Sequence[Any]) -> float:
             for _ in range(3):
                 start = time.perf_counter()
                 for m, member in zip(messages, members, strict=True):
-                    await moderator._spam(m, member, policy)
+                    await moderator._spam(m, member, policy, hostile=False)
                 best = min(best, time.perf_counter() - start)
             return 1e6 * best / len(messages)
 
