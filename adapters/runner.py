@@ -9,7 +9,7 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -38,13 +38,18 @@ def configured_platforms(env: Mapping[str, str] | None = None, /) -> list[str]:
             if env.get(var, "").strip()]
 
 
-async def run(settings: Settings, /) -> None:
+async def run(settings: Settings, /, *, only: Sequence[str] = ()) -> None:
     """Moderate live until SIGTERM or SIGINT (or cancellation): one store, one scorer, every
-    configured adapter, each supervised on its own; raises only when every platform refused."""
-    platforms = configured_platforms()
+    configured adapter (or those in `only`: one process per platform on a shared database),
+    each supervised on its own; raises only when every platform refused."""
+    configured = configured_platforms()
+    platforms = [p for p in configured if p in only] if only else configured
     if not platforms:
-        raise ConductError("no platform is configured: set DISCORD_TOKEN (see docs/discord.md) "
-                           "and/or SLACK_BOT_TOKEN (see docs/slack.md)")
+        missing = ", ".join(sorted(set(only) - set(configured)))
+        raise ConductError(
+            f"{missing} is not configured: set its token" if only else
+            "no platform is configured: set DISCORD_TOKEN (see docs/discord.md) and/or "
+            "SLACK_BOT_TOKEN (see docs/slack.md)")
     # Validate every setting of every platform before connecting to any.
     discord_config = slack_config = None
     if "discord" in platforms:
@@ -58,7 +63,9 @@ async def run(settings: Settings, /) -> None:
     from bot.schedule import DigestSchedule, DigestScheduler
 
     digest_schedule = DigestSchedule.from_env()
-    unserved = {str(p) for p in digest_schedule.targets} - set(platforms)
+    # A digest post goes out through the outbox of its platform's process, whichever process
+    # queued it (each week is queued once: `Store.record_digest_run`).
+    unserved = {str(p) for p in digest_schedule.targets} - set(configured)
     if unserved:
         raise ConductError(f"the digest is set to post to {', '.join(sorted(unserved))}, which "
                            "is not configured: set its token or drop CONDUCTBOT_DIGEST_"

@@ -152,6 +152,9 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="moderate live: start every adapter the environment "
                          "configures (DISCORD_TOKEN, ...)")
     run.add_argument("--db", type=_db_path, help="database (default: $CONDUCTBOT_DB)")
+    run.add_argument("--platform", action="append", choices=("discord", "slack"),
+                     help="run only this platform's adapter (repeatable): one process per "
+                          "platform on a shared database")
 
     doc = sub.add_parser("doctor", help="check with the configured tokens that Discord and "
                          "Slack give the bot everything it needs (changes nothing)")
@@ -293,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             from adapters.runner import run
 
-            asyncio.run(run(settings))
+            asyncio.run(run(settings, only=args.platform or ()))
             return 0
         if args.command == "doctor":
             from adapters.doctor import doctor

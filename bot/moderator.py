@@ -69,6 +69,7 @@ from bot.standing import (
     format_duration,
 )
 from bot.store import CaseDraft, Store
+from bot.store.sqlite import OUTBOX_LEASE
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -157,6 +158,8 @@ class Moderator:
         self.modlog_channels: dict[Platform, str] = {}
         #: When this bot started (the moderators' log, switched on, starts here).
         self.started = store.clock()
+        #: How long this process holds the outbox rows it claims (see Store.claim_actions).
+        self.outbox_lease = OUTBOX_LEASE
 
     @property
     def policy(self) -> Policy:
@@ -527,11 +530,14 @@ class Moderator:
         return member
 
     async def _run_outbox(self, port: PlatformPort, /, *, limit: int) -> list[Action]:
-        pending = await self.store.pending_actions(platform=port.platform, limit=limit)
+        # Claimed for this process: another bot process on the same database skips them.
+        pending = await self.store.claim_actions(port.platform, limit=limit,
+                                                 lease=self.outbox_lease)
         done: list[Action] = []
         for action in pending:
             assert action.id is not None
             if not await self._notice_may_go(action):
+                await self.store.release_action(action.id)  # another run takes it up
                 continue
             try:
                 await _dispatch(port, action)

@@ -236,6 +236,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX raids_open ON raids(platform, channel, ended_at);
     """,
+    # 9: several processes on one store: an outbox row is claimed by one of them, for a lease,
+    # before it is executed, so no action runs twice; a dead process's claims expire.
+    """
+    ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+    ALTER TABLE outbox ADD COLUMN claimed_until TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -6,6 +6,8 @@ __all__ = ["CaseDraft", "Recorded", "Store", "iso", "utcnow"]
 
 import asyncio
 import json
+import os
+import socket
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -114,6 +116,9 @@ class _TaskLock:
 BUSY_WAIT = 30.0
 #: SQLite's own busy timeout (milliseconds): how long one statement waits for a lock.
 BUSY_TIMEOUT_MS = 5000
+#: How long a process's claim on an outbox row lasts: longer than any one platform call takes,
+#: short enough that another process takes over soon after this one dies.
+OUTBOX_LEASE = timedelta(minutes=2)
 #: How long the spam checks remember a message (`spam_events`): longer than any window a
 #: policy may set (`[spam]` windows are at most a day).
 SPAM_MEMORY = timedelta(days=1)
@@ -133,6 +138,8 @@ class Store:
         self._serial = _TaskLock()
         #: Recorded with every audit entry that does not name its own policy version.
         self.policy_version: str | None = None
+        #: Who this process is when it claims outbox rows (several may share the database).
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     @classmethod
     @asynccontextmanager
@@ -458,6 +465,37 @@ class Store:
         rows = await self._read(sql, params)
         return [_action(row) for row in rows]
 
+    async def claim_actions(self, platform: Platform, /, *, limit: int = 100,
+                            lease: timedelta = OUTBOX_LEASE) -> list[Action]:
+        """Claim the platform's due outbox rows for this process (oldest first) and return
+        them: rows another process holds are skipped until its lease runs out (a process
+        that died mid-run), so each action is executed by one process. The claim ends when
+        the row's result is written (`mark_action`) or it is let go (`release_action`)."""
+        now = self.clock()
+        async with self.transaction() as db:
+            # BEGIN IMMEDIATE holds the database's write lock: no other process can claim
+            # between this read and the update.
+            async with db.execute(
+                    "SELECT id FROM outbox WHERE status='pending' AND platform=? AND "
+                    "(not_before IS NULL OR not_before <= ?) AND "
+                    "(claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT ?",
+                    (platform, iso(now), iso(now), limit)) as cur:
+                ids = [r[0] for r in await cur.fetchall()]
+            if not ids:
+                return []
+            marks = ",".join("?" * len(ids))
+            await db.execute(f"UPDATE outbox SET claimed_by=?, claimed_until=? "
+                             f"WHERE id IN ({marks})", (self.owner, iso(now + lease), *ids))
+            async with db.execute(f"SELECT * FROM outbox WHERE id IN ({marks}) ORDER BY id",
+                                  ids) as cur:
+                return [_action(row) for row in await cur.fetchall()]
+
+    async def release_action(self, action_id: int, /) -> None:
+        """Let go of a claimed row without a result (it must wait for another to finish)."""
+        async with self.transaction() as db:
+            await db.execute("UPDATE outbox SET claimed_by=NULL, claimed_until=NULL "
+                             "WHERE id=? AND claimed_by=?", (action_id, self.owner))
+
     async def next_due(self, platform: Platform, /) -> datetime | None:
         """When the platform's earliest pending row that was told to wait becomes due (a
         rate-limited retry, a Slack timeout's end); None when no row waits."""
@@ -495,7 +533,7 @@ class Store:
         async with self.transaction() as db:
             await db.execute(
                 "UPDATE outbox SET status=?, error=?, not_before=?, attempts=attempts+1, "
-                "updated_at=? WHERE id=?",
+                "updated_at=?, claimed_by=NULL, claimed_until=NULL WHERE id=?",
                 (status, error, iso(retry_at) if retry_at else None, now, action_id))
             if status is not ActionStatus.PENDING:
                 async with db.execute(

@@ -20,7 +20,7 @@ import adapters.runner
 from adapters.runner import supervise
 from adapters.slack.adapter import sign
 from bot.config import Settings
-from bot.errors import PermissionDenied, Unavailable
+from bot.errors import ConductError, PermissionDenied, Unavailable
 from bot.store import Store
 from tests.adapters.discord.fake_discord import FakeDiscord
 from tests.adapters.slack.fake_slack import BOT_USER, GENERAL, MEMBER, MODS, TEAM, FakeSlack
@@ -137,3 +137,35 @@ async def test_a_platform_refusing_its_token_leaves_the_other_running(
         discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
     async with Store.open(tmp_path / "run.sqlite3") as store:
         assert [a.kind for a in await store.actions()][:1] == ["delete"]
+
+
+async def test_one_process_per_platform_starts_only_its_own(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    saved = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    slack, other = FakeSlack(), FakeDiscord()
+    await slack.start()
+    await other.start()
+    for name, value in {
+            "DISCORD_TOKEN": "test-token", "DISCORD_MOD_CHANNEL_ID": "920000000000000002",
+            "DISCORD_API_BASE": other.api_base, "DISCORD_GATEWAY_URL": other.gateway_url,
+            "SLACK_BOT_TOKEN": "xoxb-test-bot", "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_BASE": slack.api_base, "SLACK_MOD_CHANNEL": MODS,
+            "SLACK_PORT": str(free_port()), "CONDUCTBOT_DB": str(tmp_path / "run.sqlite3"),
+            "CONDUCTBOT_HEALTH_PORT": "off"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SLACK_APP_TOKEN", raising=False)
+    monkeypatch.setattr(adapters.runner, "build_scorer", lambda settings: KeywordScorer())
+    run = asyncio.create_task(adapters.runner.run(Settings.from_env(), only=["slack"]))
+    try:
+        await slack.wait_for(lambda: bool(slack.find("auth.test")), within=10)
+        await asyncio.sleep(0.3)
+        assert not run.done() and other.requests == []  # Discord is another process's
+    finally:
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
+        await slack.stop()
+        await other.stop()
+        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
+    monkeypatch.delenv("DISCORD_TOKEN")
+    with pytest.raises(ConductError, match="discord is not configured: set its token"):
+        await adapters.runner.run(Settings.from_env(), only=["discord"])
