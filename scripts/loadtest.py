@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,18 @@ from tests.adapters.discord.fake_discord import FakeDiscord  # noqa: E402
 from tests.adapters.slack.fake_slack import BOT_USER, GENERAL, MODS, TEAM, Call, FakeSlack  # noqa: E402
 
 SECRET = "loadtest-signing-secret"
-MEMBERS = 40
+#: Authors, half on each platform: at 20 msg/s each posts about once every 20 s, a busy evening
+#: on a big server. (Forty authors would each post every two seconds: a flood the policy's
+#: [spam] checks hide, which is not the traffic this test is about.)
+MEMBERS = 400
+_LONG_AGO = "2024-01-15T12:00:00+00:00"
+#: Discord's epoch (2015-01-01), in milliseconds: a snowflake's top bits count from it.
+_DISCORD_EPOCH_MS = 1_420_070_400_000
+
+
+def _snowflake_now() -> int:
+    """A Discord id of this moment (Discord dates a message by its id)."""
+    return (int(datetime.now(UTC).timestamp() * 1000) - _DISCORD_EPOCH_MS) << 22
 #: Message ids as they appear in platform calls: Slack timestamps and Discord snowflakes.
 _IDS = re.compile(r"\d{10}\.\d{6}|\d{17,20}")
 
@@ -241,12 +253,16 @@ async def _send(http: aiohttp.ClientSession, url: str, discord_fake: FakeDiscord
         now = time.perf_counter()
         if due > now:
             await asyncio.sleep(due - now)
-        text = next(texts)
+        # The mix comes round every 15 s: numbered, no two posts are one copy-paste campaign.
+        text = f"{next(texts)} ({n})"
         if n % 2:
-            mid = fake_discord.snowflake()
+            # An id of this moment: Discord dates a message by its id.
+            mid = str(_snowflake_now() + n)
             stamps.sent[mid] = time.perf_counter()
+            # Posted now by members of long standing (the fake's default ids and join date
+            # would read to the [spam] checks as a raid of newcomers).
             await discord_fake.dispatch("MESSAGE_CREATE", fake_discord.message(
-                mid, text, author=discord_users[n % MEMBERS]))
+                mid, text, author=discord_users[n % MEMBERS], joined_at=_LONG_AGO))
         else:
             task = asyncio.create_task(slack_event(n, text))
             pending.add(task)
