@@ -36,7 +36,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from bot.models import (
@@ -242,7 +242,7 @@ def plan_raid(message: Message, accounts: Sequence[tuple[str, str]], /, *, raid_
     if slowmode:
         response.append(f"slowmode {policy.raid_slowmode_seconds} s on the channel")
     if timeout is not None:
-        response.append(f"the accounts timed out for {_span(timeout)}")
+        response.append(f"the accounts timed out for {format_duration(timeout)}")
     response.append(f"new accounts' posts there {_done(policy.raid_action)}")
     names = ", ".join(label for label, _ in accounts)
     text = (f"{RAID_ALERT} {raid_id} in {where} on {message.platform}: {len(accounts)} new "
@@ -272,7 +272,7 @@ def plan_raid_join(message: Message, account: str, /, *, raid_id: int, policy: S
                    user=account,
                    payload={"raid": raid_id, "policy_clause": policy.clause,
                             "until": (now + policy.raid_timeout).isoformat(),
-                            "duration": _span(policy.raid_timeout),
+                            "duration": format_duration(policy.raid_timeout),
                             "reason": f"raid {raid_id} in "
                                       f"#{message.channel_name or message.channel}"})]
 
@@ -316,10 +316,6 @@ def plan_raid_end(raid: Mapping[str, Any], /, *, reason: str) -> list[Action]:
 
 def _within(host: str, domains: frozenset[str]) -> bool:
     return any(host == d or host.endswith("." + d) for d in domains)
-
-
-def _span(duration: timedelta) -> str:
-    return format_duration(duration)
 
 
 def _done(action: VerdictAction) -> str:
