@@ -167,6 +167,14 @@ def _parser() -> argparse.ArgumentParser:
     ret.add_argument("--db", type=_db_path)
     ret.add_argument("--dry-run", action="store_true", help="count, change nothing")
 
+    dbp = sub.add_parser("db", help="the database's schema")
+    dsub = dbp.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    mig = dsub.add_parser("migrate", help="bring the database's schema up to this version of "
+                          "conductbot (run before starting several processes on it)")
+    mig.add_argument("--db", type=_db_path, help="database (default: $CONDUCTBOT_DB)")
+    mig.add_argument("--check", action="store_true", help="change nothing; exit 1 when "
+                     "migrations are pending")
+
     bk = sub.add_parser("backup", help="copy the database with SQLite's online backup API "
                         "(safe while the bot runs), verified before it is renamed into place")
     bk.add_argument("--db", type=_db_path, help="database (default: $CONDUCTBOT_DB)")
@@ -283,6 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_members(args, settings))
         if args.command == "retention":
             return asyncio.run(_retention(args, settings))
+        if args.command == "db":
+            return _db_command(args, settings)
         if args.command == "backup":
             return _backup_command(args, settings)
         if args.command == "restore":
@@ -668,6 +678,36 @@ def _backup_out(text: str) -> str:
     if text.strip() in ("", "-"):
         raise argparse.ArgumentTypeError("name the backup file, or a folder ending in /")
     return text
+
+
+def _db_command(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.errors import StoreError
+
+    db = Path(settings.db)
+    if not db.is_file():  # opening it would create an empty database: a typo must not
+        raise StoreError(f"there is no database at {db}")
+    return asyncio.run(_db_migrate(db, check=args.check))
+
+
+async def _db_migrate(db: Path, *, check: bool) -> int:
+    from bot.errors import StoreError
+    from bot.store import Store
+    from bot.store.migrations import SCHEMA_VERSION
+
+    async with Store.open(db, migrate=False) as store:
+        before = await store.schema_version()
+        if before > SCHEMA_VERSION:
+            raise StoreError(f"{db} has schema version {before}, newer than this conductbot "
+                             f"understands ({SCHEMA_VERSION}); upgrade conductbot")
+        if check:
+            pending = SCHEMA_VERSION - before
+            print(f"{db}: schema version {before} of {SCHEMA_VERSION}"
+                  + (f"; {pending} migration(s) pending" if pending else "; up to date"))
+            return 1 if pending else 0
+        after = await store.migrate()
+    print(f"{db}: schema version {before} -> {after}" if after != before else
+          f"{db}: schema version {after}, already up to date")
+    return 0
 
 
 def _backup_command(args: argparse.Namespace, settings: Settings) -> int:

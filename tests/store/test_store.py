@@ -173,3 +173,31 @@ async def test_decided_answers_for_many_messages_in_one_call(store: Store,
     decided = await store.decided([*messages, *others])
     assert decided == {m.key for m in messages[::7]}  # more keys than one query holds
     assert await store.decided([]) == set()
+
+
+def test_db_migrate_brings_an_old_database_up_and_check_says_what_is_pending(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+
+    from bot.cli import main
+    from bot.store.migrations import MIGRATIONS, SCHEMA_VERSION
+
+    old = tmp_path / "old.sqlite3"
+    with sqlite3.connect(old) as db:  # as an earlier conductbot left it: schema 5
+        for version, migration in enumerate(MIGRATIONS[:5], start=1):
+            db.executescript(migration)
+            db.execute(f"PRAGMA user_version = {version}")
+    assert main(["db", "migrate", "--check", "--db", str(old)]) == 1
+    assert f"schema version 5 of {SCHEMA_VERSION}; {SCHEMA_VERSION - 5} migration(s) " \
+        "pending" in capsys.readouterr().out
+    assert main(["db", "migrate", "--db", str(old)]) == 0
+    assert f"schema version 5 -> {SCHEMA_VERSION}" in capsys.readouterr().out
+    assert main(["db", "migrate", "--check", "--db", str(old)]) == 0
+    with sqlite3.connect(old) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        db.execute("PRAGMA user_version = 99")  # a newer conductbot's database
+    assert main(["db", "migrate", "--db", str(old)]) == 2
+    assert "newer than this conductbot understands" in capsys.readouterr().err
+    missing = tmp_path / "typo.sqlite3"
+    assert main(["db", "migrate", "--db", str(missing)]) == 2
+    assert not missing.exists()  # nothing created
