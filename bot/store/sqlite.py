@@ -472,14 +472,17 @@ class Store:
         that died mid-run), so each action is executed by one process. The claim ends when
         the row's result is written (`mark_action`) or it is let go (`release_action`)."""
         now = self.clock()
+        claimable = ("SELECT id FROM outbox WHERE status='pending' AND platform=? AND "
+                     "(not_before IS NULL OR not_before <= ?) AND "
+                     "(claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT ?")
+        params = (platform, iso(now), iso(now), limit)
+        # Most runs (one after every event) find nothing: a read, not the write lock.
+        if not await self._read(claimable, params):
+            return []
         async with self.transaction() as db:
             # BEGIN IMMEDIATE holds the database's write lock: no other process can claim
             # between this read and the update.
-            async with db.execute(
-                    "SELECT id FROM outbox WHERE status='pending' AND platform=? AND "
-                    "(not_before IS NULL OR not_before <= ?) AND "
-                    "(claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT ?",
-                    (platform, iso(now), iso(now), limit)) as cur:
+            async with db.execute(claimable, params) as cur:
                 ids = [r[0] for r in await cur.fetchall()]
             if not ids:
                 return []
