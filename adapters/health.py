@@ -7,7 +7,8 @@ anything a member wrote.
 `/healthz` answers 200 when the bot is healthy and 503 when not, with each check's state:
 
 * each configured platform (``discord``, ``slack``) is connected: Discord's gateway is ready
-  and its socket open; Slack's HTTP server listens or its Socket Mode link is up;
+  and its socket open (sharded: those of every shard this process runs); Slack's HTTP server
+  listens or its Socket Mode link is up;
 * ``store``: the database takes a writer now (BEGIN IMMEDIATE, then ROLLBACK: nothing is
   written) within PROBE_WAIT seconds;
 * ``scorer``: the scorer is loaded and did not fail on the last text it was given;

@@ -15,6 +15,13 @@ Contract of `run_discord(moderator, config)` (what `bot.py run` starts in a Task
 * it raises `PermissionDenied` when Discord refuses the token and `PlatformError` when the
   privileged Message Content intent is not enabled for the application; other exceptions from
   discord.py propagate;
+* with `config.shard_count` set the client is discord.py's AutoShardedClient running the shards
+  `config.shard_ids` (default: all) in one process; several processes may split the shards
+  between them on one database. Ready means every shard this process runs is ready; a shard
+  that later starts a new session (not a resume) has its own servers' channels caught up; the
+  connection is up while every shard this process runs is open; a moderators' channel or a
+  member in a server of another process's shard is found over REST. Discord closing the gateway
+  for a wrong shard or for too few shards raises `PlatformError` naming DISCORD_SHARD_COUNT;
 * `config.api_base` / `config.gateway_url` repoint discord.py's REST base and gateway for the
   whole process (discord.py keeps them as class attributes), for tests and proxies;
 * the token is never logged.
@@ -33,7 +40,7 @@ import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import discord
@@ -146,6 +153,16 @@ class _Client(discord.Client):
         await self.adapter.setup()
 
 
+class _ShardedClient(_Client, discord.AutoShardedClient):
+    """The same client over several gateway shards (DISCORD_SHARD_COUNT): _Client's behaviour,
+    discord.py's AutoShardedClient's connections (`shard_count=`, `shard_ids=`)."""
+
+
+#: Gateway close codes that sharding settings cause, and the operator must fix.
+_INVALID_SHARD = 4010
+_SHARDING_REQUIRED = 4011
+
+
 class DiscordAdapter:
     """The PlatformPort for Discord, holding the core by composition."""
 
@@ -172,15 +189,24 @@ class DiscordAdapter:
         # Nothing the bot sends pings anyone: a display name or a quoted message holding
         # "@everyone" stays text in a log line, a digest or a notice.
         client_options.setdefault("allowed_mentions", discord.AllowedMentions.none())
-        self.client = _Client(self, intents=intents, **client_options)
+        self.client: _Client
+        if config.shard_count is None:
+            self.client = _Client(self, intents=intents, **client_options)
+        else:
+            self.client = _ShardedClient(self, intents=intents, shard_count=config.shard_count,
+                                         shard_ids=list(config.shards or ()), **client_options)
         self.tree = app_commands.CommandTree(self.client)
         self.ready = asyncio.Event()
         self.startup_error: PlatformError | None = None
-        self._resuming: asyncio.Task[None] | None = None
+        #: Running catch-ups: None for the whole process, else one shard's after a new session.
+        self._resuming: dict[int | None, asyncio.Task[None]] = {}
+        #: The moderators' channel's name, when it is in a server of another process's shard.
+        self._remote_mod_channel: str | None = None
         self._build_commands()
         self.client.event(self.on_message)
         self.client.event(self.on_raw_message_edit)
         self.client.event(self.on_ready)
+        self.client.event(self.on_shard_ready)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -209,11 +235,27 @@ class DiscordAdapter:
         mods = self.config.mod_channel_id
         return frozenset() if mods is None else frozenset({mods})
 
+    @property
+    def runs_every_shard(self) -> bool:
+        """Whether this process receives every server's events (unsharded, or all shards);
+        otherwise servers on other processes' shards are not in discord.py's cache."""
+        shards = self.config.shards
+        return shards is None or len(shards) == self.config.shard_count
+
+    def _shards_text(self) -> str:
+        """' on shards 0, 1 of 2' when sharded (for log lines), else ''."""
+        shards = self.config.shards
+        if shards is None:
+            return ""
+        return (f" on shard{'s' if len(shards) > 1 else ''} {', '.join(map(str, shards))} "
+                f"of {self.config.shard_count}")
+
     async def on_ready(self) -> None:
         """Check the moderators' channel, say what is watched, and mark the adapter ready
         (tests and health checks wait on it); without a usable moderators' channel, stop with
-        one line saying what to fix (escalations would be lost)."""
-        problem = self.mod_channel_problem()
+        one line saying what to fix (escalations would be lost). Sharded, discord.py calls it
+        once every shard this process runs is ready."""
+        problem = await self._mod_channel_problem()
         if problem is not None:
             self.startup_error = PlatformError(problem, platform="discord", action="start")
             await self.client.close()
@@ -224,36 +266,66 @@ class DiscordAdapter:
                             for c in sorted(self.config.watch_channel_ids)) or \
             "every text channel"
         mods = self.client.get_channel(self.config.mod_channel_id or 0)
-        log.info("discord: ready as %s in %s: watching %s; moderators' channel #%s",
-                 self.client.user, ", ".join(f"{g.name} ({g.id})" for g in guilds) or "no guild",
-                 watched, getattr(mods, "name", "-"))
+        log.info("discord: ready as %s%s in %s: watching %s; moderators' channel #%s",
+                 self.client.user, self._shards_text(),
+                 ", ".join(f"{g.name} ({g.id})" for g in guilds) or "no guild",
+                 watched, getattr(mods, "name", self._remote_mod_channel or "-"))
+        first = not self.ready.is_set()
         self.ready.set()
-        if self._resuming is None or self._resuming.done():
-            self._resuming = asyncio.create_task(self.resume(), name="discord-catch-up")
+        # Sharded, discord.py calls on_ready again only when every shard happened to start a
+        # new session; each shard's own catch-up (on_shard_ready) has that covered.
+        if first or self.config.shard_count is None:
+            self._catch_up_later(None)
 
-    async def resume(self) -> None:
-        """Decide what a stop left in the inbox, then what was posted while the bot was away."""
+    async def on_shard_ready(self, shard_id: int) -> None:
+        """A shard is ready (sharded clients only). At start on_ready follows once all are; a
+        shard that starts a new session later (Discord invalidated its session, or it could
+        not resume) lost whatever was posted meanwhile: catch its servers up."""
+        shard_guilds = [g for g in self.client.guilds if g.shard_id == shard_id]
+        if not self.ready.is_set():
+            log.info("discord: shard %s of %s ready in %d server(s)", shard_id,
+                     self.config.shard_count, len(shard_guilds))
+            return
+        log.info("discord: shard %s of %s started a new session in %d server(s); catching its "
+                 "servers up", shard_id, self.config.shard_count, len(shard_guilds))
+        self._catch_up_later(shard_id)
+
+    def _catch_up_later(self, shard_id: int | None) -> None:
+        """Start `resume(shard_id)` unless the same one is still running."""
+        running = self._resuming.get(shard_id)
+        if running is None or running.done():
+            self._resuming[shard_id] = asyncio.create_task(
+                self.resume(shard_id),
+                name="discord-catch-up" + ("" if shard_id is None else f"-shard-{shard_id}"))
+
+    async def resume(self, shard_id: int | None = None) -> None:
+        """Decide what a stop left in the inbox, then what was posted while the bot was away
+        (in `shard_id`'s servers only, when given)."""
         try:
             for entry, message in await self.moderator.waiting(Platform.DISCORD):
                 await self._decide(entry, message)
-            caught = await self.catch_up()
+            caught = await self.catch_up(shard_id)
         except ConductError as exc:
             log.error("discord: catch-up failed: %s", exc)
             return
         if caught:
-            log.info("discord: caught up on %d message(s) posted while the bot was away",
-                     caught)
+            log.info("discord: caught up on %d message(s) posted while the bot was away%s",
+                     caught, "" if shard_id is None else f" (shard {shard_id})")
 
-    async def catch_up(self) -> int:
+    async def catch_up(self, shard_id: int | None = None) -> int:
         """Moderate each channel's history since the last message decided there (at most
         CATCH_UP_LIMIT a channel, none older than CATCH_UP_WINDOW); how many were read. A
-        channel never moderated before is not read back: the bot starts there from now."""
+        channel never moderated before is not read back: the bot starts there from now.
+        Only channels of this process's shards are read (of `shard_id` only, when given):
+        another process catches up its own."""
         latest = await self.moderator.store.latest_decided(Platform.DISCORD)
         floor = discord.utils.time_snowflake(datetime.now(UTC) - CATCH_UP_WINDOW)
         read = 0
         for channel_id, last in sorted(latest.items()):
             channel = self.client.get_channel(int(channel_id))
             if not isinstance(channel, discord.TextChannel | discord.Thread):
+                continue
+            if shard_id is not None and channel.guild.shard_id != shard_id:
                 continue
             try:
                 with _translate(f"read #{channel.name}'s history"):
@@ -265,6 +337,41 @@ class DiscordAdapter:
             except PlatformError as exc:
                 log.warning("discord: no catch-up in #%s: %s", channel.name, exc)
         return read
+
+    async def _mod_channel_problem(self) -> str | None:
+        """`mod_channel_problem`, except that a channel in a server on a shard this process
+        does not run (so not in its cache) is looked up over REST: the process running that
+        shard checks the bot's permissions there."""
+        problem = self.mod_channel_problem()
+        channel_id = self.config.mod_channel_id
+        if problem is None or channel_id is None or self.runs_every_shard or \
+                self.client.get_channel(channel_id) is not None:
+            return problem
+        try:
+            data = await self._fetch_channel(channel_id)
+        except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.warning("discord: could not look up DISCORD_MOD_CHANNEL_ID %s over REST: %s",
+                        channel_id, exc)
+            return problem
+        guild_id = data.get("guild_id")
+        shard = None if guild_id is None else self._shard_of(int(guild_id))
+        if shard is None or shard in (self.config.shards or ()):
+            return problem
+        self._remote_mod_channel = str(data.get("name") or channel_id)
+        log.info("discord: the moderators' channel #%s is in a server on shard %s, which "
+                 "another process runs (it checks the bot's permissions there)",
+                 self._remote_mod_channel, shard)
+        return None
+
+    async def _fetch_channel(self, channel_id: int) -> dict[str, Any]:
+        """The channel's payload over REST (GET /channels/{id}), for a channel not in the
+        cache."""
+        return cast(dict[str, Any], await self.client.http.get_channel(channel_id))
+
+    def _shard_of(self, guild_id: int) -> int | None:
+        """The shard that receives a server's events; None when unsharded."""
+        count = self.config.shard_count
+        return None if count is None else (guild_id >> 22) % count
 
     def mod_channel_problem(self) -> str | None:
         """Why the bot cannot post escalations to the moderators' channel, or None."""
@@ -300,11 +407,10 @@ class DiscordAdapter:
                     if self.startup_error is not None:
                         raise self.startup_error
                 finally:
-                    for task in (drain, self._resuming):
-                        if task is not None:
-                            task.cancel()
-                            with contextlib.suppress(asyncio.CancelledError):
-                                await task
+                    for task in (drain, *self._resuming.values()):
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
         except discord.LoginFailure as exc:
             raise PermissionDenied("Discord refused DISCORD_TOKEN (check the bot token)",
                                    platform="discord", action="login") from exc
@@ -312,14 +418,44 @@ class DiscordAdapter:
             raise PlatformError("enable the Message Content and Server Members intents for the "
                                 "bot in the Discord developer portal (see docs/discord.md)",
                                 platform="discord", action="connect") from exc
+        except discord.ConnectionClosed as exc:
+            if exc.code == _INVALID_SHARD:
+                raise PlatformError(
+                    f"Discord refused the gateway shards{self._shards_text()}: check "
+                    "DISCORD_SHARD_COUNT and DISCORD_SHARD_IDS (every process must use the same "
+                    "count)", platform="discord", action="connect") from exc
+            if exc.code == _SHARDING_REQUIRED:
+                raise PlatformError(await self._sharding_advice(), platform="discord",
+                                    action="connect") from exc
+            raise
+
+    async def _sharding_advice(self) -> str:
+        """Why Discord closed with 4011 (the bot is in too many servers for its shards), and
+        the shard count Discord recommends (GET /gateway/bot), when it says."""
+        current = self.config.shard_count or 1
+        # discord.py closed the client's HTTP session with the gateway: ask with a new one.
+        http = discord.http.HTTPClient(asyncio.get_running_loop())
+        try:
+            await http.static_login(self.config.token.reveal())
+            recommended, _, _ = await http.get_bot_gateway()
+        except (discord.DiscordException, aiohttp.ClientError, OSError, TimeoutError):
+            recommended = None
+        finally:
+            await http.close()
+        advice = (f"set DISCORD_SHARD_COUNT to {recommended} (what Discord recommends)"
+                  if recommended and recommended > current else
+                  "set DISCORD_SHARD_COUNT higher")
+        return (f"Discord requires more gateway shards than {current} for the bot's servers: "
+                f"{advice}; see docs/discord.md")
 
     async def drain_outbox(self) -> list[Action]:
         """Execute this platform's pending outbox rows (the core serialises runs)."""
         return await self.moderator.run_outbox(self)
 
     async def connection(self) -> Connection:
-        """Connected once ready and while the gateway socket is open (discord.py reconnects
-        and resumes a dropped one by itself; meanwhile it reads as reconnecting)."""
+        """Connected once ready and while the gateway socket is open, sharded: every socket of
+        the shards this process runs (discord.py reconnects and resumes a dropped one by
+        itself; meanwhile it reads as reconnecting)."""
         if self.startup_error is not None:
             return Connection(ConnectionState.STOPPED, str(self.startup_error))
         if self.client.is_closed():
@@ -327,6 +463,8 @@ class DiscordAdapter:
         if not self.ready.is_set():
             return Connection(ConnectionState.STARTING, "logging in and connecting to the "
                               "gateway")
+        if isinstance(self.client, discord.AutoShardedClient):
+            return self._shards_connection(self.client)
         ws = self.client.ws
         if ws is None or not ws.open:
             return Connection(ConnectionState.RECONNECTING, "the gateway connection dropped; "
@@ -335,6 +473,21 @@ class DiscordAdapter:
         beat = f", heartbeat {latency * 1000:.0f} ms" if math.isfinite(latency) else ""
         return Connection(ConnectionState.CONNECTED,
                           f"gateway ready in {len(self.client.guilds)} server(s){beat}")
+
+    def _shards_connection(self, client: discord.AutoShardedClient) -> Connection:
+        """Sharded: connected while every shard this process runs has its socket open."""
+        shards = client.shards
+        expected = self.config.shards or tuple(sorted(shards))
+        down = [i for i in expected if i not in shards or shards[i].is_closed()]
+        if down:
+            return Connection(ConnectionState.RECONNECTING, (
+                f"gateway shard{'s' if len(down) > 1 else ''} {', '.join(map(str, down))} of "
+                f"{self.config.shard_count} dropped; discord.py is reconnecting"))
+        beats = [shards[i].latency for i in expected if math.isfinite(shards[i].latency)]
+        beat = f", heartbeat up to {max(beats) * 1000:.0f} ms" if beats else ""
+        return Connection(ConnectionState.CONNECTED,
+                          f"gateway ready in {len(client.guilds)} server(s){self._shards_text()}"
+                          f"{beat}")
 
     # -- events ------------------------------------------------------------------------------
 
@@ -752,7 +905,7 @@ class DiscordAdapter:
                            kind: str) -> None:
         """Time the member out until `end` (None: lift it) in every guild they are in."""
         reason = _clip(str(action.payload.get("reason") or kind), 512)
-        guilds = self._guilds_for(action)
+        guilds = await self._guilds_for(action)
         if not guilds:
             raise UnsupportedAction("the bot is in no guild where this member could be timed "
                                     "out", platform="discord", action=kind)
@@ -770,15 +923,27 @@ class DiscordAdapter:
             raise TargetNotFound(f"member {user} is in none of the bot's guilds",
                                  platform="discord", action=kind)
 
-    def _guilds_for(self, action: Action) -> list[int]:
+    async def _guilds_for(self, action: Action) -> list[int]:
+        """The servers where the action's member is acted on: its channel's, else every one.
+        An outbox row may be run by a process that does not receive that server's shard: what
+        is not in discord.py's cache is then asked over REST."""
         if action.channel and action.channel.isdigit():
             channel = self.client.get_channel(int(action.channel))
             guild = getattr(channel, "guild", None)
             if guild is not None:
                 return [guild.id]
+            if not self.runs_every_shard:
+                with contextlib.suppress(TargetNotFound, PermissionDenied):
+                    with _translate("find the channel's server"):
+                        data = await self._fetch_channel(int(action.channel))
+                    if data.get("guild_id"):
+                        return [int(data["guild_id"])]
         if self.config.guild_ids:
             return sorted(self.config.guild_ids)
-        return [g.id for g in self.client.guilds]
+        if self.runs_every_shard:
+            return [g.id for g in self.client.guilds]
+        with _translate("list the bot's servers"):
+            return [g.id async for g in self.client.fetch_guilds(limit=None)]
 
     async def restore(self, action: Action, /) -> None:
         """End a timeout early (its case was dismissed or pardoned); Discord ends timeouts

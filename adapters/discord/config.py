@@ -30,6 +30,30 @@ def _ids(env: Mapping[str, str], name: str) -> frozenset[int]:
     return frozenset(ids)
 
 
+def _shard_count(env: Mapping[str, str]) -> int | None:
+    raw = env.get("DISCORD_SHARD_COUNT", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) <= 0:
+        raise DiscordConfigError("DISCORD_SHARD_COUNT must be a positive whole number (how many "
+                                 f"gateway shards the bot runs in all), not {shown(raw)}")
+    return int(raw)
+
+
+def _shard_ids(env: Mapping[str, str]) -> tuple[int, ...] | None:
+    raw = env.get("DISCORD_SHARD_IDS", "").strip()
+    ids: set[int] = set()
+    for part in raw.replace(";", ",").replace(" ", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if not part.isdigit():
+            raise DiscordConfigError("DISCORD_SHARD_IDS must be a comma-separated list of shard "
+                                     f"ids (0, 1, ...), not {shown(part)}")
+        ids.add(int(part))
+    return tuple(sorted(ids)) or None
+
+
 def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
     value = env.get(name, "").strip()
     if not value:
@@ -58,9 +82,40 @@ class DiscordConfig:
     api_base: str | None = None
     #: Gateway URL such as ws://127.0.0.1:8080/gateway; None = Discord's.
     gateway_url: str | None = None
+    #: Gateway shards in all (discord.py's AutoShardedClient); None = one unsharded connection.
+    shard_count: int | None = None
+    #: The shards this process runs, each below shard_count; None = all of them.
+    shard_ids: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         reveal_secrets(self, "token")
+        if self.shard_count is not None and self.shard_count <= 0:
+            raise DiscordConfigError("DISCORD_SHARD_COUNT must be a positive whole number, not "
+                                     f"{self.shard_count}")
+        if self.shard_ids is None:
+            return
+        if self.shard_count is None:
+            raise DiscordConfigError("DISCORD_SHARD_IDS is set but DISCORD_SHARD_COUNT is not: "
+                                     "set the number of shards the bot runs in all")
+        if not self.shard_ids:
+            raise DiscordConfigError("DISCORD_SHARD_IDS names no shard: leave it unset to run "
+                                     "them all")
+        wrong = sorted(i for i in set(self.shard_ids) if not 0 <= i < self.shard_count)
+        if wrong:
+            named = (f"shard {wrong[0]} does not" if len(wrong) == 1 else
+                     f"shards {', '.join(map(str, wrong))} do not")
+            raise DiscordConfigError(
+                f"DISCORD_SHARD_IDS: {named} exist with DISCORD_SHARD_COUNT="
+                f"{self.shard_count} (shard ids run from 0 to {self.shard_count - 1})")
+
+    @property
+    def shards(self) -> tuple[int, ...] | None:
+        """The shards this process runs, in order; None when the bot is not sharded."""
+        if self.shard_count is None:
+            return None
+        if self.shard_ids is None:
+            return tuple(range(self.shard_count))
+        return tuple(sorted(set(self.shard_ids)))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, /) -> DiscordConfig:
@@ -89,4 +144,6 @@ class DiscordConfig:
             watch_channel_ids=_ids(env, "DISCORD_WATCH_CHANNEL_IDS"),
             api_base=_url(env, "DISCORD_API_BASE", ("http", "https")),
             gateway_url=_url(env, "DISCORD_GATEWAY_URL", ("ws", "wss")),
+            shard_count=_shard_count(env),
+            shard_ids=_shard_ids(env),
         )

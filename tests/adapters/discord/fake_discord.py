@@ -3,6 +3,12 @@
 It records every REST request (method, path, query, JSON body), answers with the shapes
 discord.py parses, can inject answers (a 429 with retry_after, a 403), and lets a test dispatch
 gateway events, force a reconnect and watch the client RESUME.
+
+It honours sharding as Discord does: an IDENTIFY with `shard: [id, count]` opens that shard's
+session, whose READY carries `shard` and which is sent GUILD_CREATE (and later the events) only
+of the guilds with `(guild_id >> 22) % count == id`; `GET /gateway/bot` says how many shards
+Discord recommends, and with `require_sharding` an IDENTIFY with fewer shards is closed with
+4011 (an impossible shard with 4010).
 """
 
 from __future__ import annotations
@@ -19,9 +25,12 @@ from aiohttp import WSMsgType, web
 
 BOT_ID = "900000000000000001"
 APP_ID = BOT_ID
-GUILD_ID = "910000000000000001"
+GUILD_ID = "910000000000000001"  # on shard 0 of 2: (id >> 22) % 2 == 0
 GENERAL_ID = "920000000000000001"
 MODS_ID = "920000000000000002"
+#: A second guild (see `other_guild`), on shard 1 of 2.
+OTHER_GUILD_ID = str(int(GUILD_ID) + (1 << 22))
+OTHER_GENERAL_ID = "920000000000000003"
 MOD_ROLE_ID = "930000000000000001"
 BOT_ROLE_ID = "930000000000000002"  # the bot's own role: what it needs to moderate
 #: view, send, manage messages, embed links, read message history, moderate members (timeouts)
@@ -57,8 +66,13 @@ def member(uid: str) -> dict[str, Any]:
             "mute": False, "flags": 0, "nick": None, "permissions": "8"}
 
 
-def channel(cid: str, name: str, position: int) -> dict[str, Any]:
-    return {"id": cid, "type": 0, "guild_id": GUILD_ID, "name": name, "position": position,
+def shard_of(guild_id: str, count: int) -> int:
+    """The shard that receives a guild's events, as Discord computes it."""
+    return (int(guild_id) >> 22) % count
+
+
+def channel(cid: str, name: str, position: int, guild_id: str = GUILD_ID) -> dict[str, Any]:
+    return {"id": cid, "type": 0, "guild_id": guild_id, "name": name, "position": position,
             "permission_overwrites": [], "nsfw": False, "parent_id": None, "topic": None}
 
 
@@ -80,18 +94,23 @@ def channels(overwrites: dict[str, list[dict[str, Any]]] | None = None,
 
 def guild(overwrites: dict[str, list[dict[str, Any]]] | None = None,
           role_permissions: dict[str, str] | None = None,
-          extra_channels: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+          extra_channels: list[dict[str, Any]] | None = None, *, guild_id: str = GUILD_ID,
+          name: str = "Party members",
+          own_channels: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The guild as GUILD_CREATE sends it; `overwrites` are channels' permission overwrites,
-    `role_permissions` replace roles' permissions (role id -> permission integer)."""
+    `role_permissions` replace roles' permissions (role id -> permission integer). Another
+    guild (`guild_id`, `name`) has `own_channels` instead of #general and #moderators; every
+    guild has every member in USERS and the same moderator and bot roles."""
     members = [member(uid) for uid in USERS]
-    perms = {GUILD_ID: "1024", MOD_ROLE_ID: "8192", BOT_ROLE_ID: BOT_PERMISSIONS,
+    perms = {guild_id: "1024", MOD_ROLE_ID: "8192", BOT_ROLE_ID: BOT_PERMISSIONS,
              **(role_permissions or {})}
     return {
-        "id": GUILD_ID, "name": "Party members", "icon": None, "owner_id": MOD_ID,
-        "roles": [role(GUILD_ID, "@everyone", 0, perms[GUILD_ID]),
+        "id": guild_id, "name": name, "icon": None, "owner_id": MOD_ID,
+        "roles": [role(guild_id, "@everyone", 0, perms[guild_id]),
                   role(MOD_ROLE_ID, "Moderator", 1, perms[MOD_ROLE_ID]),
                   role(BOT_ROLE_ID, "conductbot", 2, perms[BOT_ROLE_ID])],
-        "channels": channels(overwrites, extra_channels),
+        "channels": (channels(overwrites, extra_channels) if own_channels is None else
+                     [dict(c) for c in own_channels]),
         "members": members, "member_count": len(members), "threads": [], "features": [],
         "emojis": [], "stickers": [], "unavailable": False, "large": False,
         "voice_states": [], "presences": [], "verification_level": 0,
@@ -99,6 +118,12 @@ def guild(overwrites: dict[str, list[dict[str, Any]]] | None = None,
         "system_channel_flags": 0, "premium_tier": 0, "preferred_locale": "en-GB",
         "nsfw_level": 0, "afk_timeout": 300, "joined_at": TS,
     }
+
+
+def other_guild() -> dict[str, Any]:
+    """A second guild, OTHER_GUILD_ID (on shard 1 of 2), with one channel: #youth."""
+    return guild(guild_id=OTHER_GUILD_ID, name="Young members",
+                 own_channels=[channel(OTHER_GENERAL_ID, "youth", 0, OTHER_GUILD_ID)])
 
 
 def _partial_member(uid: str, joined_at: str | None = None) -> dict[str, Any]:
@@ -112,7 +137,8 @@ def _partial_member(uid: str, joined_at: str | None = None) -> dict[str, Any]:
 def message(mid: str, text: str, *, author: str = MEMBER_ID, channel_id: str = GENERAL_ID,
             edited: str | None = None, mentions: Sequence[str] = (),
             mention_roles: Sequence[str] = (), mention_everyone: bool = False,
-            joined_at: str | None = None, **extra: Any) -> dict[str, Any]:
+            joined_at: str | None = None, guild_id: str = GUILD_ID,
+            **extra: Any) -> dict[str, Any]:
     """A guild MESSAGE_CREATE (or, with `edited`, MESSAGE_UPDATE) payload.
 
     `mentions` are the user ids Discord lists as mentioned (each with its member object, as the
@@ -128,7 +154,7 @@ def message(mid: str, text: str, *, author: str = MEMBER_ID, channel_id: str = G
         "embeds": [], "pinned": False, "type": 0, "flags": 0, "components": [],
     }
     if channel_id != "dm":
-        data["guild_id"] = GUILD_ID
+        data["guild_id"] = guild_id
         if author in USERS or joined_at is not None:
             data["member"] = _partial_member(author, joined_at)
     data.update(extra)
@@ -168,8 +194,25 @@ class FakeDiscord:
         self.resumes = 0
         self.session_id = "session-1"
         self.seq = 0
+        #: the latest gateway connection (unsharded: the only one)
         self.ws: web.WebSocketResponse | None = None
+        #: sharded: each shard id's current connection, and the count the client identified with
+        self.shard_ws: dict[int, web.WebSocketResponse] = {}
+        self.shard_count: int | None = None
+        #: each IDENTIFY's `shard` field ([id, count], or None when unsharded), in order
+        self.identified: list[list[int] | None] = []
+        self._sessions: dict[str, int | None] = {}  # session id -> shard id
+        #: GET /gateway/bot's recommended shard count
+        self.recommended_shards = 1
+        #: Close an IDENTIFY with fewer than recommended_shards shards with 4011, as Discord
+        #: does for a bot in too many guilds.
+        self.require_sharding = False
+        #: Cleared, new gateway connections wait (after the upgrade, before HELLO) until set.
+        self.accepting = asyncio.Event()
+        self.accepting.set()
         self.connected = asyncio.Event()
+        #: Set at every READY; invalidate_session clears it (wait for the new session's READY).
+        self.ready_sent = asyncio.Event()
         self.resumed = asyncio.Event()
         self._on_resume: list[tuple[str, dict[str, Any]]] = []
         self._runner: web.AppRunner | None = None
@@ -187,6 +230,8 @@ class FakeDiscord:
         self.app_flags = APP_FLAGS
         #: the guilds the bot is a member of (GET /users/@me/guilds, GET /guilds/{id})
         self.bot_guilds: list[str] = [GUILD_ID]
+        #: more guilds (GUILD_CREATE payloads, see `add_guild`), besides GUILD_ID's
+        self.extra_guilds: list[dict[str, Any]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -203,8 +248,9 @@ class FakeDiscord:
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def stop(self) -> None:
-        if self.ws is not None and not self.ws.closed:
-            await self.ws.close()
+        for ws in {id(w): w for w in (self.ws, *self.shard_ws.values()) if w}.values():
+            if not ws.closed:
+                await ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -215,6 +261,16 @@ class FakeDiscord:
     @property
     def gateway_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/gateway"
+
+    def add_guild(self, payload: dict[str, Any]) -> None:
+        """The bot is also a member of this guild (a `guild(...)` payload, e.g. other_guild())."""
+        self.extra_guilds.append(payload)
+        self.bot_guilds.append(payload["id"])
+
+    def guilds(self) -> list[dict[str, Any]]:
+        """Every guild the gateway sends (GUILD_ID's first), as GUILD_CREATE sends it."""
+        return [guild(self.overwrites, self.role_permissions, self.extra_channels),
+                *self.extra_guilds]
 
     # -- assertions and injection -------------------------------------------------------------
 
@@ -239,25 +295,51 @@ class FakeDiscord:
 
     # -- gateway ------------------------------------------------------------------------------
 
-    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        """Send a dispatch (op 0) event to the connected client."""
+    async def dispatch(self, event: str, data: dict[str, Any], *,
+                       shard: int | None = None) -> None:
+        """Send a dispatch (op 0) event to the connected client: sharded, on `shard`'s
+        session, by default that of the event's guild_id (shard 0 without one)."""
+        await self._send(self._socket(data, shard), event, data)
+
+    def _socket(self, data: dict[str, Any] | None = None,
+                shard: int | None = None) -> web.WebSocketResponse:
+        if self.shard_count is not None:
+            if shard is None:
+                guild_id = (data or {}).get("guild_id")
+                shard = 0 if guild_id is None else shard_of(str(guild_id), self.shard_count)
+            ws = self.shard_ws.get(shard)
+            assert ws is not None and not ws.closed, f"shard {shard} is not connected"
+            return ws
         assert self.ws is not None and not self.ws.closed, "no client connected"
+        return self.ws
+
+    async def _send(self, ws: web.WebSocketResponse, event: str, data: dict[str, Any]) -> None:
         self.seq += 1
-        await self.ws.send_str(json.dumps({"op": 0, "t": event, "s": self.seq, "d": data}))
+        await ws.send_str(json.dumps({"op": 0, "t": event, "s": self.seq, "d": data}))
 
     def after_resume(self, event: str, data: dict[str, Any]) -> None:
         """Replay this event right after the next RESUMED (as Discord replays missed events)."""
         self._on_resume.append((event, data))
 
-    async def request_reconnect(self) -> None:
-        """Ask the client to reconnect and resume (op 7), as Discord does."""
-        assert self.ws is not None
+    async def request_reconnect(self, *, shard: int | None = None) -> None:
+        """Ask the client to reconnect and resume (op 7), as Discord does (sharded: on
+        `shard`'s session, shard 0 by default)."""
         self.resumed.clear()
-        await self.ws.send_str(json.dumps({"op": 7, "d": None}))
+        await self._socket(shard=shard).send_str(json.dumps({"op": 7, "d": None}))
+
+    async def invalidate_session(self, *, shard: int | None = None) -> None:
+        """Invalidate the session (op 9, not resumable): the client identifies anew."""
+        self.ready_sent.clear()
+        await self._socket(shard=shard).send_str(json.dumps({"op": 9, "d": False}))
+
+    async def drop(self, *, shard: int | None = None, code: int = 4000) -> None:
+        """Close the connection (of `shard`, when sharded) as a network failure would."""
+        await self._socket(shard=shard).close(code=code)
 
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
+        await self.accepting.wait()
         self.ws = ws
         await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}}))
         async for frame in ws:
@@ -269,28 +351,54 @@ class FakeDiscord:
             if op == 1:
                 await ws.send_str(json.dumps({"op": 11}))
             elif op == 2:
-                self.identifies += 1
-                await self.dispatch("READY", {
-                    "v": 10, "user": USERS[BOT_ID], "guilds": [{"id": GUILD_ID,
-                                                               "unavailable": True}],
-                    "session_id": self.session_id, "resume_gateway_url": self.gateway_url,
-                    "application": {"id": APP_ID, "flags": 0}, "private_channels": [],
-                    "relationships": []})
-                await self.dispatch("GUILD_CREATE", guild(self.overwrites, self.role_permissions,
-                                                          self.extra_channels))
-                self.connected.set()
+                await self._identify(ws, data)
             elif op == 6:
                 self.resumes += 1
-                await self.dispatch("RESUMED", {})
+                shard = self._sessions.get(data.get("session_id"))
+                if shard is not None:
+                    self.shard_ws[shard] = ws
+                await self._send(ws, "RESUMED", {})
                 for event, event_data in self._on_resume:
-                    await self.dispatch(event, event_data)
+                    await self._send(ws, event, event_data)
                 self._on_resume.clear()
                 self.resumed.set()
             elif op == 8:
-                await self.dispatch("GUILD_MEMBERS_CHUNK", {
-                    "guild_id": GUILD_ID, "members": [member(u) for u in USERS],
+                await self._send(ws, "GUILD_MEMBERS_CHUNK", {
+                    "guild_id": str(data.get("guild_id") or GUILD_ID),
+                    "members": [member(u) for u in USERS],
                     "chunk_index": 0, "chunk_count": 1, "nonce": data.get("nonce")})
         return ws
+
+    async def _identify(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> None:
+        """READY, then GUILD_CREATE of each guild the session's shard receives."""
+        self.identifies += 1
+        shard = data.get("shard")
+        self.identified.append(shard)
+        guilds = self.guilds()
+        session = self.session_id
+        if shard is not None:
+            shard_id, count = shard
+            if not 0 <= shard_id < count:
+                await ws.close(code=4010, message=b"Invalid shard.")
+                return
+            session = f"{self.session_id}-shard-{shard_id}"
+            self.shard_ws[shard_id] = ws
+            self.shard_count = count
+            guilds = [g for g in guilds if shard_of(g["id"], count) == shard_id]
+        if self.require_sharding and (shard[1] if shard else 1) < self.recommended_shards:
+            await ws.close(code=4011, message=b"Sharding required.")
+            return
+        self._sessions[session] = None if shard is None else shard[0]
+        await self._send(ws, "READY", {
+            "v": 10, "user": USERS[BOT_ID],
+            "guilds": [{"id": g["id"], "unavailable": True} for g in guilds],
+            "session_id": session, "resume_gateway_url": self.gateway_url,
+            "application": {"id": APP_ID, "flags": 0}, "private_channels": [],
+            "relationships": [], **({"shard": shard} if shard is not None else {})})
+        for payload in guilds:
+            await self._send(ws, "GUILD_CREATE", payload)
+        self.connected.set()
+        self.ready_sent.set()
 
     # -- REST ---------------------------------------------------------------------------------
 
@@ -328,10 +436,21 @@ class FakeDiscord:
         if method == "GET" and path == "/users/@me/guilds":
             return 200, [{"id": g, "name": "Party members", "icon": None, "owner": False,
                           "permissions": "0", "features": []} for g in self.bot_guilds]
+        if method == "GET" and path == "/gateway/bot":
+            return 200, {"url": self.gateway_url, "shards": self.recommended_shards,
+                         "session_start_limit": {"total": 1000, "remaining": 1000,
+                                                 "reset_after": 0, "max_concurrency": 1}}
+        if method == "GET" and (m := re.fullmatch(r"/channels/(\d+)", path)):
+            found = next((c for g in self.guilds() for c in g["channels"] if c["id"] == m[1]),
+                         None)
+            if found is None:
+                return 404, {"message": "Unknown Channel", "code": 10003}
+            return 200, found
         if method == "GET" and (m := re.fullmatch(r"/guilds/(\d+)(/channels)?", path)):
             if m[1] not in self.bot_guilds:
                 return 404, {"message": "Unknown Guild", "code": 10004}
-            full = guild(self.overwrites, self.role_permissions, self.extra_channels)
+            full = next((g for g in self.extra_guilds if g["id"] == m[1]), None) or \
+                guild(self.overwrites, self.role_permissions, self.extra_channels)
             if m[2]:
                 return 200, full["channels"]
             # A REST guild has no channels, members or other gateway-only fields.
