@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from bot.config import Settings
+from bot.database import Target, is_url
 from bot.errors import ConductError
 from bot.models import Platform
 from bot.policy import load_policy
@@ -111,12 +112,12 @@ class Report:
         return 1 if self.failures else 0
 
 
-async def register_moderators(db: Path, /) -> dict[Platform, list[RegisteredModerator]] | None:
+async def register_moderators(db: Target, /) -> dict[Platform, list[RegisteredModerator]] | None:
     """The register's moderators in good standing with their account on each platform; None
-    when there is no database (opening one would create it empty)."""
+    when there is no database file (opening one would create it empty)."""
     from bot.store import Store
 
-    if not await asyncio.to_thread(Path(db).exists):
+    if not is_url(db) and not await asyncio.to_thread(Path(db).exists):
         return None
     found: dict[Platform, list[RegisteredModerator]] = {}
     async with Store.open(db) as store:

@@ -24,7 +24,8 @@ from rich.table import Table
 
 from bot.config import Settings
 from bot.corpus import FORUM_DIR
-from bot.errors import ConductError, InputError, PolicyError
+from bot.database import Target, is_url, parse_target
+from bot.errors import ConductError, InputError, PolicyError, StoreError
 from bot.models import Mode, Platform, Standing, Verdict, VerdictAction
 from bot.policy import Policy, load_policy
 
@@ -37,16 +38,28 @@ _STYLE = {"allow": "green", "warn": "yellow", "hide": "red", "escalate": "bold m
 REPLAY_CHUNK = 256
 
 
-def _db_path(text: str) -> Path:
-    """A database file for argparse: not '-', not a folder."""
+def _db_path(text: str) -> Target:
+    """A database for argparse: a SQLite file (not '-', not a folder) or a postgresql:// URL."""
     if text.strip() in ("", "-"):
-        raise argparse.ArgumentTypeError("the database must be a file path, not "
-                                         f"{text!r}")
-    path = Path(text)
-    if path.is_dir():
+        raise argparse.ArgumentTypeError("the database must be a file path or a "
+                                         f"postgresql:// URL, not {text!r}")
+    try:
+        target = parse_target(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    if isinstance(target, Path) and target.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a folder: name the database file in it, "
-                                         f"e.g. {path / 'conductbot.sqlite3'}")
-    return path
+                                         f"e.g. {target / 'conductbot.sqlite3'}")
+    return target
+
+
+def _existing(db: Target) -> Target:
+    """The database of a command that reads one. A SQLite file must exist: opening it would
+    create an empty database, and a mistyped path must not look empty. A server's database
+    that does not exist is refused by the server when connecting."""
+    if not is_url(db) and not Path(db).is_file():
+        raise StoreError(f"there is no database at {db}")
+    return db
 
 
 def _out_path(text: str) -> Path | None:
@@ -174,6 +187,14 @@ def _parser() -> argparse.ArgumentParser:
     mig.add_argument("--db", type=_db_path, help="database (default: $CONDUCTBOT_DB)")
     mig.add_argument("--check", action="store_true", help="change nothing; exit 1 when "
                      "migrations are pending")
+    cp = dsub.add_parser("copy", help="copy every row of one database into another, empty one "
+                         "(SQLite to PostgreSQL to move a deployment, or back), verified by "
+                         "row counts and checksums; stop the bot first")
+    cp.add_argument("--from", dest="source", required=True, type=_db_path, metavar="DB",
+                    help="the database to copy: a file, sqlite:///FILE or postgresql://...")
+    cp.add_argument("--to", dest="target", required=True, type=_db_path, metavar="DB",
+                    help="the database to fill: created and migrated if need be; it must "
+                         "hold no rows")
 
     bk = sub.add_parser("backup", help="copy the database with SQLite's online backup API "
                         "(safe while the bot runs), verified before it is renamed into place")
@@ -681,16 +702,21 @@ def _backup_out(text: str) -> str:
 
 
 def _db_command(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.errors import StoreError
-
-    db = Path(settings.db)
-    if not db.is_file():  # opening it would create an empty database: a typo must not
-        raise StoreError(f"there is no database at {db}")
-    return asyncio.run(_db_migrate(db, check=args.check))
+    if args.db_command == "copy":
+        return asyncio.run(_db_copy(args.source, args.target))
+    return asyncio.run(_db_migrate(_existing(settings.db), check=args.check))
 
 
-async def _db_migrate(db: Path, *, check: bool) -> int:
-    from bot.errors import StoreError
+async def _db_copy(source: Target, target: Target) -> int:
+    from bot.store.copy import copy_database
+
+    report = await copy_database(_existing(source), target)
+    for line in report.lines():
+        print(line)
+    return 0
+
+
+async def _db_migrate(db: Target, *, check: bool) -> int:
     from bot.store import Store
     from bot.store.migrations import SCHEMA_VERSION
 
@@ -711,14 +737,13 @@ async def _db_migrate(db: Path, *, check: bool) -> int:
 
 
 def _backup_command(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.errors import StoreError
     from bot.store import Store
     from bot.store.backup import BackupReport, backup_name, prune
 
-    db = Path(settings.db)
-    # Opening the store would create an empty database: a mistyped path must not look empty.
-    if not db.is_file():
-        raise StoreError(f"there is no database at {db}")
+    db = _existing(settings.db)
+    if is_url(db):
+        raise StoreError("bot.py backup copies a SQLite file; back a PostgreSQL store up with "
+                         "the server's own tools (pg_dump, or continuous archiving)")
     out = Path(args.out)
     folder = args.out.endswith(("/", os.sep)) or out.is_dir()
     if args.keep is not None and (not folder or args.keep < 1):
@@ -745,6 +770,10 @@ def _backup_command(args: argparse.Namespace, settings: Settings) -> int:
 def _restore_command(args: argparse.Namespace, settings: Settings) -> int:
     from bot.store.backup import restore
 
+    if is_url(settings.db):
+        raise StoreError("bot.py restore replaces a SQLite file; restore a PostgreSQL store "
+                         "with the server's own tools (pg_restore), or `bot.py db copy` a "
+                         "restored SQLite backup into an empty database")
     policy = load_policy(settings.policy)  # a broken policy stops it before anything changes
     report = asyncio.run(restore(args.backup_file, Path(settings.db),
                                  evidence=policy.sanctions.retention,
@@ -759,17 +788,13 @@ def _digest_command(args: argparse.Namespace, settings: Settings) -> int:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from bot.digest import parse_week
-    from bot.errors import StoreError
-
     try:
         ZoneInfo(args.tz)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(f"unknown time zone {args.tz!r}") from exc
     if args.week:
         parse_week(args.week)
-    # Opening the store would create an empty database: a mistyped path must not look empty.
-    if not Path(settings.db).exists():
-        raise StoreError(f"there is no database at {settings.db}")
+    _existing(settings.db)
     return asyncio.run(_digest(args, settings))
 
 
@@ -797,16 +822,12 @@ async def _digest(args: argparse.Namespace, settings: Settings) -> int:
 
 def _backtest_command(args: argparse.Namespace, settings: Settings) -> int:
     from bot.backtest import window_for
-    from bot.errors import StoreError
-
     window = window_for(week=args.week, since=args.since, tz=args.tz)
     if args.sample < 0:
         raise ValueError(f"--sample must be 0 or more, not {args.sample}")
     active = load_policy(settings.policy)
     candidate = load_policy(args.candidate)
-    # Opening the store would create an empty database: a mistyped path must not look empty.
-    if not Path(settings.db).exists():
-        raise StoreError(f"there is no database at {settings.db}")
+    _existing(settings.db)
     return asyncio.run(_backtest(args, settings, window=window, active=active,
                                  candidate=candidate))
 
@@ -844,7 +865,6 @@ def _transparency_command(args: argparse.Namespace, settings: Settings) -> int:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from bot import transparency as render
-    from bot.errors import StoreError
     from bot.store import Store
 
     quarter = render.parse_quarter(args.quarter) if args.quarter else None
@@ -854,9 +874,7 @@ def _transparency_command(args: argparse.Namespace, settings: Settings) -> int:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(f"unknown time zone {tz!r}") from exc
-    # Opening the store would create an empty database: a mistyped path must not look empty.
-    if not Path(settings.db).exists():
-        raise StoreError(f"there is no database at {settings.db}")
+    _existing(settings.db)
 
     async def build() -> render.Report:
         async with Store.open(settings.db) as store:

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.database import Target, parse_target
+
 DEFAULT_DB = Path("data/conductbot.sqlite3")
 DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "policies" / "default.toml"
 #: Seconds between outbox sweeps unless CONDUCTBOT_OUTBOX_INTERVAL says otherwise.
@@ -36,6 +38,16 @@ SCORERS = ("auto", "offline", "detoxify")
 #: a CPU and fp32 anywhere else and for detoxify (see README, "Speed").
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
+
+
+def _database(raw: str) -> Target:
+    """CONDUCTBOT_DB: a SQLite file (default data/conductbot.sqlite3) or a postgresql:// URL."""
+    if not raw.strip():
+        return DEFAULT_DB
+    try:
+        return parse_target(raw)
+    except ValueError as exc:
+        raise ValueError(f"CONDUCTBOT_DB: {exc}") from exc
 
 class Secret:
     """A token or signing secret. Its repr and str are masked, so neither a log line, an error,
@@ -99,7 +111,8 @@ def shown(value: str, /, *, limit: int = 40) -> str:
 class Settings:
     """Everything the core needs to start; adapters add their own."""
 
-    db: Path = DEFAULT_DB
+    #: A SQLite file's path, or a postgresql:// URL (`bot.store.driver.parse_target`).
+    db: Target = DEFAULT_DB
     policy: Path = DEFAULT_POLICY
     scorer: str = "auto"
     detoxify_model: str = "original"
@@ -160,7 +173,7 @@ class Settings:
                              f"to 3600, not {shown(raw_interval)}")
         health_host, health_port, max_age = _health(env, interval)
         return cls(
-            db=path("CONDUCTBOT_DB") or DEFAULT_DB,
+            db=_database(env.get("CONDUCTBOT_DB", "")),
             policy=path("CONDUCTBOT_POLICY") or DEFAULT_POLICY,
             scorer=scorer,
             detoxify_model=env.get("CONDUCTBOT_DETOXIFY_MODEL", "original").strip() or "original",

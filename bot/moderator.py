@@ -6,7 +6,9 @@ __all__ = ["MAX_TEXT_CHARS", "PROTECTED_ROLES", "Handled", "Moderator"]
 
 import asyncio
 import logging
+import random
 import time
+import weakref
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -19,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
 from bot.actions import HIDING, plan_actions, would_have
@@ -68,10 +70,14 @@ from bot.standing import (
     fired_steps,
     format_duration,
 )
-from bot.store import CaseDraft, Store
-from bot.store.sqlite import OUTBOX_LEASE
+from bot.store import CaseDraft, StaleStanding, Store, standing_token
+from bot.store.store import OUTBOX_LEASE
 
 log = logging.getLogger(__name__)
+
+#: How often a message is decided again when another process keeps changing its author's
+#: strikes meanwhile (each try re-reads them).
+STALE_RETRIES = 8
 _T = TypeVar("_T")
 
 #: Slack's own limit on a message; Discord's is 4,000. Anything longer is not a real message.
@@ -153,6 +159,10 @@ class Moderator:
         # One outbox run per platform at a time, so no row is executed twice.
         self._outbox_locks: dict[Platform, asyncio.Lock] = {}
         self._reloading = asyncio.Lock()
+        #: One decision at a time per author in this process: each reads the standing the
+        #: previous one wrote (another process's are caught by `Store.record`'s check).
+        self._deciding: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = \
+            weakref.WeakValueDictionary()
         #: Per platform, the moderators' log channel (`bot.modlog`) its adapter configured:
         #: every outbox run first posts there what the audit log gained since.
         self.modlog_channels: dict[Platform, str] = {}
@@ -306,84 +316,101 @@ class Moderator:
                 log.debug("duplicate %s ignored", message.key)
                 results.append(None)
                 continue
-            message_scores, hits = found
-            member = await self.resolve_member(message.platform, message.author,
-                                               display_name=message.author_name)
-            points, fired = await self.climb(member.id, policy=policy)
-            standing = member.standing(points=points)
-            if member.suspended_from and message.sent_at < member.suspended_from:
-                # Written before the suspension began (a late delivery or a replay).
-                standing = replace(standing, status=MemberStatus.ACTIVE)
-            spam = None
-            if policy.spam is not None:
-                # Whether the message deserves anything without the spam checks: a pile-on
-                # counts hostile pings only.
-                before = decide(message_scores, hits, policy=policy, standing=standing,
-                                channel=message.channel, channel_name=message.channel_name)
-                spam = await self._spam(message, member, policy,
-                                        hostile=before.action is not VerdictAction.ALLOW)
-                hits = (*hits, *spam.hits)
-            verdict = decide(message_scores, hits, policy=policy, standing=standing,
-                             channel=message.channel, channel_name=message.channel_name,
-                             replies_to_protected=await self.replies_to_protected(message))
-            planned = plan_actions(message, verdict, policy=policy, hits=hits)
-            shadow = verdict.mode is Mode.SHADOW
-            # Strikes are for conduct: a suspended member's harmless post is escalated, not
-            # counted again. A burst of spam counts once an hour: each hidden message of one
-            # flood would otherwise take it up the whole ladder. Shadow mode: no points.
-            conduct = set(verdict.categories) - {Category.SANCTIONED}
-            if conduct == {Category.SPAM} and await self.store.spam_struck(
-                    member.id, since=self.store.clock() - SPAM_STRIKE_EVERY):
-                conduct = set()
-            strike = policy.strikes.points.get(verdict.action, 0.0) \
-                if conduct and not shadow else 0.0
-            # Review before punishment: an escalation's points wait for a moderator's uphold,
-            # so a mistaken one times nobody out.
-            pending = bool(strike) and verdict.action is VerdictAction.ESCALATE and \
-                policy.strikes.escalation_points == "on_uphold"
-            step = None if pending else crossed_step(points, points + strike, fired=fired,
-                                                     policy=policy.strikes)
-            if step is not None and step.timeout is not None:
-                planned.append(self._timeout(message, step.timeout, step.note, policy=policy))
-            case = None
-            if shadow and planned:
-                # Put to the moderators as what the bot would have done; their uphold or
-                # dismissal feeds the calibration figures, and the member never hears of it.
-                case = CaseDraft(
-                    kind=SHADOW_CASE, summary=f"shadow mode: {would_have(verdict.action)} "
-                    f"under clause {verdict.clause} ({verdict.clause_title})",
-                    opened_by="bot", priority=verdict.priority, clause=verdict.clause,
-                    automatic=True, state=CaseState.OPEN)
-            elif verdict.action is not VerdictAction.ALLOW and not shadow:
-                # Every action against a member is a case: its number is in the notice, and
-                # the member can appeal it; only escalations wait in the queue.
-                ladder = f"; ladder at {round(points + strike, 1):g} points: {step.note}" \
-                    if step else ""
-                escalated = verdict.action is VerdictAction.ESCALATE or bool(
-                    step and step.escalate)
-                case = CaseDraft(
-                    kind="escalation" if escalated else _CASE_KINDS[verdict.action],
-                    summary=f"{verdict.action} under clause {verdict.clause} "
-                            f"({verdict.clause_title}){ladder}",
-                    opened_by="bot", priority=verdict.priority, clause=verdict.clause,
-                    automatic=True, state=CaseState.OPEN if escalated else CaseState.UPHELD)
-            recorded = await self.store.record(message, member, verdict, planned,
-                                               strike=strike, strike_pending=pending,
-                                               step=step.points if step else None, case=case,
-                                               spam_events=spam.events if spam else ())
-            if recorded is not None and spam is not None and not shadow:
-                # Shadow mode does nothing to members: no raid response either.
-                if spam.starts_raid:
-                    await self._start_raid(message, policy)
-                elif spam.raid is not None and spam.new_account:
-                    await self._join_raid(message, member, spam.raid, policy)
-            if recorded is not None:
-                self.metrics.decided(message.platform, action=verdict.action, mode=verdict.mode)
-            # None: the same revision came twice in this batch or another delivery won the race.
-            results.append(None if recorded is None else
-                           Handled(message, member, hits, verdict, recorded.actions,
-                                   recorded.case_id, step))
+            lock = self._deciding.setdefault((message.platform, message.author), asyncio.Lock())
+            async with lock:
+                for attempt in range(1, STALE_RETRIES + 1):
+                    try:
+                        results.append(await self._decide_one(message, *found, policy=policy))
+                        break
+                    except StaleStanding:
+                        # Another process changed this member's strikes while this one
+                        # decided: decide again on the standing as it is now.
+                        if attempt == STALE_RETRIES:
+                            raise
+                        log.info("%s: the member's strikes changed meanwhile; deciding again",
+                                 message.key)
+                        await asyncio.sleep(random.uniform(0, 0.02 * attempt))
         return results
+
+    async def _decide_one(self, message: Message, message_scores: ScoreSet,
+                          hits: tuple[RuleHit, ...], /, *, policy: Policy) -> Handled | None:
+        """Decide and record one message; None when it was already recorded."""
+        member = await self.resolve_member(message.platform, message.author,
+                                           display_name=message.author_name)
+        points, fired, seen = await self._climb(member.id, policy=policy)
+        standing = member.standing(points=points)
+        if member.suspended_from and message.sent_at < member.suspended_from:
+            # Written before the suspension began (a late delivery or a replay).
+            standing = replace(standing, status=MemberStatus.ACTIVE)
+        spam = None
+        if policy.spam is not None:
+            # Whether the message deserves anything without the spam checks: a pile-on
+            # counts hostile pings only.
+            before = decide(message_scores, hits, policy=policy, standing=standing,
+                            channel=message.channel, channel_name=message.channel_name)
+            spam = await self._spam(message, member, policy,
+                                    hostile=before.action is not VerdictAction.ALLOW)
+            hits = (*hits, *spam.hits)
+        verdict = decide(message_scores, hits, policy=policy, standing=standing,
+                         channel=message.channel, channel_name=message.channel_name,
+                         replies_to_protected=await self.replies_to_protected(message))
+        planned = plan_actions(message, verdict, policy=policy, hits=hits)
+        shadow = verdict.mode is Mode.SHADOW
+        # Strikes are for conduct: a suspended member's harmless post is escalated, not
+        # counted again. A burst of spam counts once an hour: each hidden message of one
+        # flood would otherwise take it up the whole ladder. Shadow mode: no points.
+        conduct = set(verdict.categories) - {Category.SANCTIONED}
+        if conduct == {Category.SPAM} and await self.store.spam_struck(
+                member.id, since=self.store.clock() - SPAM_STRIKE_EVERY):
+            conduct = set()
+        strike = policy.strikes.points.get(verdict.action, 0.0) \
+            if conduct and not shadow else 0.0
+        # Review before punishment: an escalation's points wait for a moderator's uphold,
+        # so a mistaken one times nobody out.
+        pending = bool(strike) and verdict.action is VerdictAction.ESCALATE and \
+            policy.strikes.escalation_points == "on_uphold"
+        step = None if pending else crossed_step(points, points + strike, fired=fired,
+                                                 policy=policy.strikes)
+        if step is not None and step.timeout is not None:
+            planned.append(self._timeout(message, step.timeout, step.note, policy=policy))
+        case = None
+        if shadow and planned:
+            # Put to the moderators as what the bot would have done; their uphold or
+            # dismissal feeds the calibration figures, and the member never hears of it.
+            case = CaseDraft(
+                kind=SHADOW_CASE, summary=f"shadow mode: {would_have(verdict.action)} "
+                f"under clause {verdict.clause} ({verdict.clause_title})",
+                opened_by="bot", priority=verdict.priority, clause=verdict.clause,
+                automatic=True, state=CaseState.OPEN)
+        elif verdict.action is not VerdictAction.ALLOW and not shadow:
+            # Every action against a member is a case: its number is in the notice, and
+            # the member can appeal it; only escalations wait in the queue.
+            ladder = f"; ladder at {round(points + strike, 1):g} points: {step.note}" \
+                if step else ""
+            escalated = verdict.action is VerdictAction.ESCALATE or bool(
+                step and step.escalate)
+            case = CaseDraft(
+                kind="escalation" if escalated else _CASE_KINDS[verdict.action],
+                summary=f"{verdict.action} under clause {verdict.clause} "
+                        f"({verdict.clause_title}){ladder}",
+                opened_by="bot", priority=verdict.priority, clause=verdict.clause,
+                automatic=True, state=CaseState.OPEN if escalated else CaseState.UPHELD)
+        recorded = await self.store.record(message, member, verdict, planned,
+                                           strike=strike, strike_pending=pending,
+                                           step=step.points if step else None, case=case,
+                                           spam_events=spam.events if spam else (),
+                                           standing=seen)
+        if recorded is not None and spam is not None and not shadow:
+            # Shadow mode does nothing to members: no raid response either.
+            if spam.starts_raid:
+                await self._start_raid(message, policy)
+            elif spam.raid is not None and spam.new_account:
+                await self._join_raid(message, member, spam.raid, policy)
+        if recorded is not None:
+            self.metrics.decided(message.platform, action=verdict.action, mode=verdict.mode)
+        # None: the same revision came twice in this batch or another delivery won the race.
+        return None if recorded is None else Handled(message, member, hits, verdict,
+                                                     recorded.actions, recorded.case_id, step)
 
     async def _spam(self, message: Message, member: Member, policy: Policy, *,
                     hostile: bool) -> SpamCheck:
@@ -450,12 +477,20 @@ class Moderator:
                     policy: Policy | None = None) -> tuple[float, frozenset[float]]:
         """A member's points now (as `points`) and the ladder steps this climb has fired,
         under `policy`'s strike rules (by default the policy in force)."""
+        points, fired, _ = await self._climb(member_id, confirming=confirming, policy=policy)
+        return points, fired
+
+    async def _climb(self, member_id: str, /, *, confirming: int | None = None,
+                     policy: Policy | None = None
+                     ) -> tuple[float, frozenset[float], tuple[Any, ...]]:
+        """`climb`, with the `standing_token` of the strikes it read."""
+        read = await self.store.strikes(member_id)
         strikes = [s | {"pending": 0} if confirming is not None and s["case_id"] == confirming
-                   else s for s in await self.store.strikes(member_id)]
+                   else s for s in read]
         now, ladder = self.store.clock(), (policy or self.policy).strikes
         return (decayed_points(counted_strikes(strikes, now=now, policy=ladder), now=now,
                                policy=ladder),
-                fired_steps(strikes, now=now, policy=ladder))
+                fired_steps(strikes, now=now, policy=ladder), standing_token(read))
 
     async def replies_to_protected(self, message: Message, /) -> bool:
         """Whether `message` answers one written by an MP, councillor or member of staff

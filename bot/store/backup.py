@@ -347,7 +347,7 @@ async def restore(source: Path, db: Path, /, *, evidence: timedelta, audit: time
     """Replace the database at `db` with the backup `source` (see the module docstring); then
     migrate it, re-apply later erasures and the retention periods `evidence` and `audit`, and
     audit the restore."""
-    from bot.store.sqlite import Store
+    from bot.store.store import Store
 
     moment = now or datetime.now(UTC)
     try:

@@ -30,9 +30,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiosqlite
-
 from bot.models import SHADOW_CASE
+from bot.store.driver import Connection, Dialect
 
 Rows = list[tuple[Any, ...]]
 _CHUNK = 500
@@ -71,12 +70,12 @@ def _bucket(column: str, bounds: Sequence[str], *, weeks: bool = False) -> tuple
     return f"(CASE {arms} ELSE {len(edges)} END)", edges
 
 
-async def _all(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> Rows:
+async def _all(db: Connection, sql: str, params: Sequence[Any]) -> Rows:
     async with db.execute(sql, tuple(params)) as cur:
         return [tuple(r) for r in await cur.fetchall()]
 
 
-async def _chunked(db: aiosqlite.Connection, sql: str, keys: Sequence[Any], *,
+async def _chunked(db: Connection, sql: str, keys: Sequence[Any], *,
                    before: Sequence[Any] = ()) -> Rows:
     """Run `sql` (with `{marks}` for an IN list, after the `before` parameters) over `keys`."""
     out: Rows = []
@@ -86,7 +85,7 @@ async def _chunked(db: aiosqlite.Connection, sql: str, keys: Sequence[Any], *,
     return out
 
 
-async def digest_rows(db: aiosqlite.Connection, /, *, bounds: Sequence[str],
+async def digest_rows(db: Connection, dialect: Dialect, /, *, bounds: Sequence[str],
                       quote_evidence: bool = False, as_of: str | None = None) -> DigestRows:
     """Every grouped figure the digest needs for the window `bounds[0]` .. `bounds[-1]`.
 
@@ -95,14 +94,16 @@ async def digest_rows(db: aiosqlite.Connection, /, *, bounds: Sequence[str],
     """
     start, end = bounds[0], bounds[-1]
     as_of = as_of or end
+    d = dialect
+    verdicts = f"verdicts v{d.indexed_by('verdicts_acted')} {d.cross_join} messages m"
     day_m, p_day = _bucket("sent_at", bounds)
     messages = await _all(
         db, f"SELECT {day_m}, channel, platform, channel_name, COUNT(*), MIN(id), MAX(id) "
-            "FROM messages INDEXED BY messages_digest WHERE sent_at >= ? AND sent_at < ? "
+            f"FROM messages{d.indexed_by('messages_digest')} WHERE sent_at >= ? AND sent_at < ? "
             "GROUP BY 1, 2, 3, 4", [*p_day, start, end])
     lo = min((r[5] for r in messages), default=0)
     hi = max((r[6] for r in messages), default=-1)
-    acted_from = ("FROM verdicts v INDEXED BY verdicts_acted CROSS JOIN messages m "
+    acted_from = (f"FROM {verdicts} "
                   "ON m.id = v.message_row WHERE v.action IN ('warn', 'hide', 'escalate') "
                   "AND v.message_row BETWEEN ? AND ? AND m.sent_at >= ? AND m.sent_at < ?")
     window = [lo, hi, start, end]
@@ -113,24 +114,24 @@ async def digest_rows(db: aiosqlite.Connection, /, *, bounds: Sequence[str],
             f"COUNT(*) {acted_from} GROUP BY 1, 2, 3, 4, 5, 6, 7", [*p_day, *window])
     acted_members = await _all(
         db, f"SELECT {week_a}, m.member_id, v.action, "
-            "v.categories LIKE '%\"sanctioned\"%', COUNT(*) "
+            "CASE WHEN v.categories LIKE '%\"sanctioned\"%' THEN 1 ELSE 0 END, COUNT(*) "
             f"{acted_from} AND v.mode = 'enforce' AND m.member_id IS NOT NULL "
             "GROUP BY 1, 2, 3, 4", [*p_week, *window])
     protected = await _all(
-        db, f"SELECT {week_a}, j.value, COUNT(*) FROM verdicts v INDEXED BY verdicts_acted "
-            "CROSS JOIN messages m ON m.id = v.message_row, json_each(v.rule_ids) j "
+        db, f"SELECT {week_a}, j.value, COUNT(*) FROM {verdicts} "
+            f"ON m.id = v.message_row, {d.json_elements('v.rule_ids', 'j')} "
             "WHERE v.action = 'escalate' AND v.mode = 'enforce' "
             "AND v.message_row BETWEEN ? AND ? "
             "AND m.sent_at >= ? AND m.sent_at < ? AND v.rule_ids LIKE '%protected:%' "
             "AND j.value LIKE 'protected:%' GROUP BY 1, 2", [*p_week, *window])
     # A message with several spam findings counts once under each kind, and once in all.
-    spam_from = ("FROM verdicts v INDEXED BY verdicts_acted CROSS JOIN messages m "
-                 "ON m.id = v.message_row")
+    spam_from = f"FROM {verdicts} ON m.id = v.message_row"
     spam_where = ("v.action IN ('warn', 'hide', 'escalate') AND v.mode = 'enforce' "
                   "AND v.message_row BETWEEN ? AND ? AND m.sent_at >= ? AND m.sent_at < ? "
                   "AND v.rule_ids LIKE '%\"spam:%'")
     spam = await _all(
-        db, f"SELECT {week_a}, j.value, COUNT(*) {spam_from}, json_each(v.rule_ids) j "
+        db, f"SELECT {week_a}, j.value, COUNT(*) {spam_from}, "
+            f"{d.json_elements('v.rule_ids', 'j')} "
             f"WHERE {spam_where} AND j.value LIKE 'spam:%' GROUP BY 1, 2", [*p_week, *window])
     spam_messages = await _all(
         db, f"SELECT {week_a}, COUNT(*) {spam_from} WHERE {spam_where} GROUP BY 1",
@@ -138,7 +139,7 @@ async def digest_rows(db: aiosqlite.Connection, /, *, bounds: Sequence[str],
     week_s, p_s = _bucket("started_at", bounds, weeks=True)
     raids = await _all(
         db, f"SELECT {week_s}, id, platform, channel, channel_name, started_at, ended_at, "
-            "json_array_length(accounts), response FROM raids "
+            f"{d.json_length('accounts')}, response FROM raids "
             "WHERE started_at >= ? AND started_at < ? ORDER BY started_at, id",
         [*p_s, start, end])
     per_member: dict[str, int] = {}
@@ -147,7 +148,7 @@ async def digest_rows(db: aiosqlite.Connection, /, *, bounds: Sequence[str],
             per_member[member_id] = per_member.get(member_id, 0) + n
     # Clearing only lowers a count, so members with two or more before it are the candidates.
     candidates = sorted(m for m, n in per_member.items() if n >= 2)
-    cleared = await _cleared(db, candidates, bounds=bounds)
+    cleared = await _cleared(db, candidates, bounds=bounds, join=d.cross_join)
     net = dict(per_member)
     for week, member_id, n in cleared:
         if week == 1:
@@ -175,7 +176,8 @@ async def digest_rows(db: aiosqlite.Connection, /, *, bounds: Sequence[str],
     week_c, p_c = _bucket("r.at", bounds, weeks=True)
     calibration = await _all(
         db, f"SELECT {week_c}, j.value, r.outcome, COUNT(*) FROM reviews r, "
-            "json_each(r.categories) j WHERE r.at >= ? AND r.at < ? GROUP BY 1, 2, 3",
+            f"{d.json_elements('r.categories', 'j')} WHERE r.at >= ? AND r.at < ? "
+            "GROUP BY 1, 2, 3",
         [*p_c, start, end])
     evidence: Rows = []
     if quote_evidence and open_cases:
@@ -190,8 +192,8 @@ async def digest_rows(db: aiosqlite.Connection, /, *, bounds: Sequence[str],
                       cleared=cleared, spam=spam, spam_messages=spam_messages, raids=raids)
 
 
-async def _cleared(db: aiosqlite.Connection, members: Sequence[str], /, *,
-                   bounds: Sequence[str]) -> Rows:
+async def _cleared(db: Connection, members: Sequence[str], /, *,
+                   bounds: Sequence[str], join: str) -> Rows:
     """(week, member, count) of `members`' enforced verdicts in the window that a moderator
     cleared: the verdict's case was dismissed or its strike pardoned.
 
@@ -204,7 +206,7 @@ async def _cleared(db: aiosqlite.Connection, members: Sequence[str], /, *,
         chunk = list(members[i:i + _CHUNK])
         marks = ",".join("?" * len(chunk))
         out += await _all(
-            db, f"SELECT {week}, m.member_id, COUNT(*) FROM verdicts v CROSS JOIN messages m "
+            db, f"SELECT {week}, m.member_id, COUNT(*) FROM verdicts v {join} messages m "
                 "ON m.id = v.message_row WHERE v.id IN ("
                 f"SELECT verdict_id FROM strikes WHERE member_id IN ({marks}) "
                 "AND pardoned_at IS NOT NULL AND verdict_id IS NOT NULL "
@@ -217,7 +219,7 @@ async def _cleared(db: aiosqlite.Connection, members: Sequence[str], /, *,
     return out
 
 
-async def strike_points(db: aiosqlite.Connection, members: Sequence[str], /, *,
+async def strike_points(db: Connection, members: Sequence[str], /, *,
                         bounds: Sequence[str]) -> Rows:
     """(member, points last week, this week, total up to the window's end), net of pardons.
 
@@ -229,11 +231,12 @@ async def strike_points(db: aiosqlite.Connection, members: Sequence[str], /, *,
     start, mid, end = bounds[0], bounds[len(bounds) // 2], bounds[-1]
     return await _chunked(
         db, "SELECT member_id, "
-            "TOTAL(CASE WHEN t >= ? AND t < ? THEN points END), "
-            "TOTAL(CASE WHEN t >= ? AND t < ? THEN points END), "
-            "TOTAL(CASE WHEN t < ? THEN points END) FROM (SELECT s.member_id, s.points, "
+            "COALESCE(SUM(CASE WHEN t >= ? AND t < ? THEN points END), 0.0), "
+            "COALESCE(SUM(CASE WHEN t >= ? AND t < ? THEN points END), 0.0), "
+            "COALESCE(SUM(CASE WHEN t < ? THEN points END), 0.0) FROM (SELECT s.member_id, "
+            "s.points, "
             "COALESCE(m.sent_at, s.at) AS t FROM strikes s "
             "LEFT JOIN verdicts v ON v.id = s.verdict_id "
             "LEFT JOIN messages m ON m.id = v.message_row WHERE s.pending = 0 AND "
-            "s.pardoned_at IS NULL AND s.member_id IN ({marks})) "
+            "s.pardoned_at IS NULL AND s.member_id IN ({marks})) AS counted "
             "GROUP BY member_id", members, before=[start, mid, mid, end, end])

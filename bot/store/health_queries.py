@@ -12,9 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-import aiosqlite
-
 from bot.models import SHADOW_CASE, Platform
+from bot.store.driver import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +54,7 @@ def _moment(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-async def store_figures(db: aiosqlite.Connection, /, *, at: datetime, now: str) -> StoreFigures:
+async def store_figures(db: Connection, /, *, at: datetime, now: str) -> StoreFigures:
     """Outbox and inbox backlogs per platform and the appeal counts, as of `now` (`at` as the
     store writes it). The outbox part reads pending rows by the (platform, status) index; the
     case counts are one pass over the cases."""
@@ -63,14 +62,16 @@ async def store_figures(db: aiosqlite.Connection, /, *, at: datetime, now: str) 
     marks = ", ".join("?" * len(platforms))
     due = "(not_before IS NULL OR not_before <= ?)"
     rows = await db.execute_fetchall(
-        f"SELECT 'outbox', platform, SUM({due}), SUM(not_before > ?), "
+        f"SELECT 'outbox', platform, SUM(CASE WHEN {due} THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN not_before > ? THEN 1 ELSE 0 END), "
         f"MIN(CASE WHEN {due} THEN COALESCE(not_before, created_at) END) FROM outbox "
         f"WHERE platform IN ({marks}) AND status = 'pending' GROUP BY platform "
         "UNION ALL SELECT 'inbox', platform, COUNT(*), 0, MIN(received_at) FROM inbox "
         "GROUP BY platform "
         "UNION ALL SELECT 'cases', '', COUNT(appeal), "
-        "TOTAL(appeal IS NOT NULL AND state = 'dismissed'), "
-        "TOTAL(appeal IS NULL AND automatic AND state = 'dismissed' AND kind != ?) FROM cases",
+        "SUM(CASE WHEN appeal IS NOT NULL AND state = 'dismissed' THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN appeal IS NULL AND automatic = 1 AND state = 'dismissed' AND kind != ? "
+        "THEN 1 ELSE 0 END) FROM cases",
         (now, now, now, *platforms, SHADOW_CASE))
     # Every platform, waiting or not: a series that vanishes when its queue empties would
     # read as "no data" rather than 0.

@@ -1,8 +1,10 @@
-"""The aiosqlite store: every SQL statement conductbot runs lives in this package."""
+"""The store, on SQLite or PostgreSQL (`bot.store.driver`): every SQL statement conductbot runs
+lives in this package."""
 
 from __future__ import annotations
 
-__all__ = ["CaseDraft", "Recorded", "Store", "iso", "utcnow"]
+__all__ = ["CaseDraft", "Recorded", "StaleStanding", "Store", "iso", "standing_token",
+           "utcnow"]
 
 import asyncio
 import json
@@ -17,9 +19,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
 from bot.actions import with_case
+from bot.database import Target
 from bot.errors import StoreError
 from bot.models import (
     Account,
@@ -46,9 +47,27 @@ from bot.store.backup import (
     staging_path,
 )
 from bot.store.digest_queries import DigestRows, digest_rows
+from bot.store.driver import (
+    DIGEST_LOCK,
+    Connection,
+    Dialect,
+    Driver,
+    SqliteDriver,
+    connect,
+)
 from bot.store.health_queries import StoreFigures, store_figures
 from bot.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from bot.store.transparency_queries import TransparencyRows, transparency_rows
+
+
+class StaleStanding(StoreError):
+    """A decision read a member's strikes that another process has changed since."""
+
+
+def standing_token(strikes: Iterable[Mapping[str, Any]], /) -> tuple[Any, ...]:
+    """What a member's unpardoned strikes (`Store.strikes` rows) come to, for `Store.record`
+    to see whether they changed between reading them and writing the verdict."""
+    return tuple((s["id"], float(s["points"]), bool(s["pending"]), s["step"]) for s in strikes)
 
 
 def utcnow() -> datetime:
@@ -111,11 +130,6 @@ class _TaskLock:
             self._lock.release()
 
 
-#: How long a transaction waits for another process's write lock, beyond SQLite's own
-#: busy timeout, before the store gives up with a StoreError.
-BUSY_WAIT = 30.0
-#: SQLite's own busy timeout (milliseconds): how long one statement waits for a lock.
-BUSY_TIMEOUT_MS = 5000
 #: How long a process's claim on an outbox row lasts: longer than any one platform call takes,
 #: short enough that another process takes over soon after this one dies.
 OUTBOX_LEASE = timedelta(minutes=2)
@@ -125,15 +139,19 @@ SPAM_MEMORY = timedelta(days=1)
 
 
 class Store:
-    """Async SQLite store (WAL) with one writer discipline: one connection, on which every
-    read and every transaction is serialised by one lock, so no read ever holds a snapshot
-    while a transaction starts (the cause of "database is locked" with no wait); transactions
-    begin IMMEDIATE and wait for another process's writer, retrying with backoff."""
+    """The async store over one database connection (`bot.store.driver`: SQLite by default,
+    PostgreSQL by URL), with one writer discipline: every read and every transaction of this
+    process is serialised by one lock, so no read ever holds a snapshot while a transaction
+    starts (the cause of SQLite's "database is locked" with no wait); transactions hold the
+    database's writer lock, waiting for another process's with backoff."""
 
-    def __init__(self, db: aiosqlite.Connection, /, *, path: str,
-                 clock: Callable[[], datetime] = utcnow) -> None:
-        self._db = db
-        self.path = path
+    def __init__(self, driver: Driver, /, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self._driver = driver
+        self._db = driver.conn
+        self.dialect = driver.dialect
+        #: Where the database is, fit for messages: a path, or a URL without its password.
+        self.path = driver.name
+        self._members = _members_sql(self.dialect)
         self.clock = clock
         self._serial = _TaskLock()
         #: Recorded with every audit entry that does not name its own policy version.
@@ -143,48 +161,40 @@ class Store:
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, path: str | Path, /, *, clock: Callable[[], datetime] = utcnow,
+    async def open(cls, target: Target, /, *, clock: Callable[[], datetime] = utcnow,
                    migrate: bool = True) -> AsyncIterator[Store]:
-        """Open (creating and migrating as needed) the database at `path`; with
-        ``migrate=False`` as found, schema and journal mode untouched (a backup copies it as
-        it is, even one an older or newer conductbot made)."""
-        target = str(path)
-        if target != ":memory:":
-            try:
-                Path(target).parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(f"cannot create the folder for database {target}: {exc}") from exc
+        """Open (creating and migrating as needed) the database at `target`: a SQLite file's
+        path, or a postgresql:// URL. With ``migrate=False`` as found, schema and journal mode
+        untouched (a backup copies it as it is, even one an older or newer conductbot made)."""
+        driver = await connect(target)
         try:
-            db = await aiosqlite.connect(target, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open database {target}: {exc}") from exc
-        try:
-            db.row_factory = sqlite3.Row
-            store = cls(db, path=target, clock=clock)
+            store = cls(driver, clock=clock)
             await store._setup(migrate=migrate)
             yield store
         finally:
-            await db.close()
+            await driver.close()
+
+    @property
+    def postgres(self) -> bool:
+        """Whether the store is on PostgreSQL (several hosts may share it)."""
+        return self.dialect.postgres
 
     async def _setup(self, *, migrate: bool = True) -> None:
         try:
-            if migrate:
-                await self._db.execute("PRAGMA journal_mode=WAL")
-            await self._db.execute("PRAGMA foreign_keys=ON")
-            await self._db.execute("PRAGMA synchronous=NORMAL")
-            await self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            # Erased text is overwritten on disk, not left in free pages (UK GDPR erasure).
-            await self._db.execute("PRAGMA secure_delete=ON")
+            await self._driver.setup(migrate=migrate)
             if migrate:
                 await self.migrate()
             else:  # still fail here, not later, on a file that is no database
                 await self.schema_version()
-        except sqlite3.DatabaseError as exc:
+        except self._driver.errors() as exc:
             raise StoreError(f"{self.path} is not a usable conductbot database: {exc}") from exc
 
     async def checkpoint(self) -> None:
         """Fold the write-ahead log into the database file and empty it (before a backup, and
-        after an erasure: no erased text stays behind in the WAL)."""
+        after an erasure: no erased text stays behind in the WAL). SQLite only: PostgreSQL's
+        own WAL and vacuum are the server's business."""
+        if self.postgres:
+            return
         async with self._serial.hold():
             await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
@@ -194,6 +204,9 @@ class Store:
         connections write: one step, so one read snapshot; written beside `target`, checked
         (integrity, schema version) and renamed into place; refused over an existing file
         unless `force`. Audited (from schema version 2, which has the audit log)."""
+        if not isinstance(self._driver, SqliteDriver):
+            raise StoreError("bot.py backup copies a SQLite file; back a PostgreSQL store up "
+                             "with the server's own tools (pg_dump, or continuous archiving)")
         target = Path(target)
         check_target(target, source=Path(self.path), force=force)
         staging = staging_path(target)
@@ -205,7 +218,7 @@ class Store:
                 # which it could not while the backup holds the connection: a hang.
                 async with self._serial.hold():
                     version = await self.schema_version()
-                    await self._db.backup(copy)
+                    await self._driver.conn.backup(copy)
             finally:
                 await asyncio.to_thread(seal, copy)
             rows = await asyncio.to_thread(check_copy, staging, schema_version=version)
@@ -225,9 +238,10 @@ class Store:
         return BackupReport(path=target, size=size, schema_version=version, rows=rows)
 
     async def schema_version(self) -> int:
-        """The database's PRAGMA user_version."""
-        row = await self._read_one("PRAGMA user_version")
-        return int(row[0]) if row else 0
+        """The database's schema version (SQLite: PRAGMA user_version; PostgreSQL: the
+        conductbot_schema table)."""
+        async with self._serial.hold():
+            return await self._driver.schema_version()
 
     async def migrate(self) -> int:
         """Apply every migration newer than the database; returns the resulting version."""
@@ -237,59 +251,56 @@ class Store:
                              f"conductbot understands ({SCHEMA_VERSION}); upgrade conductbot")
         for version in range(current + 1, SCHEMA_VERSION + 1):
             async with self.transaction() as db:
-                for statement in _statements(MIGRATIONS[version - 1]):
+                for statement in self._driver.migration(MIGRATIONS[version - 1]):
                     await db.execute(statement)
-                await db.execute(f"PRAGMA user_version = {version}")
+                await self._driver.set_schema_version(version)
         return SCHEMA_VERSION
 
     @asynccontextmanager
-    async def _reading(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _reading(self) -> AsyncIterator[Connection]:
         """The connection, for reads, never while a transaction of another task is open."""
         async with self._serial.hold():
             yield self._db
 
-    async def _read(self, sql: str, params: Sequence[Any] = (), /) -> list[sqlite3.Row]:
+    async def _read(self, sql: str, params: Sequence[Any] = (), /) -> list[Any]:
         """Every row a query returns, read between transactions (one trip to the
         connection's thread, where execute, fetch and close would be three)."""
         async with self._reading() as db:
             return list(await db.execute_fetchall(sql, params))
 
-    async def _read_one(self, sql: str, params: Sequence[Any] = (), /) -> sqlite3.Row | None:
+    async def _read_one(self, sql: str, params: Sequence[Any] = (), /) -> Any:
         """A query's first row (callers look rows up by key), read between transactions."""
         rows = await self._read(sql, params)
         return rows[0] if rows else None
 
-    async def _begin(self) -> None:
-        """BEGIN IMMEDIATE, waiting (SQLite's busy timeout, then backoff) while another
-        process holds the write lock; StoreError after BUSY_WAIT seconds."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + BUSY_WAIT
-        pause = 0.05
-        while True:
-            try:
-                await self._db.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                if loop.time() >= deadline:
-                    raise StoreError(f"{self.path} stayed locked by another writer for "
-                                     f"{BUSY_WAIT:.0f} s: {exc}") from exc
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 1.0)
-
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
+    async def transaction(self, *, exclusive: bool = True) -> AsyncIterator[Connection]:
+        """A transaction holding the database's writer lock, rolled back on any error. Not
+        `exclusive`: without PostgreSQL's writer lock, for a transaction that takes row locks
+        itself (SQLite has only the one kind)."""
         async with self._serial.hold():
-            await self._begin()
+            await self._driver.begin(exclusive=exclusive)
             try:
                 yield self._db
             except BaseException:
-                await self._db.execute("ROLLBACK")
+                await self._driver.rollback()
                 raise
             else:
-                await self._db.execute("COMMIT")
+                await self._driver.commit()
+
+    @asynccontextmanager
+    async def exclusive(self, job: str, /) -> AsyncIterator[bool]:
+        """Whether this process may run `job` now (the weekly digest): on PostgreSQL a session
+        advisory lock no other process holds, granted or refused at once."""
+        key = {"digest": DIGEST_LOCK}[job]
+        async with self._serial.hold():  # only to take it: other tasks go on meanwhile
+            granted = await self._driver.try_lock(key)
+        try:
+            yield granted
+        finally:
+            if granted:
+                async with self._serial.hold():
+                    await self._driver.unlock(key)
 
     # -- members ---------------------------------------------------------------------------
 
@@ -334,7 +345,7 @@ class Store:
         """The member an account is linked to; None for an account never seen (nothing is
         created)."""
         row = await self._read_one(
-            f"{_MEMBERS} WHERE m.id = (SELECT member_id FROM accounts WHERE platform=? AND "
+            f"{self._members} WHERE m.id = (SELECT member_id FROM accounts WHERE platform=? AND "
             "account_id=?)", (platform, account_id))
         return None if row is None else _member(row)
 
@@ -361,26 +372,32 @@ class Store:
                      actions: Sequence[Action], /, *, strike: float = 0.0,
                      strike_pending: bool = False, step: float | None = None,
                      case: CaseDraft | None = None,
-                     spam_events: Sequence[tuple[str, str]] = ()) -> Recorded | None:
+                     spam_events: Sequence[tuple[str, str]] = (),
+                     standing: tuple[Any, ...] | None = None) -> Recorded | None:
         """Write the message (evidence), verdict, case, strike, outbox rows and audit entry.
 
         All in one transaction; returns None, writing nothing, when the message was already
         recorded. Escalation rows carry the case number assigned here. A pending strike
         counts only once its case is upheld (``update_case(confirm_strikes=True)``).
+        `standing` (`standing_token` of the strikes the decision read): StaleStanding,
+        writing nothing, when the member's strikes changed since (another process).
         """
         now = iso(self.clock())
         async with self.transaction() as db:
-            cur = await db.execute(
-                "INSERT OR IGNORE INTO messages (platform, message_id, revision, channel, "
+            message_row = await _insert(
+                db, "INSERT INTO messages (platform, message_id, revision, channel, "
                 "channel_name, author, member_id, text, sent_at, received_at, reply_to, thread) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                 (message.platform, message.id, message.revision, message.channel,
                  message.channel_name, message.author, member.id, message.text,
                  iso(message.sent_at), now, message.reply_to, message.thread))
-            if cur.rowcount == 0:
+            if message_row is None:
                 return None
-            message_row = cur.lastrowid
-            cur = await db.execute(
+            if standing is not None and standing != await self._standing(db, member.id):
+                # Another process gave this member strikes (or took them) since `standing`
+                # was read: the ladder step would be wrong. Nothing written; decide again.
+                raise StaleStanding(member.id)
+            verdict_id = await _insert(db,
                 "INSERT INTO verdicts (message_row, action, severity, categories, rule_ids, "
                 "clause, scores, thresholds, model, model_version, policy_version, reasons, "
                 "priority, decided_at, mode) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -390,9 +407,6 @@ class Store:
                  json.dumps({k: dict(v) for k, v in verdict.thresholds.items()}),
                  verdict.model, verdict.model_version, verdict.policy_version,
                  json.dumps(list(verdict.reasons)), verdict.priority, now, verdict.mode))
-            verdict_id = cur.lastrowid
-            if verdict_id is None or message_row is None:  # pragma: no cover - sqlite sets it
-                raise StoreError("insert returned no row id")
             if spam_events:  # what this message counts towards (bot.spam)
                 await db.executemany(
                     "INSERT INTO spam_events (kind, key, member_id, at) VALUES (?,?,?,?)",
@@ -422,9 +436,10 @@ class Store:
                                       "revision": message.revision, "strike": strike,
                                       "strike_pending": strike_pending,
                                       "rule_ids": list(verdict.rule_ids)})
+        assert verdict_id is not None
         return Recorded(verdict_id, tuple(written), case_id)
 
-    async def _outbox(self, db: aiosqlite.Connection, actions: Sequence[Action], now: str, *,
+    async def _outbox(self, db: Connection, actions: Sequence[Action], now: str, *,
                       verdict_id: int | None, case_id: int | None,
                       not_before: datetime | None = None) -> list[Action]:
         written = []
@@ -432,14 +447,14 @@ class Store:
             if case_id is not None:
                 action = with_case(action, case_id)
             payload = dict(action.payload)
-            cur = await db.execute(
-                "INSERT INTO outbox (verdict_id, kind, platform, channel, message_id, user_id,"
-                " payload, status, not_before, created_at, updated_at) "
+            row_id = await _insert(
+                db, "INSERT INTO outbox (verdict_id, kind, platform, channel, message_id, "
+                "user_id, payload, status, not_before, created_at, updated_at) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (verdict_id, action.kind, action.platform, action.channel, action.message_id,
                  action.user, json.dumps(payload), action.status,
                  iso(not_before) if not_before else None, now, now))
-            written.append(replace(action, id=cur.lastrowid, payload=payload))
+            written.append(replace(action, id=row_id, payload=payload))
         return written
 
     async def verdict_for(self, message: Message, /) -> dict[str, Any] | None:
@@ -476,22 +491,18 @@ class Store:
                      "(not_before IS NULL OR not_before <= ?) AND "
                      "(claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT ?")
         params = (platform, iso(now), iso(now), limit)
-        # Most runs (one after every event) find nothing: a read, not the write lock.
+        # Most runs (one after every event) find nothing: a read, not a transaction.
         if not await self._read(claimable, params):
             return []
-        async with self.transaction() as db:
-            # BEGIN IMMEDIATE holds the database's write lock: no other process can claim
-            # between this read and the update.
-            async with db.execute(claimable, params) as cur:
-                ids = [r[0] for r in await cur.fetchall()]
-            if not ids:
-                return []
-            marks = ",".join("?" * len(ids))
-            await db.execute(f"UPDATE outbox SET claimed_by=?, claimed_until=? "
-                             f"WHERE id IN ({marks})", (self.owner, iso(now + lease), *ids))
-            async with db.execute(f"SELECT * FROM outbox WHERE id IN ({marks}) ORDER BY id",
-                                  ids) as cur:
-                return [_action(row) for row in await cur.fetchall()]
+        # SQLite: BEGIN IMMEDIATE holds the database's one write lock, so no other process
+        # claims between the select and the update. PostgreSQL: the selected rows are locked,
+        # and rows another process is claiming right now are skipped, not waited for.
+        async with self.transaction(exclusive=False) as db, db.execute(
+                "UPDATE outbox SET claimed_by=?, claimed_until=? WHERE id IN ("
+                f"{claimable}{self.dialect.skip_locked}) RETURNING *",
+                (self.owner, iso(now + lease), *params)) as cur:
+            rows = list(await cur.fetchall())
+        return sorted((_action(row) for row in rows), key=lambda a: a.id or 0)
 
     async def release_action(self, action_id: int, /) -> None:
         """Let go of a claimed row without a result (it must wait for another to finish)."""
@@ -514,7 +525,8 @@ class Store:
         if verdict_id is not None:
             sql, params = sql + " WHERE verdict_id=?", (verdict_id,)
         elif case_id is not None:
-            sql, params = sql + " WHERE json_extract(payload, '$.case')=?", (case_id,)
+            sql, params = sql + f" WHERE {self.dialect.json_int('payload', 'case')}=?", \
+                (case_id,)
         return [_action(row) for row in await self._read(sql + " ORDER BY id", params)]
 
     async def note_progress(self, action_id: int, /, **done: Any) -> None:
@@ -541,7 +553,8 @@ class Store:
             if status is not ActionStatus.PENDING:
                 async with db.execute(
                     "SELECT o.kind, o.platform, o.message_id, o.user_id, o.verdict_id, "
-                    "json_extract(o.payload, '$.case') AS case_id, m.member_id FROM outbox o "
+                    f"{self.dialect.json_int('o.payload', 'case')} AS case_id, m.member_id "
+                    "FROM outbox o "
                     "LEFT JOIN verdicts v ON v.id=o.verdict_id "
                     "LEFT JOIN messages m ON m.id=v.message_row WHERE o.id=?",
                     (action_id,)) as cur:
@@ -558,7 +571,7 @@ class Store:
 
     async def get_member(self, member_id: str, /) -> Member | None:
         """A member by internal id."""
-        row = await self._read_one(f"{_MEMBERS} WHERE m.id=?", (member_id,))
+        row = await self._read_one(f"{self._members} WHERE m.id=?", (member_id,))
         return None if row is None else _member(row)
 
     async def moderator_accounts(self, platform: Platform, /) -> list[str]:
@@ -572,17 +585,17 @@ class Store:
         """Members matching an internal id, membership number, PLATFORM:ACCOUNT or a name."""
         ref = ref.strip()
         queries: list[tuple[str, tuple[str, ...]]] = [
-            (f"{_MEMBERS} WHERE m.id=?", (ref,)),
-            (f"{_MEMBERS} WHERE m.membership_number=?", (ref.upper(),)),
+            (f"{self._members} WHERE m.id=?", (ref,)),
+            (f"{self._members} WHERE m.membership_number=?", (ref.upper(),)),
         ]
         platform, _, account = ref.partition(":")
         if account and platform in {p.value for p in Platform}:
-            queries.append((f"{_MEMBERS} WHERE m.id = (SELECT member_id FROM accounts WHERE "
+            queries.append((f"{self._members} WHERE m.id = (SELECT member_id FROM accounts WHERE "
                             "platform=? AND account_id=?)", (platform, account)))
-        queries.append((f"{_MEMBERS} WHERE m.display_name=? COLLATE NOCASE ORDER BY m.id",
+        queries.append((f"{self._members} WHERE lower(m.display_name)=lower(?) ORDER BY m.id",
                         (ref,)))
-        queries.append((f"{_MEMBERS} WHERE m.id IN (SELECT member_id FROM accounts WHERE "
-                        "display_name=? COLLATE NOCASE) ORDER BY m.id", (ref.lstrip("@"),)))
+        queries.append((f"{self._members} WHERE m.id IN (SELECT member_id FROM accounts WHERE "
+                        "lower(display_name)=lower(?)) ORDER BY m.id", (ref.lstrip("@"),)))
         for sql, params in queries:
             rows = await self._read(sql, params)
             if rows:
@@ -599,6 +612,12 @@ class Store:
         for row in rows:
             row["at"] = _dt(row["at"])
         return rows
+
+    async def _standing(self, db: Connection, member_id: str, /) -> tuple[Any, ...]:
+        """`standing_token` of the member's strikes as they are now, inside a transaction."""
+        async with db.execute("SELECT id, points, pending, step FROM strikes WHERE member_id=? "
+                              "AND pardoned_at IS NULL ORDER BY at, id", (member_id,)) as cur:
+            return standing_token(dict(r) for r in await cur.fetchall())
 
     async def set_status(self, member_id: str, /, *, status: MemberStatus, actor: str,
                          reason: str | None, since: datetime | None = None,
@@ -764,7 +783,7 @@ class Store:
                                   detail={"changes": changes})
         return changes
 
-    async def _register_conflict(self, db: aiosqlite.Connection, member_id: str,
+    async def _register_conflict(self, db: Connection, member_id: str,
                                  old: Mapping[str, Any], wanted: Mapping[str, Any], now: str, *,
                                  exported_at: datetime | None, actor: str
                                  ) -> tuple[str, bool] | None:
@@ -807,17 +826,16 @@ class Store:
 
     # -- cases --------------------------------------------------------------------------------
 
-    async def _open_case(self, db: aiosqlite.Connection, member_id: str, draft: CaseDraft,
+    async def _open_case(self, db: Connection, member_id: str, draft: CaseDraft,
                          now: str) -> int:
-        cur = await db.execute(
-            "INSERT INTO cases (member_id, kind, state, priority, clause, summary, automatic, "
-            "opened_by, proposal, opened_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        case_id = await _insert(
+            db, "INSERT INTO cases (member_id, kind, state, priority, clause, summary, "
+            "automatic, opened_by, proposal, opened_at, updated_at) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (member_id, draft.kind, draft.state, draft.priority, draft.clause, draft.summary,
              int(draft.automatic), draft.opened_by,
              json.dumps(dict(draft.proposal)) if draft.proposal else None, now, now))
-        case_id = cur.lastrowid
-        if case_id is None:  # pragma: no cover
-            raise StoreError("case insert returned no row id")
+        assert case_id is not None
         await db.execute("INSERT INTO case_events (case_id, at, actor, event, to_state, detail) "
                          "VALUES (?,?,?,?,?,?)", (case_id, now, draft.opened_by, "opened",
                                                   draft.state, draft.summary))
@@ -832,8 +850,8 @@ class Store:
         async with self.transaction() as db:
             case_id = await self._open_case(db, member_id, draft, now)
             for row in message_rows:
-                await db.execute("INSERT OR IGNORE INTO case_messages (case_id, message_row) "
-                                 "VALUES (?,?)", (case_id, row))
+                await db.execute("INSERT INTO case_messages (case_id, message_row) "
+                                 "VALUES (?,?) ON CONFLICT DO NOTHING", (case_id, row))
             if strike:
                 await db.execute("INSERT INTO strikes (member_id, case_id, points, reason, at, "
                                  "step) VALUES (?,?,?,?,?,?)",
@@ -868,6 +886,7 @@ class Store:
 
         now = iso(at)
         marks = ",".join("?" * len(targets)) or "NULL"
+        ended = "COALESCE((SELECT MAX(ended_at) FROM raids WHERE platform=? AND channel=?), '')"
         sql = (
             "SELECT "
             "(SELECT COUNT(*) FROM spam_events WHERE member_id=? AND kind='post' AND key=? "
@@ -883,8 +902,7 @@ class Store:
             " GROUP BY key)),"
             # A raid a moderator ended is over: its newcomers do not start the next one.
             "(SELECT COUNT(DISTINCT member_id) FROM spam_events WHERE kind='new' AND key=? "
-            " AND at>MAX(?, COALESCE((SELECT MAX(ended_at) FROM raids WHERE platform=? AND "
-            " channel=?), '')) AND at<=? AND member_id!=?),"
+            f" AND at>{self.dialect.greatest('?', ended)} AND at<=? AND member_id!=?),"
             "(SELECT id FROM raids WHERE platform=? AND channel=? AND ended_at IS NULL "
             " ORDER BY id DESC LIMIT 1),"
             "(SELECT MIN(sent_at) FROM messages WHERE member_id=?),"
@@ -947,11 +965,10 @@ class Store:
             accounts = [(f"{r['display_name']} ({r['member_id']})", r["account_id"])
                         for r in rows]
             now = iso(self.clock())
-            cur = await db.execute(
-                "INSERT INTO raids (platform, channel, channel_name, started_at, accounts, "
+            raid_id = await _insert(
+                db, "INSERT INTO raids (platform, channel, channel_name, started_at, accounts, "
                 "response) VALUES (?,?,?,?,?,'alert')",
                 (platform, channel, channel_name, iso(at), json.dumps(accounts)))
-            raid_id = cur.lastrowid
             assert raid_id is not None
             actions = plan(raid_id, accounts)
             used = sorted({str(a.kind) for a in actions} & {ActionKind.SLOWMODE.value,
@@ -1019,9 +1036,9 @@ class Store:
         logged twice or skipped. The first time, the log starts at `since` (when the bot
         started: turning the log on does not replay the past). The number of lines queued."""
         async with self.transaction() as db:
-            await db.execute("INSERT OR IGNORE INTO modlog_cursors (platform, last_id) SELECT "
-                             "?, COALESCE(MAX(id), 0) FROM audit_log WHERE at < ?",
-                             (platform, iso(since)))
+            await db.execute("INSERT INTO modlog_cursors (platform, last_id) SELECT "
+                             "?, COALESCE(MAX(id), 0) FROM audit_log WHERE at < ? "
+                             "ON CONFLICT DO NOTHING", (platform, iso(since)))
             async with db.execute(
                     "SELECT a.*, m.display_name AS member FROM audit_log a LEFT JOIN members m "
                     "ON m.id = a.member_id WHERE a.id > (SELECT last_id FROM modlog_cursors "
@@ -1099,7 +1116,7 @@ class Store:
         if channel is not None or platform is not None:
             where.append("EXISTS (SELECT 1 FROM case_messages cm JOIN messages m ON "
                          "m.id=cm.message_row WHERE cm.case_id=c.id"
-                         + (" AND (m.channel=? OR m.channel_name=? COLLATE NOCASE)"
+                         + (" AND (m.channel=? OR lower(m.channel_name)=lower(?))"
                             if channel is not None else "")
                          + (" AND m.platform=?" if platform is not None else "") + ")")
             params += [channel, channel.lstrip("#")] if channel is not None else []
@@ -1176,7 +1193,7 @@ class Store:
         assert after is not None
         return _case(after)
 
-    async def _lift_timeouts(self, db: aiosqlite.Connection, case_id: int, now: str, *,
+    async def _lift_timeouts(self, db: Connection, case_id: int, now: str, *,
                              reason: str) -> int:
         """Undo the timeouts a case caused; how many members' accounts it frees.
 
@@ -1186,7 +1203,8 @@ class Store:
         """
         async with db.execute(
                 "SELECT * FROM outbox WHERE kind IN ('timeout', 'restore') "
-                "AND json_extract(payload, '$.case')=? ORDER BY id", (case_id,)) as cur:
+                f"AND {self.dialect.json_int('payload', 'case')}=? ORDER BY id",
+                (case_id,)) as cur:
             rows = await cur.fetchall()
         lifted = 0
         restoring = {(r["platform"], r["user_id"]) for r in rows if r["kind"] == "restore"}
@@ -1216,7 +1234,7 @@ class Store:
 
     # -- audit ----------------------------------------------------------------------------------
 
-    async def _audit(self, db: aiosqlite.Connection, now: str, *, actor: str, action: str,
+    async def _audit(self, db: Connection, now: str, *, actor: str, action: str,
                      member_id: str | None = None, case_id: int | None = None,
                      reason: str | None = None, policy_version: str | None = None,
                      model_version: str | None = None,
@@ -1268,7 +1286,8 @@ class Store:
                                   (audit_cut,)) as cur:
                 entries = (await cur.fetchone() or (0,))[0]
             if not dry_run:
-                await _scrub_copies(db, "sent_at < ?", (evidence_cut,), now=iso(now))
+                await _scrub_copies(db, self.dialect, "sent_at < ?", (evidence_cut,),
+                                    now=iso(now))
                 await db.execute("UPDATE messages SET text=NULL WHERE text IS NOT NULL AND "
                                  "sent_at < ?", (evidence_cut,))
                 await db.execute("DELETE FROM audit_log WHERE at < ?", (audit_cut,))
@@ -1290,9 +1309,9 @@ class Store:
         """Queue a week's digest posts and mark the week done, atomically; False if it was."""
         now = iso(self.clock())
         async with self.transaction() as db:
-            cur = await db.execute("INSERT OR IGNORE INTO digest_runs (week, ran_at, posted) "
-                                   "VALUES (?,?,?)", (week, now, json.dumps(sorted(
-                                       {str(a.platform) for a in actions}))))
+            cur = await db.execute("INSERT INTO digest_runs (week, ran_at, posted) "
+                                   "VALUES (?,?,?) ON CONFLICT DO NOTHING", (week, now,
+                                   json.dumps(sorted({str(a.platform) for a in actions}))))
             if cur.rowcount == 0:
                 return False
             await self._outbox(db, actions, now, verdict_id=None, case_id=None)
@@ -1339,7 +1358,8 @@ class Store:
                 "messages m WHERE m.member_id=? AND m.platform=o.platform AND "
                 "m.message_id=o.message_id) OR EXISTS (SELECT 1 FROM accounts a WHERE "
                 "a.member_id=? AND a.platform=o.platform AND a.account_id=o.user_id) OR "
-                "json_extract(o.payload, '$.case') IN (SELECT id FROM cases WHERE member_id=?) "
+                f"{self.dialect.json_int('o.payload', 'case')} IN (SELECT id FROM cases "
+                "WHERE member_id=?) "
                 "ORDER BY id", member_id, member_id, member_id),
             "audit": await rows("SELECT * FROM audit_log WHERE member_id=? ORDER BY id",
                                 member_id),
@@ -1354,14 +1374,15 @@ class Store:
         """
         now = iso(self.clock())
         async with self.transaction() as db:
-            await _scrub_copies(db, "member_id=?", (member_id,), now=now)
+            await _scrub_copies(db, self.dialect, "member_id=?", (member_id,), now=now)
             # Messages still waiting to be decided are dropped with the rest of the text.
-            await db.execute("DELETE FROM inbox WHERE (platform, json_extract(message, "
-                             "'$.author')) IN (SELECT platform, account_id FROM accounts "
-                             "WHERE member_id=?)", (member_id,))
+            await db.execute("DELETE FROM inbox WHERE (platform, "
+                             f"{self.dialect.json_text('message', 'author')}) IN (SELECT "
+                             "platform, account_id FROM accounts WHERE member_id=?)",
+                             (member_id,))
             cur = await db.execute("UPDATE messages SET text=NULL WHERE member_id=? AND "
                                    "text IS NOT NULL", (member_id,))
-            erased = cur.rowcount
+            erased = int(cur.rowcount)
             await self._audit(db, now, actor=actor, action="erase", member_id=member_id,
                               reason=reason, detail={"texts_erased": erased})
         await self.checkpoint()
@@ -1377,11 +1398,10 @@ class Store:
                                   "AND revision=?", message.key) as cur:
                 if await cur.fetchone() is not None:
                     return None
-            cur = await db.execute(
-                "INSERT OR IGNORE INTO inbox (platform, message_id, revision, message, "
-                "received_at) VALUES (?, ?, ?, ?, ?)",
+            return await _insert(
+                db, "INSERT INTO inbox (platform, message_id, revision, message, received_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (*message.key, _message_json(message), iso(self.clock())))
-            return cur.lastrowid if cur.rowcount else None
 
     async def inbox_waiting(self, platform: Platform, /, *, max_attempts: int,
                             limit: int = 500) -> list[tuple[int, Message]]:
@@ -1408,7 +1428,7 @@ class Store:
     async def latest_decided(self, platform: Platform, /) -> dict[str, int]:
         """Each channel's newest decided message id, for platforms whose ids are numbers that
         grow with time (Discord's snowflakes): where a catch-up after a stop starts."""
-        rows = await self._read("SELECT channel, MAX(CAST(message_id AS INTEGER)) FROM messages "
+        rows = await self._read("SELECT channel, MAX(CAST(message_id AS BIGINT)) FROM messages "
                                 "WHERE platform=? GROUP BY channel", (platform,))
         return {row[0]: int(row[1]) for row in rows if row[1] is not None}
 
@@ -1425,20 +1445,13 @@ class Store:
         """Check, within about `wait` seconds, that the database takes a writer now: BEGIN
         IMMEDIATE then ROLLBACK (nothing written). StoreError saying why when it does not: the
         file is gone, read-only, or locked by another process or a long transaction."""
-        if self.path != ":memory:" and not await asyncio.to_thread(Path(self.path).exists):
-            raise StoreError(f"{self.path} is gone (deleted or moved while the bot runs)")
         try:
             async with self._serial.hold(wait=wait):
-                await self._db.execute(f"PRAGMA busy_timeout={max(1, int(wait * 1000))}")
-                try:
-                    await self._db.execute("BEGIN IMMEDIATE")
-                    await self._db.execute("ROLLBACK")
-                finally:
-                    await self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                await self._driver.probe_write(wait=wait)
         except TimeoutError as exc:
             raise StoreError(f"{self.path}: the bot's own connection stayed busy for over "
                              f"{wait:g} s") from exc
-        except sqlite3.Error as exc:
+        except self._driver.errors() as exc:
             raise StoreError(f"{self.path} does not take a writer: {exc}") from exc
 
     async def health_figures(self, *, wait: float | None = None) -> StoreFigures:
@@ -1451,7 +1464,7 @@ class Store:
         except TimeoutError as exc:
             raise StoreError(f"{self.path}: the bot's own connection stayed busy for over "
                              f"{wait:g} s") from exc
-        except sqlite3.Error as exc:
+        except self._driver.errors() as exc:
             raise StoreError(f"{self.path} could not be read: {exc}") from exc
 
     # -- backtest ---------------------------------------------------------------------------------
@@ -1496,8 +1509,8 @@ class Store:
         """The weekly digest's grouped figures for the window of day boundaries `bounds`;
         escalations open at `as_of` (default the window's end)."""
         async with self._reading() as db:
-            return await digest_rows(db, bounds=bounds, quote_evidence=quote_evidence,
-                                     as_of=as_of)
+            return await digest_rows(db, self.dialect, bounds=bounds,
+                                     quote_evidence=quote_evidence, as_of=as_of)
 
     # -- transparency report --------------------------------------------------------------------
 
@@ -1510,23 +1523,23 @@ class Store:
 _STATUS_FIELDS = ("status", "status_reason", "suspended_from", "suspended_until")
 
 
-async def _scrub_copies(db: aiosqlite.Connection, where: str, params: Sequence[Any], *,
-                        now: str) -> None:
+async def _scrub_copies(db: Connection, dialect: Dialect, where: str,
+                        params: Sequence[Any], *, now: str) -> None:
     """Remove the copies of message text held outside `messages` for the messages matching
     `where` (a condition on the messages table, alias m): the outbox payloads that quote
     them (a notice's text, an escalation's excerpt)."""
     await db.execute(
-        "UPDATE outbox SET payload=json_remove(payload, '$.text', '$.excerpt'), updated_at=? "
-        "WHERE (json_extract(payload, '$.text') IS NOT NULL OR "
-        "json_extract(payload, '$.excerpt') IS NOT NULL) AND EXISTS (SELECT 1 FROM messages m "
-        f"WHERE m.platform=outbox.platform AND m.message_id=outbox.message_id AND m.{where})",
-        (now, *params))
+        f"UPDATE outbox SET payload={dialect.json_without('payload', 'text', 'excerpt')}, "
+        f"updated_at=? WHERE ({dialect.json_text('payload', 'text')} IS NOT NULL OR "
+        f"{dialect.json_text('payload', 'excerpt')} IS NOT NULL) AND EXISTS (SELECT 1 FROM "
+        "messages m WHERE m.platform=outbox.platform AND m.message_id=outbox.message_id AND "
+        f"m.{where})", (now, *params))
 
 
 def _sent_between(start: datetime | None, end: datetime | None) -> tuple[str, list[Any]]:
     """A condition on messages (alias m) sent in [start, end), either end open, with its
     parameters."""
-    where, params = ["1"], []
+    where, params = ["1=1"], []
     if start is not None:
         where.append("m.sent_at >= ?")
         params.append(iso(start))
@@ -1541,20 +1554,14 @@ def _until_key(until: str | None) -> str:
     return until or "9999"
 
 
-def _statements(script: str) -> list[str]:
-    """Split a migration into statements; a trigger's body keeps its inner semicolons."""
-    statements: list[str] = []
-    buffer = ""
-    for piece in script.split(";"):
-        buffer += piece + ";"
-        if sqlite3.complete_statement(buffer):
-            if buffer.strip(" \n;"):
-                statements.append(buffer.strip())
-            buffer = ""
-    return statements
+async def _insert(db: Connection, sql: str, params: Sequence[Any], /) -> int | None:
+    """Run an INSERT and return the new row's id; None when ON CONFLICT DO NOTHING skipped it."""
+    async with db.execute(f"{sql} RETURNING id", params) as cur:
+        rows = list(await cur.fetchall())
+    return int(rows[0][0]) if rows else None
 
 
-def _action(row: sqlite3.Row) -> Action:
+def _action(row: Any) -> Action:
     return Action(
         kind=ActionKind(row["kind"]),
         platform=Platform(row["platform"]),
@@ -1573,13 +1580,15 @@ def _action(row: sqlite3.Row) -> Action:
 #: before 3.32 (32,766 since).
 _KEYS_PER_QUERY = 300
 
-# A member row with its accounts as a JSON list of [platform, account id]: one trip, not two.
-_MEMBERS = ("SELECT m.*, (SELECT json_group_array(json_array(platform, account_id)) FROM "
+def _members_sql(dialect: Dialect) -> str:
+    """A member row with its accounts as a JSON list of [platform, account id]: one trip,
+    not two."""
+    return (f"SELECT m.*, (SELECT {dialect.json_pairs('platform', 'account_id')} FROM "
             "accounts WHERE member_id = m.id) AS account_list FROM members m")
 
 
-def _member(row: sqlite3.Row) -> Member:
-    """A member from a `_MEMBERS` row (accounts sorted by platform, then account id)."""
+def _member(row: Any) -> Member:
+    """A member from a `_members_sql` row (accounts sorted by platform, then account id)."""
     return Member(
         id=row["id"],
         display_name=row["display_name"],
@@ -1594,7 +1603,7 @@ def _member(row: sqlite3.Row) -> Member:
     )
 
 
-async def _merge_member(db: aiosqlite.Connection, *, into: str, other: str) -> None:
+async def _merge_member(db: Connection, *, into: str, other: str) -> None:
     """Move an unregistered member's accounts and history to `into`, then drop the husk."""
     # The audit log keeps the old id (it is never updated); the link entry names the merge.
     for table in ("accounts", "messages", "strikes", "cases"):
@@ -1621,7 +1630,7 @@ def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _case(row: sqlite3.Row) -> Case:
+def _case(row: Any) -> Case:
     return Case(
         id=row["id"],
         member_id=row["member_id"],

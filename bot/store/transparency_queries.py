@@ -18,9 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
 from bot.models import SHADOW_CASE
+from bot.store.driver import Connection
 
 Rows = list[tuple[Any, ...]]
 
@@ -44,11 +43,11 @@ class TransparencyRows:
     appeal_decisions: Rows  # (automatic 0/1, event, appealed_at, decided_at)
 
 
-async def _rows(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> Rows:
+async def _rows(db: Connection, sql: str, params: Sequence[Any]) -> Rows:
     return [tuple(r) for r in await db.execute_fetchall(sql, tuple(params))]
 
 
-async def transparency_rows(db: aiosqlite.Connection, /, *, start: str,
+async def transparency_rows(db: Connection, /, *, start: str,
                             end: str) -> TransparencyRows:
     """Every grouped figure the report needs for `start` <= time < `end` (UTC timestamps)."""
     period = [start, end]
@@ -69,7 +68,8 @@ async def transparency_rows(db: aiosqlite.Connection, /, *, start: str,
             "AND c.kind IN ('warning', 'hide', 'timeout') "
             "AND c.opened_at >= ? AND c.opened_at < ? GROUP BY 1, 2", period)
     suspensions = await _rows(
-        db, "SELECT e.event, e.from_state IS 'appealed', COUNT(*) FROM case_events e "
+        db, "SELECT e.event, CASE WHEN e.from_state = 'appealed' THEN 1 ELSE 0 END, COUNT(*) "
+            "FROM case_events e "
             "JOIN cases c ON c.id = e.case_id WHERE c.kind = 'suspension' "
             "AND e.event IN ('opened', 'confirmed', 'dismissed') "
             "AND e.at >= ? AND e.at < ? GROUP BY 1, 2", period)

@@ -1,8 +1,10 @@
 """Several bot processes on one database: each action is executed once, each message decided
-once, and a process killed mid-run has its claimed actions taken over when its lease ends.
+once, ladder steps fire once, and a process killed mid-run has its claimed actions taken over
+when its lease ends.
 
-Real processes (python -c) on a real SQLite file; each records what its platform was asked
-to do in a log file of its own, which the test reads afterwards.
+Real processes (python -c) on each backend in turn: a SQLite file, then a database on the
+test run's PostgreSQL server. Each records what its platform was asked to do in a log file of
+its own, which the test reads afterwards.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import asyncio
 import json
 import os
 import signal
-import sqlite3
 import sys
 import textwrap
 from collections import Counter
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.database import Target
 from bot.models import Action, ActionKind, Platform
 from bot.store import Store
 from tests.conftest import ROOT
@@ -39,8 +41,9 @@ _CHILD = textwrap.dedent("""
     from bot.store import Store
     from tests.conftest import KeywordScorer
 
-    db, log, mode = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
-    hang_at = int(sys.argv[4]) if mode == "outbox" and len(sys.argv) > 4 else 0
+    db, log, mode = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+    hang_at = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+    feed = json.loads(sys.argv[5]) if len(sys.argv) > 5 else []
 
     class Port(ConsolePort):
         async def _do(self, action):
@@ -58,14 +61,14 @@ _CHILD = textwrap.dedent("""
             moderator = Moderator(store=store, policy=policy, scorer=batcher)
             moderator.outbox_lease = timedelta(seconds=1)
             port = Port(Platform.CONSOLE)
-            if mode == "decide":
-                for line in json.loads(sys.argv[4]):
-                    await moderator.handle(Message(Platform.CONSOLE, line["id"], "general",
-                                                   line["author"], line["text"],
-                                                   datetime.fromisoformat(line["at"])))
-                return
+            # As the bot does: each event decided, then the outbox run.
+            for line in feed:
+                await moderator.handle(Message(Platform.CONSOLE, line["id"], "general",
+                                               line["author"], line["text"],
+                                               datetime.fromisoformat(line["at"])))
+                await moderator.run_outbox(port, limit=5)
             idle = 0
-            while idle < 20:  # until nothing has been claimable for a while
+            while idle < 40:  # until nothing has been claimable for a while (2 s > the lease)
                 idle = 0 if await moderator.run_outbox(port, limit=5) else idle + 1
                 await asyncio.sleep(0.05)
 
@@ -74,69 +77,100 @@ _CHILD = textwrap.dedent("""
 """)
 
 
-async def spawn(*args: str) -> asyncio.subprocess.Process:
+async def spawn(db: Target, log: Path, *, hang_at: int = 0,
+                feed: list[dict[str, str]] | None = None) -> asyncio.subprocess.Process:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _CHILD, *args, cwd=ROOT, env=env,
+        sys.executable, "-c", _CHILD, str(db), str(log), "bot", str(hang_at),
+        json.dumps(feed or []), cwd=ROOT, env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
 
 
-async def test_three_processes_execute_each_action_once_even_when_one_is_killed(
-        tmp_path: Path) -> None:
-    db = tmp_path / "shared.sqlite3"
+async def query(db: Target, sql: str) -> list[tuple[object, ...]]:
     async with Store.open(db) as store:
-        await store.enqueue([Action(kind=ActionKind.NOTIFY, platform=Platform.CONSOLE,
-                                    user=f"u{i}", payload={"text": f"notice {i}"})
-                             for i in range(ACTIONS)], case_id=None)
-    logs = [tmp_path / f"p{i}.log" for i in range(4)]
-    # The fourth process claims a batch and hangs on its third action: it is killed there.
-    stuck = await spawn(str(db), str(logs[3]), "outbox", "3")
-    hung = Path(str(logs[3]) + ".hung")
-    for _ in range(200):
+        return [tuple(row) for row in await store._read(sql)]
+
+
+async def kill_when_stuck(process: asyncio.subprocess.Process, log: Path) -> None:
+    """Wait until the process hangs holding claimed actions, then SIGKILL it."""
+    hung = Path(str(log) + ".hung")
+    for _ in range(600):
         if await asyncio.to_thread(hung.exists):
             break
         await asyncio.sleep(0.05)
     else:
         raise AssertionError("the process to kill never got stuck")
-    stuck.send_signal(signal.SIGKILL)
-    await stuck.wait()
-    workers = [await spawn(str(db), str(log), "outbox") for log in logs[:3]]
-    results = await asyncio.gather(*(w.communicate() for w in workers))
-    assert all(w.returncode == 0 for w in workers), [err.decode()[-2000:] for _, err in results]
+    process.send_signal(signal.SIGKILL)
+    await process.wait()
 
+
+async def executed_once(db: Target, logs: list[Path]) -> Counter[int]:
+    """Every outbox row was executed exactly once across the processes' logs, and none is
+    left pending or claimed; what each row id was executed, from the logs."""
     executed = Counter(int(line) for log in logs if log.exists()
                        for line in log.read_text().split())
-    with sqlite3.connect(db) as conn:
-        ids = [r[0] for r in conn.execute("SELECT id FROM outbox ORDER BY id")]
-        statuses = Counter(r[0] for r in conn.execute("SELECT status FROM outbox"))
-        claimed = conn.execute("SELECT COUNT(*) FROM outbox WHERE claimed_by IS NOT NULL")
-        left = claimed.fetchone()[0]
+    ids = [r[0] for r in await query(db, "SELECT id FROM outbox ORDER BY id")]
+    statuses = Counter(r[0] for r in await query(db, "SELECT status FROM outbox"))
+    left = (await query(db, "SELECT COUNT(*) FROM outbox WHERE claimed_by IS NOT NULL"))[0][0]
     assert sorted(executed) == ids  # every action, including those the killed one held
     assert set(executed.values()) == {1}  # and none twice
-    assert statuses == {"done": ACTIONS} and left == 0
+    assert statuses == {"done": len(ids)} and left == 0
+    return executed
+
+
+async def test_three_processes_execute_each_action_once_even_when_one_is_killed(
+        database: Target, tmp_path: Path) -> None:
+    async with Store.open(database) as store:
+        await store.enqueue([Action(kind=ActionKind.NOTIFY, platform=Platform.CONSOLE,
+                                    user=f"u{i}", payload={"text": f"notice {i}"})
+                             for i in range(ACTIONS)], case_id=None)
+    logs = [tmp_path / f"p{i}.log" for i in range(4)]
+    # The fourth process claims a batch and hangs on its third action: it is killed there.
+    stuck = await spawn(database, logs[3], hang_at=3)
+    await kill_when_stuck(stuck, logs[3])
+    workers = [await spawn(database, log) for log in logs[:3]]
+    results = await asyncio.gather(*(w.communicate() for w in workers))
+    assert all(w.returncode == 0 for w in workers), [err.decode()[-2000:] for _, err in results]
+    executed = await executed_once(database, logs)
+    assert len(executed) == ACTIONS
     # The work was shared: each of the three did some of it.
     assert all(log.exists() and log.read_text().split() for log in logs[:3])
 
 
-async def test_three_processes_fed_the_same_events_decide_each_message_once(
-        tmp_path: Path) -> None:
-    db = tmp_path / "shared.sqlite3"
-    async with Store.open(db):
+async def test_three_processes_fed_the_same_stream_decide_once_and_act_once_one_killed(
+        database: Target, tmp_path: Path) -> None:
+    """The same 84 events reach three bots and a fourth that is killed mid-run, each deciding
+    and then running its outbox as `bot.py run` does. Seven members write ten insults each
+    (a warning and a point apiece) and two abusive posts (an escalation each, whose points
+    wait for a moderator): every message is decided once and every action executed once."""
+    async with Store.open(database):
         pass
     at = datetime(2026, 11, 20, 20, 0, tzinfo=UTC).isoformat()
-    events = [{"id": f"m{i}", "author": f"a{i % 7}", "at": at,
-               "text": "immigrants are vermin" if i % 5 == 0 else f"motion {i} carried"}
-              for i in range(60)]
-    feed = json.dumps(events)
-    deciders = [await spawn(str(db), str(tmp_path / f"d{i}.log"), "decide", feed)
-                for i in range(3)]
-    results = await asyncio.gather(*(d.communicate() for d in deciders))
-    assert all(d.returncode == 0 for d in deciders), [e.decode()[-2000:] for _, e in results]
-    with sqlite3.connect(db) as conn:
-        messages = conn.execute("SELECT COUNT(*), COUNT(DISTINCT message_id) FROM messages")
-        assert messages.fetchone() == (60, 60)
-        assert conn.execute("SELECT COUNT(*) FROM verdicts").fetchone()[0] == 60
-        escalations = conn.execute("SELECT COUNT(*) FROM outbox WHERE kind='escalate'")
-        assert escalations.fetchone()[0] == 12  # one per abusive message, not three
-        cases = conn.execute("SELECT COUNT(*) FROM cases").fetchone()[0]
-        assert cases == 12
+    feed = [{"id": f"m{i}", "author": f"a{i % 7}", "at": at,
+             "text": "immigrants are vermin" if i % 12 < 2 else f"you idiot, motion {i}"}
+            for i in range(84)]
+    logs = [tmp_path / f"p{i}.log" for i in range(4)]
+    stuck = await spawn(database, logs[3], hang_at=4, feed=feed)
+    bots = [await spawn(database, log, feed=feed) for log in logs[:3]]
+    await kill_when_stuck(stuck, logs[3])
+    results = await asyncio.gather(*(b.communicate() for b in bots))
+    assert all(b.returncode == 0 for b in bots), [err.decode()[-2000:] for _, err in results]
+
+    assert await query(database, "SELECT COUNT(*), COUNT(DISTINCT message_id) FROM messages") \
+        == [(84, 84)]
+    assert await query(database, "SELECT COUNT(*) FROM verdicts") == [(84,)]
+    escalations = await query(database, "SELECT COUNT(*) FROM outbox WHERE kind='escalate'")
+    assert escalations == [(14,)]  # one per abusive message, not three
+    # Each member's ten warnings climb to 10 points (the escalations' wait for review): the
+    # 3-point step (1h timeout), the 6-point step (1d timeout, to the queue) and the 10-point
+    # step (to the queue) fire once each, whichever process decided which warning.
+    steps = await query(database, "SELECT member_id, step, COUNT(*) FROM strikes WHERE "
+                                  "step IS NOT NULL GROUP BY member_id, step")
+    assert sorted((step, n) for _, step, n in steps) == \
+        [(3.0, 1)] * 7 + [(6.0, 1)] * 7 + [(10.0, 1)] * 7
+    timeouts = await query(database, "SELECT user_id, COUNT(*) FROM outbox WHERE "
+                                     "kind='timeout' GROUP BY user_id ORDER BY user_id")
+    assert timeouts == [(f"a{i}", 2) for i in range(7)]
+    cases = await query(database, "SELECT kind, COUNT(*) FROM cases GROUP BY kind ORDER BY kind")
+    assert cases == [("escalation", 14 + 14), ("warning", 70 - 14)]
+    await executed_once(database, logs)
