@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from bot.config import Settings
-from bot.database import Target, is_url
+from bot.database import Target, described, is_url
 from bot.errors import ConductError
 from bot.models import Platform
 from bot.policy import load_policy
@@ -165,7 +165,7 @@ async def run_doctor(settings: Settings, /, env: Mapping[str, str] | None = None
         checks += await check_discord(
             discord_config, digest_channel=digest.targets.get(Platform.DISCORD),
             moderators=None if register is None else register[Platform.DISCORD],
-            db=str(settings.db), slowmode=spam is not None and spam.raid is not None
+            db=described(settings.db), slowmode=spam is not None and spam.raid is not None
             and spam.raid_response == "slowmode")
     if slack_config is not None:
         from adapters.slack.doctor import check_slack
@@ -173,7 +173,7 @@ async def run_doctor(settings: Settings, /, env: Mapping[str, str] | None = None
         checks += await check_slack(
             slack_config, digest_channel=digest.targets.get(Platform.SLACK),
             moderators=None if register is None else register[Platform.SLACK],
-            db=str(settings.db))
+            db=described(settings.db))
     return Report(tuple(platforms), tuple(checks))
 
 

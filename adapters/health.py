@@ -9,8 +9,8 @@ anything a member wrote.
 * each configured platform (``discord``, ``slack``) is connected: Discord's gateway is ready
   and its socket open (sharded: those of every shard this process runs); Slack's HTTP server
   listens or its Socket Mode link is up;
-* ``store``: the database takes a writer now (BEGIN IMMEDIATE, then ROLLBACK: nothing is
-  written) within PROBE_WAIT seconds;
+* ``store``: the database takes a writer now (SQLite: BEGIN IMMEDIATE; PostgreSQL: the
+  store's writer lock; then ROLLBACK: nothing is written) within PROBE_WAIT seconds;
 * ``scorer``: the scorer is loaded and did not fail on the last text it was given;
 * ``outbox``: no due outbox row of a configured platform has waited longer than
   CONDUCTBOT_HEALTH_OUTBOX_MAX_AGE (default 300 s) since it fell due.

@@ -80,7 +80,7 @@ async def run(settings: Settings, /, *, only: Sequence[str] = ()) -> None:
         watches = {name: PlatformWatch(name) for name in platforms}
         log.info("starting %s with policy %s (%s, %s) and database %s; outbox sweep every "
                  "%g s", ", ".join(platforms), policy.version, policy.mode, settings.policy,
-                 settings.db, settings.outbox_interval)
+                 store.path, settings.outbox_interval)
         starters: dict[str, Callable[[], Awaitable[None]]] = {}
         if discord_config is not None:
             from adapters.discord.adapter import run_discord

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from bot.config import Settings
 from bot.corpus import FORUM_DIR
-from bot.database import Target, is_url, parse_target
+from bot.database import Target, described, is_url, parse_target
 from bot.errors import ConductError, InputError, PolicyError, StoreError
 from bot.models import Mode, Platform, Standing, Verdict, VerdictAction
 from bot.policy import Policy, load_policy
@@ -470,7 +470,8 @@ async def _replay(args: argparse.Namespace, settings: Settings, policy: Policy,
     out = Console(highlight=False, soft_wrap=True)
     err = Console(stderr=True)
     scorer = build_scorer(settings)
-    log.info("policy %s (%s); database %s", policy.version, policy.file, settings.db)
+    log.info("policy %s (%s); database %s", policy.version, policy.file,
+             described(settings.db))
     tally: Counter[str] = Counter()
     categories: Counter[str] = Counter()
     problems: list[str] = []

@@ -5,7 +5,7 @@ Kept apart from `bot.store` so configuration can parse a target without importin
 
 from __future__ import annotations
 
-__all__ = ["Target", "is_url", "parse_target", "redact"]
+__all__ = ["Target", "described", "is_url", "parse_target", "redact"]
 
 import re
 from pathlib import Path
@@ -24,9 +24,7 @@ def parse_target(text: str) -> Target:
     string; ``sqlite:///path`` and a plain path become a Path. ValueError on anything else
     that looks like a URL (a typo'd scheme must not become a file of that name)."""
     text = text.strip()
-    if is_url(text):
-        if not urlsplit(text).hostname and "host=" not in text:
-            raise ValueError(f"{redact(text)} names no server (postgresql://USER@HOST/DB)")
+    if is_url(text):  # libpq reads the rest (postgresql:///DB is the local socket)
         return text
     if text.startswith("sqlite://"):
         rest = text.removeprefix("sqlite://")
@@ -38,6 +36,11 @@ def parse_target(text: str) -> Target:
         raise ValueError(f"{redact(text)}: only postgresql://... and sqlite:///... databases "
                          "are supported")
     return Path(text)
+
+
+def described(target: Target) -> str:
+    """A target fit for logs and messages: a path, or a URL without its password."""
+    return redact(target) if isinstance(target, str) and is_url(target) else str(target)
 
 
 def redact(url: str) -> str:

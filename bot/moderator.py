@@ -84,6 +84,9 @@ _T = TypeVar("_T")
 MAX_TEXT_CHARS = 40_000
 #: A rate-limited or unavailable action is tried this many times before it is reported failed.
 MAX_ATTEMPTS = 5
+#: How long an accepted message may wait in the inbox before any process's outbox sweep
+#: decides it (`Moderator.orphaned`): far longer than deciding takes, even behind a backlog.
+INBOX_ORPHAN = timedelta(minutes=1)
 #: A member's spam (floods, duplicates, raids) earns strike points at most this often.
 SPAM_STRIKE_EVERY = timedelta(hours=1)
 #: The least the outbox sweep waits for a row falling due.
@@ -170,6 +173,8 @@ class Moderator:
         self.started = store.clock()
         #: How long this process holds the outbox rows it claims (see Store.claim_actions).
         self.outbox_lease = OUTBOX_LEASE
+        #: Inbox entries this process is deciding now (not orphans, however long they take).
+        self._inflight: set[int] = set()
 
     @property
     def policy(self) -> Policy:
@@ -235,7 +240,9 @@ class Moderator:
 
     async def decide_accepted(self, entry: int, message: Message, /) -> Handled | None:
         """Decide an accepted message and take it out of the inbox. A failure is raised and
-        the message stays, to be tried again at the next start (at most MAX_ATTEMPTS times)."""
+        the message stays, to be tried again at the next start or sweep (`orphaned`), at most
+        MAX_ATTEMPTS times."""
+        self._inflight.add(entry)
         try:
             handled = await self.handle(message)
         except Exception as exc:
@@ -244,8 +251,25 @@ class Moderator:
                 log.error("%s failed %d times; it stays in the inbox for an operator",
                           message.key, attempts)
             raise
+        finally:
+            self._inflight.discard(entry)
         await self.store.inbox_done(entry)
         return handled
+
+    async def orphaned(self, platform: Platform, /) -> list[tuple[int, Message]]:
+        """Accepted messages that have waited in the inbox over INBOX_ORPHAN and that this
+        process is not deciding: another process accepted them and died (a standby that got
+        the same event found it kept, and left it), or deciding them failed here (tried again
+        now, at most MAX_ATTEMPTS times in all). Deciding one twice is harmless: the store
+        records a message's verdict once."""
+        waiting = await self.store.inbox_waiting(
+            platform, max_attempts=MAX_ATTEMPTS,
+            received_before=self.store.clock() - INBOX_ORPHAN)
+        found = [(entry, message) for entry, message in waiting if entry not in self._inflight]
+        if found:
+            log.info("%s: deciding %d message(s) left waiting in the inbox", platform,
+                     len(found))
+        return found
 
     async def waiting(self, platform: Platform, /) -> list[tuple[int, Message]]:
         """Accepted messages a stop left undecided, oldest first (said in the log)."""
@@ -534,14 +558,21 @@ class Moderator:
             pass
 
     async def sweep_outbox(self, port: PlatformPort, /, *, every: float,
-                           before: Callable[[], Awaitable[None]] | None = None) -> None:
+                           before: Callable[[], Awaitable[None]] | None = None,
+                           orphans: Callable[[int, Message], Awaitable[None]] | None = None
+                           ) -> None:
         """Run the port's outbox at once (what a stop left pending goes out at start), then
         every `every` seconds until cancelled, waking sooner when a row told to wait (a
-        rate-limited retry, a Slack timeout's end, the weekly digest) falls due."""
+        rate-limited retry, a Slack timeout's end, the weekly digest) falls due. With
+        `orphans` (the adapter's way of deciding an accepted message), each sweep first
+        decides the inbox's `orphaned` messages."""
         while True:
             try:
                 if before is not None:
                     await before()
+                if orphans is not None:
+                    for entry, message in await self.orphaned(port.platform):
+                        await orphans(entry, message)
                 await self.run_outbox(port)
                 due = await self.store.next_due(port.platform)
             except ConductError as exc:  # keep sweeping; the rows stay pending

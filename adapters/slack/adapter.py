@@ -312,7 +312,8 @@ class SlackAdapter:
                  me.get("user"), me.get("team"), me.get("team_id"), watched, mods)
         drain = asyncio.create_task(
             self.moderator.sweep_outbox(self, every=self.outbox_interval,
-                                        before=self.refresh_moderator_group),
+                                        before=self.refresh_moderator_group,
+                                        orphans=self._decide),
             name="slack-outbox")
         try:
             async with self.socket_mode() if self.config.socket_mode else self.serve_http():

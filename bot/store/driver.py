@@ -9,6 +9,15 @@ its reads and transactions; every write transaction holds the database's one wri
 (SQLite's BEGIN IMMEDIATE, a PostgreSQL advisory lock), so a read-then-write inside it is as
 safe across processes as within one. Outbox claims on PostgreSQL take row locks instead
 (``FOR UPDATE SKIP LOCKED``), so claiming never waits behind the deciding.
+
+Why this and not SQLAlchemy Core or two stores: the store's 140-odd statements were already
+hand-written SQL, tested on a real database. SQLAlchemy's `text()` passes SQL through
+untranslated (the JSON functions, TOTAL, INDEXED BY would still differ) and its expression
+language would mean rewriting every statement for no behaviour gained; two implementations of
+one store protocol would mean every change made twice. Here each statement is written once and
+each difference is one named fragment, so what runs on either database is read in one place.
+psycopg 3 over asyncpg: `?` maps onto its `%s` mechanically, it sends strings untyped (closer
+to SQLite's type affinity than asyncpg's strict binding), and its binary wheel bundles libpq.
 """
 
 from __future__ import annotations
@@ -161,6 +170,8 @@ class Driver(Protocol):
 
     def migration(self, script: str) -> list[str]: ...
 
+    async def checkpoint(self) -> None: ...
+
     async def close(self) -> None: ...
 
     async def probe_write(self, *, wait: float) -> None: ...
@@ -196,11 +207,13 @@ class SqliteDriver:
         return cls(conn, path)
 
     async def setup(self, *, migrate: bool) -> None:
+        # First: switching to WAL waits for another process's transaction (several starting
+        # together on a new file) instead of failing at once.
+        await self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         if migrate:
             await self.conn.execute("PRAGMA journal_mode=WAL")
         await self.conn.execute("PRAGMA foreign_keys=ON")
         await self.conn.execute("PRAGMA synchronous=NORMAL")
-        await self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         # Erased text is overwritten on disk, not left in free pages (UK GDPR erasure).
         await self.conn.execute("PRAGMA secure_delete=ON")
 
@@ -239,6 +252,9 @@ class SqliteDriver:
 
     def migration(self, script: str) -> list[str]:
         return sqlite_statements(script)
+
+    async def checkpoint(self) -> None:
+        await self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def close(self) -> None:
         await self.conn.close()
@@ -370,6 +386,8 @@ class PostgresDriver:
         self.raw = conn
         self.conn = _PgConnection(conn)
         self.name = redact(url)
+        #: Whether this connection holds the writer lock (during a transaction).
+        self._writer = False
 
     @classmethod
     async def open(cls, url: str) -> PostgresDriver:
@@ -387,20 +405,36 @@ class PostgresDriver:
         await self.conn.execute("SET TIME ZONE 'UTC'")
         # Waiting this long for a lock is a fault to report, not a hang.
         await self.conn.execute(f"SET lock_timeout = '{int(BUSY_WAIT * 1000)}ms'")
-        if migrate:
-            await self.conn.execute("CREATE TABLE IF NOT EXISTS conductbot_schema ("
-                                    "version INTEGER NOT NULL)")
 
     async def begin(self, *, exclusive: bool) -> None:
-        await self.conn.execute("BEGIN")
+        """The writer lock first (a session lock, waited for up to lock_timeout), then BEGIN:
+        a transaction begun while waiting would keep the catalog as it was before the last
+        writer's commit (its DDL unseen: a migration applied twice)."""
         if exclusive:
-            await self.conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITER_LOCK,))
+            await self.conn.execute("SELECT pg_advisory_lock(?)", (WRITER_LOCK,))
+        self._writer = exclusive
+        try:
+            await self.conn.execute("BEGIN")
+        except BaseException:
+            await self._release()
+            raise
 
     async def commit(self) -> None:
-        await self.conn.execute("COMMIT")
+        try:
+            await self.conn.execute("COMMIT")
+        finally:
+            await self._release()
 
     async def rollback(self) -> None:
-        await self.conn.execute("ROLLBACK")
+        try:
+            await self.conn.execute("ROLLBACK")
+        finally:
+            await self._release()
+
+    async def _release(self) -> None:
+        if self._writer:
+            self._writer = False
+            await self.conn.execute("SELECT pg_advisory_unlock(?)", (WRITER_LOCK,))
 
     async def schema_version(self) -> int:
         rows = await self.conn.execute_fetchall(
@@ -411,12 +445,19 @@ class PostgresDriver:
         return int(rows[0][0] or 0)
 
     async def set_schema_version(self, version: int) -> None:
+        """Inside a migration's transaction, under the writer lock."""
+        await self.conn.execute("CREATE TABLE IF NOT EXISTS conductbot_schema ("
+                                "version INTEGER NOT NULL)")
         await self.conn.execute("DELETE FROM conductbot_schema")
         await self.conn.execute("INSERT INTO conductbot_schema (version) VALUES (?)",
                                 (int(version),))
 
     def migration(self, script: str) -> list[str]:
         return postgres_ddl(script)
+
+    async def checkpoint(self) -> None:
+        # Outside any transaction (VACUUM cannot run in one): the store's serial lock is held.
+        await self.conn.execute("VACUUM messages, outbox, inbox")
 
     async def close(self) -> None:
         await self.raw.close()
@@ -474,6 +515,9 @@ _PG_TYPES = (
     (re.compile(r"\bINTEGER PRIMARY KEY\b"), "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"),
     # SQLite's INTEGER is 64-bit; REAL is a double.
     (re.compile(r"\bINTEGER\b"), "BIGINT"),
+    # Text compares byte by byte, as SQLite's BINARY collation does, whatever the server's
+    # locale: timestamps, ids and names sort and match the same on both.
+    (re.compile(r"\bTEXT\b"), 'TEXT COLLATE "C"'),
     (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),
     # An index on a JSON member: the expression the store's queries use (`json_int`).
     (re.compile(r"json_extract\((\w+), '\$\.(\w+)'\)"),

@@ -70,8 +70,10 @@ async def store_figures(db: Connection, /, *, at: datetime, now: str) -> StoreFi
         "GROUP BY platform "
         "UNION ALL SELECT 'cases', '', COUNT(appeal), "
         "SUM(CASE WHEN appeal IS NOT NULL AND state = 'dismissed' THEN 1 ELSE 0 END), "
-        "SUM(CASE WHEN appeal IS NULL AND automatic = 1 AND state = 'dismissed' AND kind != ? "
-        "THEN 1 ELSE 0 END) FROM cases",
+        # The last column is the outbox's and inbox's oldest time (text): PostgreSQL unites
+        # only columns of one type, so this count comes as text too.
+        "CAST(SUM(CASE WHEN appeal IS NULL AND automatic = 1 AND state = 'dismissed' "
+        "AND kind != ? THEN 1 ELSE 0 END) AS TEXT) FROM cases",
         (now, now, now, *platforms, SHADOW_CASE))
     # Every platform, waiting or not: a series that vanishes when its queue empties would
     # read as "no data" rather than 0.

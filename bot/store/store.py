@@ -190,13 +190,12 @@ class Store:
             raise StoreError(f"{self.path} is not a usable conductbot database: {exc}") from exc
 
     async def checkpoint(self) -> None:
-        """Fold the write-ahead log into the database file and empty it (before a backup, and
-        after an erasure: no erased text stays behind in the WAL). SQLite only: PostgreSQL's
-        own WAL and vacuum are the server's business."""
-        if self.postgres:
-            return
+        """After an erasure or retention, and before a backup: on SQLite, fold the write-ahead
+        log into the database file and empty it (no erased text stays behind in the WAL); on
+        PostgreSQL, vacuum the tables that held text, so the erased row versions are removed
+        now rather than whenever autovacuum comes."""
         async with self._serial.hold():
-            await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            await self._driver.checkpoint()
 
     async def backup(self, target: str | Path, /, *, force: bool = False,
                      actor: str = "operator") -> BackupReport:
@@ -251,6 +250,10 @@ class Store:
                              f"conductbot understands ({SCHEMA_VERSION}); upgrade conductbot")
         for version in range(current + 1, SCHEMA_VERSION + 1):
             async with self.transaction() as db:
+                # Under the writer lock: another process starting at the same moment may
+                # have applied it while this one waited for the lock.
+                if await self._driver.schema_version() >= version:
+                    continue
                 for statement in self._driver.migration(MIGRATIONS[version - 1]):
                     await db.execute(statement)
                 await self._driver.set_schema_version(version)
@@ -899,7 +902,7 @@ class Store:
             " AND at>? AND at<=? AND member_id!=?),"
             "(SELECT MAX(n) FROM (SELECT COUNT(DISTINCT member_id) AS n FROM spam_events "
             f" WHERE kind='target' AND key IN ({marks}) AND at>? AND at<=? AND member_id!=? "
-            " GROUP BY key)),"
+            " GROUP BY key) AS per_target),"  # an alias PostgreSQL before 16 requires
             # A raid a moderator ended is over: its newcomers do not start the next one.
             "(SELECT COUNT(DISTINCT member_id) FROM spam_events WHERE kind='new' AND key=? "
             f" AND at>{self.dialect.greatest('?', ended)} AND at<=? AND member_id!=?),"
@@ -954,12 +957,16 @@ class Store:
                                   "ended_at IS NULL", (platform, channel)) as cur:
                 if await cur.fetchone() is not None:
                     return None
+            # One row per member (their account on the platform: the first, should they
+            # have linked several), in the order they first posted.
             async with db.execute(
-                    "SELECT e.member_id, m.display_name, m.membership_number, a.account_id "
+                    "SELECT e.member_id, m.display_name, m.membership_number, "
+                    "MIN(a.account_id) AS account_id "
                     "FROM spam_events e JOIN members m ON m.id = e.member_id "
                     "JOIN accounts a ON a.member_id = e.member_id AND a.platform = ? "
                     "WHERE e.kind='new' AND e.key=? AND e.at>=? AND e.at<=? "
-                    "GROUP BY e.member_id ORDER BY MIN(e.at)",
+                    "GROUP BY e.member_id, m.display_name, m.membership_number "
+                    "ORDER BY MIN(e.at)",
                     (platform, key, iso(since), iso(at))) as cur:
                 rows = await cur.fetchall()
             accounts = [(f"{r['display_name']} ({r['member_id']})", r["account_id"])
@@ -1404,11 +1411,15 @@ class Store:
                 (*message.key, _message_json(message), iso(self.clock())))
 
     async def inbox_waiting(self, platform: Platform, /, *, max_attempts: int,
-                            limit: int = 500) -> list[tuple[int, Message]]:
+                            limit: int = 500, received_before: datetime | None = None
+                            ) -> list[tuple[int, Message]]:
         """Messages accepted but not yet decided, oldest first (those that failed
-        `max_attempts` times stay for the operator and are not returned)."""
+        `max_attempts` times stay for the operator and are not returned); with
+        `received_before`, only those accepted before then."""
+        before = iso(received_before) if received_before else "9999"
         rows = await self._read("SELECT id, message FROM inbox WHERE platform=? AND attempts<? "
-                                "ORDER BY id LIMIT ?", (platform, max_attempts, limit))
+                                "AND received_at<? ORDER BY id LIMIT ?",
+                                (platform, max_attempts, before, limit))
         return [(row["id"], _message_from(row["message"])) for row in rows]
 
     async def inbox_done(self, entry_id: int, /) -> None:

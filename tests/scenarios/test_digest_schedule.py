@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.database import Target
 from bot.digest import build_digest, to_discord_embeds, to_slack_blocks
 from bot.errors import ConductError
 from bot.models import ActionKind, Message, Platform
@@ -33,9 +33,9 @@ class Clock:
 
 
 @pytest.fixture
-async def world(tmp_path: Path, test_policy: Policy):  # type: ignore[no-untyped-def]
+async def world(database: Target, test_policy: Policy):  # type: ignore[no-untyped-def]
     clock = Clock(datetime(2026, 11, 18, 12, 0, tzinfo=UTC))  # Wednesday of 2026-W47
-    async with Store.open(tmp_path / "db.sqlite3", clock=clock) as store, \
+    async with Store.open(database, clock=clock) as store, \
             Batcher(KeywordScorer()) as batcher:
         moderator = Moderator(store=store, policy=test_policy, scorer=batcher)
         for i, text in enumerate(["hello all", "you idiot", "immigrants are vermin"]):

@@ -1,8 +1,8 @@
 """Review before punishment: an automatic escalation's points wait for a moderator, and a
 dismissal or pardon undoes what a case caused and tells the member.
 
-Through Moderator and Commands with a real temporary SQLite store, the stable test policy
-(ladder: 1h timeout at 3 points) and a controllable clock.
+Through Moderator and Commands with a real store on each backend (a SQLite file, a PostgreSQL
+database), the stable test policy (ladder: 1h timeout at 3 points) and a controllable clock.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from adapters.console import ConsolePort
+from bot.database import Target
 from bot.models import (
     Account,
     Action,
@@ -38,8 +39,8 @@ Under = Callable[[Policy], AbstractAsyncContextManager[World]]
 
 
 @pytest.fixture
-def world_under(tmp_path: Path) -> Under:
-    return lambda policy: open_world(tmp_path / "db.sqlite3", policy)
+def world_under(database: Target) -> Under:
+    return lambda policy: open_world(database, policy)
 
 
 def at_once(policy: Policy) -> Policy:
@@ -397,7 +398,7 @@ async def test_a_failed_escalation_is_retried_then_sent_to_each_moderator(
 
 
 async def test_erasure_leaves_no_copy_of_the_text_anywhere_on_disk(
-        world_under: Under, test_policy: Policy, tmp_path: Path) -> None:
+        world_under: Under, test_policy: Policy, database: Target) -> None:
     marker = "Zqx7Marker"
     text = f"immigrants are vermin, and {marker} lives at 12 Acacia Avenue, Leeds LS6 2AB"
     async with world_under(test_policy) as world:
@@ -416,15 +417,17 @@ async def test_erasure_leaves_no_copy_of_the_text_anywhere_on_disk(
         await world.store.erase_member_text(handled.member.id, actor="test", reason="request")
         export = await world.store.member_export(handled.member.id)
         assert marker not in repr(export)
-        # on disk too, while the bot runs: the database file and its write-ahead log
-        assert await asyncio.to_thread(on_disk, tmp_path, marker) == {
-            "db.sqlite3": False, "db.sqlite3-shm": False, "db.sqlite3-wal": False}
+        if not world.store.postgres:  # a PostgreSQL server's files are the server's own
+            # on disk too, while the bot runs: the database file and its write-ahead log
+            path = Path(database)
+            assert await asyncio.to_thread(on_disk, path, marker) == {
+                path.name: False, f"{path.name}-shm": False, f"{path.name}-wal": False}
 
 
-def on_disk(folder: Path, marker: str) -> dict[str, bool]:
+def on_disk(database: Path, marker: str) -> dict[str, bool]:
     """Which of the database's files hold `marker` anywhere in their bytes."""
     return {path.name: marker.encode() in path.read_bytes()
-            for path in sorted(folder.glob("db.sqlite3*"))}
+            for path in sorted(database.parent.glob(f"{database.name}*"))}
 
 
 async def test_retention_also_clears_the_outbox_copies(

@@ -1,7 +1,7 @@
 """Members, standing, cases, appeals and the command set, through Moderator and Commands.
 
-A real temporary SQLite store, the stable test policy (ladder 3 / 6 / 10 points, half-life
-10 days, two-person sign-off) and a controllable clock.
+A real store on each backend (a SQLite file, a PostgreSQL database), the stable test policy
+(ladder 3 / 6 / 10 points, half-life 10 days, two-person sign-off) and a controllable clock.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
+import psycopg
 import pytest
 
 from bot.commands import Commands, Reply
+from bot.database import Target
 from bot.models import Account, ActionKind, CaseState, MemberStatus, Message, Platform, Role
 from bot.moderator import Moderator
 from bot.policy import Policy
@@ -62,10 +63,11 @@ class World:
 
 
 @asynccontextmanager
-async def open_world(path: Path, policy: Policy) -> AsyncIterator[World]:
-    """A store at `path` under `policy`, with two moderators: Karen and Omar."""
+async def open_world(target: Target, policy: Policy) -> AsyncIterator[World]:
+    """The store at `target` (a SQLite path or a PostgreSQL URL) under `policy`, with two
+    moderators: Karen and Omar."""
     clock = Clock()
-    async with Store.open(path, clock=clock) as store, Batcher(KeywordScorer()) as batcher:
+    async with Store.open(target, clock=clock) as store, Batcher(KeywordScorer()) as batcher:
         moderator = Moderator(store=store, policy=policy, scorer=batcher)
         for number, name, account in (("M0001", "Karen Lomax", KAREN),
                                       ("M0002", "Omar Haddad", OMAR)):
@@ -77,8 +79,8 @@ async def open_world(path: Path, policy: Policy) -> AsyncIterator[World]:
 
 
 @pytest.fixture
-async def world(tmp_path: Path, test_policy: Policy) -> AsyncIterator[World]:
-    async with open_world(tmp_path / "db.sqlite3", test_policy) as opened:
+async def world(database: Target, test_policy: Policy) -> AsyncIterator[World]:
+    async with open_world(database, test_policy) as opened:
         yield opened
 
 
@@ -388,7 +390,10 @@ async def test_the_audit_log_is_append_only(world: World) -> None:
     entry = (await world.store.audit_entries())[0]
     assert entry["actor"] == "bot" and entry["action"] == "verdict:escalate"
     assert entry["policy_version"] == "test-1" and "keyword-test" in entry["model_version"]
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    # SQLite's trigger aborts the statement; PostgreSQL's raises from PL/pgSQL.
+    refused = (psycopg.errors.RaiseException if world.store.postgres
+               else sqlite3.IntegrityError)
+    with pytest.raises(refused, match="append-only"):
         async with world.store.transaction() as db:
             await db.execute("UPDATE audit_log SET actor='someone else'")
 

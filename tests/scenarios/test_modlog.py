@@ -1,15 +1,16 @@
 """The moderators' log: one line per action by the bot or a moderator, in order, each once,
-read from the audit log through a cursor in the store (real SQLite, the test policy)."""
+read from the audit log through a cursor in the store (a real store on each backend, the test
+policy)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 
 from adapters.console import ConsolePort
 from bot.commands import Commands
+from bot.database import Target
 from bot.models import ActionKind, Mode, Platform
 from bot.moderator import Moderator
 from bot.modlog import modlog_lines
@@ -25,9 +26,9 @@ async def posted(port: ConsolePort) -> list[str]:
             for line in str(a.payload["text"]).splitlines()]
 
 
-async def test_every_action_is_logged_once_in_order(tmp_path: Path,
+async def test_every_action_is_logged_once_in_order(database: Target,
                                                     test_policy: Policy) -> None:
-    async with open_world(tmp_path / "db.sqlite3", test_policy) as world:
+    async with open_world(database, test_policy) as world:
         await world.post("before the log was switched on: you idiot")
         # A restart a minute later with the log switched on: it starts there, not in the past.
         world.clock.now += timedelta(minutes=1)
@@ -66,10 +67,9 @@ async def test_every_action_is_logged_once_in_order(tmp_path: Path,
         assert len(await posted(port)) == len(lines)  # each entry once
 
 
-async def test_shadow_verdicts_say_nothing_was_done(tmp_path: Path,
+async def test_shadow_verdicts_say_nothing_was_done(database: Target,
                                                     test_policy: Policy) -> None:
-    async with open_world(tmp_path / "db.sqlite3",
-                          replace(test_policy, mode=Mode.SHADOW)) as world:
+    async with open_world(database, replace(test_policy, mode=Mode.SHADOW)) as world:
         world.moderator.modlog_channels[Platform.DISCORD] = "modlog"
         port = ConsolePort(Platform.DISCORD)
         await world.moderator.run_outbox(port)
@@ -81,8 +81,8 @@ async def test_shadow_verdicts_say_nothing_was_done(tmp_path: Path,
 
 
 async def test_a_long_log_is_split_into_messages_a_platform_takes(
-        tmp_path: Path, test_policy: Policy) -> None:
-    async with open_world(tmp_path / "db.sqlite3", test_policy) as world:
+        database: Target, test_policy: Policy) -> None:
+    async with open_world(database, test_policy) as world:
         world.moderator.modlog_channels[Platform.SLACK] = "CLOG"
         port = ConsolePort(Platform.SLACK)
         await world.moderator.run_outbox(port)

@@ -1,17 +1,18 @@
 """The outbox sweep: what a stop left pending goes out at start, and a row told to wait goes
-out when it falls due, not at the next interval (a real clock and a real SQLite store)."""
+out when it falls due, not at the next interval (a real clock and a real store on each
+backend)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from adapters.console import ConsolePort
 from bot.config import Settings
+from bot.database import Target
 from bot.errors import RateLimited
 from bot.models import Action, ActionKind, ActionStatus, Message, Platform
 from bot.moderator import Moderator
@@ -51,8 +52,8 @@ async def until(store: Store, expected: list[str], within: float) -> None:
 
 
 async def test_the_sweep_runs_at_start_and_wakes_when_a_retry_falls_due(
-        tmp_path: Path, test_policy: Policy) -> None:
-    async with Store.open(tmp_path / "db.sqlite3") as store, \
+        database: Target, test_policy: Policy) -> None:
+    async with Store.open(database) as store, \
             Batcher(KeywordScorer()) as batcher:
         moderator = Moderator(store=store, policy=test_policy, scorer=batcher)
         message = Message(Platform.DISCORD, "m1", "general", "u1", "immigrants are vermin",

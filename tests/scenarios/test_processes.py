@@ -16,13 +16,14 @@ import signal
 import sys
 import textwrap
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.database import Target
-from bot.models import Action, ActionKind, Platform
+from bot.models import Action, ActionKind, Message, Platform
+from bot.policy import Policy
 from bot.store import Store
 from tests.conftest import ROOT
 
@@ -174,3 +175,57 @@ async def test_three_processes_fed_the_same_stream_decide_once_and_act_once_one_
     cases = await query(database, "SELECT kind, COUNT(*) FROM cases GROUP BY kind ORDER BY kind")
     assert cases == [("escalation", 14 + 14), ("warning", 70 - 14)]
     await executed_once(database, logs)
+
+
+async def test_processes_starting_together_on_a_new_database_migrate_it_once(
+        database: Target) -> None:
+    """Each process migrates its store when it opens it; five opening an empty database at the
+    same moment apply each migration once (under the writer lock) and none fails."""
+    from bot.store.migrations import SCHEMA_VERSION
+
+    async def start() -> int:
+        async with Store.open(database) as store:
+            return await store.schema_version()
+
+    assert await asyncio.gather(*(start() for _ in range(5))) == [SCHEMA_VERSION] * 5
+    assert await query(database, "SELECT COUNT(*) FROM members") == [(0,)]
+
+
+async def test_a_message_kept_by_a_process_that_died_is_decided_by_the_one_still_running(
+        database: Target, test_policy: Policy) -> None:
+    """Two processes get the same event (a standby beside the active bot): the first keeps it
+    in the inbox and dies before deciding it; the second, finding it kept, leaves it to the
+    first. A minute on, the second's outbox sweep decides it and carries out its actions."""
+    from adapters.console import ConsolePort
+    from bot.moderator import INBOX_ORPHAN, Moderator
+    from bot.scoring import Batcher
+    from tests.conftest import KeywordScorer
+    from tests.scenarios.test_members import START, Clock
+
+    clock = Clock(START)
+    message = Message(Platform.CONSOLE, "m1", "general", "a1", "you idiot", START)
+    async with Store.open(database, clock=clock) as died, \
+            Store.open(database, clock=clock) as alive, Batcher(KeywordScorer()) as batcher:
+        first = Moderator(store=died, policy=test_policy, scorer=batcher)
+        second = Moderator(store=alive, policy=test_policy, scorer=batcher)
+        assert await first.accept(message) is not None  # kept, then the process died
+        assert await second.accept(message) is None  # the same event: already kept
+        assert await second.orphaned(Platform.CONSOLE) == []  # the first may be deciding it
+        clock.now = START + INBOX_ORPHAN + timedelta(seconds=1)
+        acted = asyncio.Event()
+
+        class Port(ConsolePort):
+            async def _do(self, action: Action) -> None:
+                await super()._do(action)
+                acted.set()
+
+        port = Port(Platform.CONSOLE)
+        sweep = asyncio.create_task(second.sweep_outbox(port, every=0.05,
+                                                        orphans=second.decide_accepted))
+        try:
+            await asyncio.wait_for(acted.wait(), 10)
+        finally:
+            sweep.cancel()
+    assert await query(database, "SELECT COUNT(*) FROM verdicts") == [(1,)]
+    assert await query(database, "SELECT COUNT(*) FROM inbox") == [(0,)]
+    assert [a.kind for a in port.performed] == [ActionKind.NOTIFY]

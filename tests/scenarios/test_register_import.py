@@ -1,4 +1,5 @@
-"""Register import into a real store, and the console route for commands (`bot.py mod`)."""
+"""Register import into a real store on each backend (a SQLite file, a PostgreSQL database), and
+the console route for commands (`bot.py mod`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
+from bot.database import Target
 from bot.members import import_register
 from bot.models import MemberStatus, Role
 from bot.register import parse_register, read_register
@@ -20,8 +22,8 @@ EXAMPLE = ROOT / "examples" / "register.csv"
 HEADER = "membership_number,name,status,suspended_from,suspended_until,reason,discord_id,roles\n"
 
 
-async def test_import_is_idempotent_and_reports_changes(tmp_path: Path) -> None:
-    async with Store.open(tmp_path / "db.sqlite3") as store:
+async def test_import_is_idempotent_and_reports_changes(database: Target) -> None:
+    async with Store.open(database) as store:
         first = await import_register(store, read_register(EXAMPLE), actor="test")
         assert first.errors == [] and first.counts["new"] == first.rows
         again = await import_register(store, read_register(EXAMPLE), actor="test")
@@ -40,10 +42,10 @@ async def test_import_is_idempotent_and_reports_changes(tmp_path: Path) -> None:
 
 
 async def test_reimport_never_silently_undoes_a_suspension_made_in_the_bot(
-        tmp_path: Path) -> None:
+        database: Target) -> None:
     exported = datetime(2026, 11, 1, tzinfo=UTC)
     clock = [datetime(2026, 11, 2, tzinfo=UTC)]
-    async with Store.open(tmp_path / "db.sqlite3", clock=lambda: clock[0]) as store:
+    async with Store.open(database, clock=lambda: clock[0]) as store:
         await import_register(store, read_register(EXAMPLE), actor="register:a.csv",
                               exported_at=exported)
         member = (await store.find_members("A204518"))[0]
@@ -90,8 +92,8 @@ async def test_reimport_never_silently_undoes_a_suspension_made_in_the_bot(
         assert member.status is MemberStatus.ACTIVE
 
 
-async def test_bad_rows_are_reported_and_the_rest_imported(tmp_path: Path) -> None:
-    async with Store.open(tmp_path / "db.sqlite3") as store:
+async def test_bad_rows_are_reported_and_the_rest_imported(database: Target) -> None:
+    async with Store.open(database) as store:
         await import_register(store, read_register(EXAMPLE), actor="test")
         taken = "720024629630736300"  # mod_karen's Discord account in the example register
         register = parse_register(HEADER + f"B000001,New Person,active,,,,{taken},\n"
@@ -104,10 +106,10 @@ async def test_bad_rows_are_reported_and_the_rest_imported(tmp_path: Path) -> No
         assert len(await store.find_members("B000002")) == 1
 
 
-async def test_a_cleaned_name_is_imported_and_the_import_says_so(tmp_path: Path) -> None:
+async def test_a_cleaned_name_is_imported_and_the_import_says_so(database: Target) -> None:
     # A zero-width space would make "Karen​Lomax" look exactly like the moderator.
     register = parse_register(HEADER + "B000009,Karen​ Lomax,active,,,,,\n")
-    async with Store.open(tmp_path / "db.sqlite3") as store:
+    async with Store.open(database) as store:
         report = await import_register(store, register, actor="test")
         (member,) = await store.find_members("B000009")
     assert member.display_name == "Karen Lomax"
@@ -116,9 +118,9 @@ async def test_a_cleaned_name_is_imported_and_the_import_says_so(tmp_path: Path)
 
 
 @pytest.mark.model
-def test_replay_after_import_produces_cases(tmp_path: Path,
+def test_replay_after_import_produces_cases(database: Target,
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    db = str(tmp_path / "db.sqlite3")
+    db = str(database)
     assert main(["members", "import", str(EXAMPLE), "--db", db]) == 0
     assert "21 new" in capsys.readouterr().out
     assert main(["replay", str(ROOT / "examples" / "forum.jsonl"), "--db", db,
@@ -141,9 +143,9 @@ def test_replay_after_import_produces_cases(tmp_path: Path,
     assert "Graham Pike" in shown and "suspended until Sat 20 Feb 2027, 00:00 GMT" in shown
 
 
-def test_members_export_and_erase_commands(tmp_path: Path,
+def test_members_export_and_erase_commands(database: Target, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    db = str(tmp_path / "db.sqlite3")
+    db = str(database)
     assert main(["members", "import", str(EXAMPLE), "--db", db]) == 0
     out = tmp_path / "pike.json"
     assert main(["members", "export", "A262905", "--db", db, "--out", str(out)]) == 0
@@ -159,19 +161,19 @@ def test_members_export_and_erase_commands(tmp_path: Path,
     assert main(["members", "export", "nobody-here", "--db", db]) == 1
 
 
-def test_the_most_verbose_log_holds_no_message_text(tmp_path: Path,
+def test_the_most_verbose_log_holds_no_message_text(database: Target,
                                                      caplog: pytest.LogCaptureFixture) -> None:
     """`-vv` logs the bot's own debugging, never the SQL parameters (texts, names, numbers)."""
     caplog.set_level(logging.DEBUG)
-    db = str(tmp_path / "db.sqlite3")
-    assert main(["-vv", "members", "import", str(EXAMPLE), "--db", db]) == 0
+    assert main(["-vv", "members", "import", str(EXAMPLE), "--db", str(database)]) == 0
     assert any(r.levelno == logging.DEBUG for r in caplog.records)  # the verbosity is real
-    assert not [r for r in caplog.records if r.name.startswith("aiosqlite")]
+    assert not [r for r in caplog.records if r.name.startswith(("aiosqlite", "psycopg"))]
     assert "Karen Lomax" not in caplog.text and "INSERT" not in caplog.text
 
 
 def test_paths_that_are_not_files_are_refused_in_one_line(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # About file paths given for the database and the export: a SQLite file.
     db = str(tmp_path / "db.sqlite3")
     assert main(["members", "import", str(EXAMPLE), "--db", db]) == 0
     for argv, expected in (

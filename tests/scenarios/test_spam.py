@@ -1,11 +1,11 @@
 """Floods, copy-paste campaigns, pile-ons, link spam and raids, through Moderator and Commands.
 
-A real temporary SQLite store, the shipped policy (policies/default.toml: every window and
-count is read from its `[spam]` section, so the scenarios follow the policy when it is
-re-tuned), the deterministic KeywordScorer, and messages built with the fields the adapters
-fill (account dates, mentions). Each scenario works out from the policy's numbers which
-messages breach which limit, and checks that exactly those members, and no others, were acted
-on, with which kind of spam.
+A real store on each backend (a SQLite file, a PostgreSQL database), the shipped policy
+(policies/default.toml: every window and count is read from its `[spam]` section, so the
+scenarios follow the policy when it is re-tuned), the deterministic KeywordScorer, and
+messages built with the fields the adapters fill (account dates, mentions). Each scenario
+works out from the policy's numbers which messages breach which limit, and checks that exactly
+those members, and no others, were acted on, with which kind of spam.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from bot.commands import Commands
+from bot.database import Target
 from bot.models import (
     Account,
     Action,
@@ -117,11 +117,11 @@ class World:
 
 
 @asynccontextmanager
-async def open_world(path: Path, policy: Policy, *, n: int = 0) -> AsyncIterator[World]:
-    """The store at `path` under `policy`, with two moderators (Karen on Discord, Omar on
+async def open_world(target: Target, policy: Policy, *, n: int = 0) -> AsyncIterator[World]:
+    """The store at `target` under `policy`, with two moderators (Karen on Discord, Omar on
     Slack) and Rachel Adler MP in the register; `n` continues message ids after a restart."""
     clock = Clock(T0)
-    async with Store.open(path, clock=clock) as store, Batcher(KeywordScorer()) as batcher:
+    async with Store.open(target, clock=clock) as store, Batcher(KeywordScorer()) as batcher:
         moderator = Moderator(store=store, policy=policy, scorer=batcher)
         world = World(moderator, Commands(moderator), clock, n=n)
         for number, who, roles in (
@@ -133,9 +133,9 @@ async def open_world(path: Path, policy: Policy, *, n: int = 0) -> AsyncIterator
 
 
 @pytest.fixture
-async def world(tmp_path: Path, policy: Policy) -> AsyncIterator[World]:
+async def world(database: Target, policy: Policy) -> AsyncIterator[World]:
     assert policy.spam is not None, "the shipped policy has a [spam] section"
-    async with open_world(tmp_path / "db.sqlite3", policy) as opened:
+    async with open_world(database, policy) as opened:
         yield opened
 
 
@@ -223,19 +223,18 @@ async def test_a_flood_is_hidden_after_the_limit_and_a_member_chatting_alongside
 
 
 async def test_a_restart_in_the_middle_of_a_flood_does_not_reset_the_count(
-        tmp_path: Path, policy: Policy) -> None:
+        database: Target, policy: Policy) -> None:
     assert policy.spam is not None and policy.spam.rate_channel is not None
     limit = policy.spam.rate_channel.count
     spacing = flood_spacing(policy.spam)
     flooder = old(1)
-    path = tmp_path / "db.sqlite3"
     results: list[Handled] = []
-    async with open_world(path, policy) as world:
+    async with open_world(database, policy) as world:
         for i in range(limit - 2):
             results.append(await world.post(flooder, f"Recount requested in ward {i}",
                                             at=T0 + i * spacing))
         n = world.n
-    async with open_world(path, policy, n=n) as world:  # a new process on the same file
+    async with open_world(database, policy, n=n) as world:  # a new process, the same store
         for i in range(limit - 2, limit + 3):
             results.append(await world.post(flooder, f"Recount requested in ward {i}",
                                             at=T0 + i * spacing))
@@ -648,12 +647,12 @@ async def test_editing_ones_own_messages_is_neither_a_flood_nor_a_repeat(world: 
 # -- shadow mode ----------------------------------------------------------------------------------
 
 
-async def test_a_raid_in_shadow_mode_does_nothing_to_members(tmp_path: Path,
+async def test_a_raid_in_shadow_mode_does_nothing_to_members(database: Target,
                                                               policy: Policy) -> None:
     shadow = replace(policy, mode=Mode.SHADOW)
     assert shadow.spam is not None and shadow.spam.raid is not None
     step = timedelta(seconds=shadow.spam.raid.seconds) / 60
-    async with open_world(tmp_path / "db.sqlite3", shadow) as world:
+    async with open_world(database, shadow) as world:
         for i in range(shadow.spam.raid.count + 5):
             await world.post(newcomer(i), f"lol get rekt {i}", at=T0 + i * step,
                              channel="general")

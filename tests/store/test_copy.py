@@ -138,3 +138,17 @@ async def test_the_checksum_sees_one_changed_value(tmp_path: Path) -> None:
     assert first["members"][0] == second["members"][0]
     assert first["members"][1] != second["members"][1]
     assert first["accounts"] == second["accounts"]
+
+
+async def test_backup_and_restore_of_a_postgresql_store_point_to_its_own_tools(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = "postgresql://bot:hunter2@127.0.0.1:1/conductbot"  # never connected to
+    assert await cli("backup", "--db", url, "--out", str(tmp_path / "b.sqlite3")) == 2
+    said = " ".join(capsys.readouterr().err.split())
+    assert "pg_dump" in said and "hunter2" not in said
+    backup = tmp_path / "b.sqlite3"
+    async with Store.open(backup):
+        pass
+    assert await cli("restore", str(backup), "--db", url) == 2
+    said = " ".join(capsys.readouterr().err.split())
+    assert "pg_restore" in said and "db copy" in said

@@ -1,4 +1,5 @@
-"""The weekly digest against a real temporary SQLite store filled by direct inserts.
+"""The weekly digest against a real store on each backend (a SQLite file, a PostgreSQL
+database) filled by direct inserts.
 
 Every figure is checked against counts computed independently here from the generated rows.
 """
@@ -7,9 +8,10 @@ from __future__ import annotations
 
 import json
 import random
-import sqlite3
 import statistics
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.database import Target
 from bot.digest import build_digest, last_complete_week, parse_week, to_markdown
 from bot.policy import Policy
 from bot.store import Store, iso
+from bot.store.driver import Connection
 
 LONDON = ZoneInfo("Europe/London")
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)  # Wednesday of W48: the last complete is W47
@@ -31,29 +35,37 @@ def _week(moment: datetime) -> str:
     return f"{year}-W{number:02d}"
 
 
-def insert_messages(path: Path, items: list[dict[str, Any]]) -> None:
+@asynccontextmanager
+async def writing(target: Target) -> AsyncIterator[Connection]:
+    """One transaction on the database (created and migrated if new), for direct inserts."""
+    async with Store.open(target) as store, store.transaction() as db:
+        yield db
+
+
+async def insert_messages(target: Target, items: list[dict[str, Any]]) -> None:
     """Write members, messages and verdicts straight into the database."""
-    db = sqlite3.connect(path)
-    with db:
+    async with writing(target) as db:
         for item in items:
-            db.execute("INSERT OR IGNORE INTO members (id, display_name, status, "
-                       "membership_number, created_at) VALUES (?,?,?,?,?)",
-                       (item["member"], f"Name {item['member']}", item.get("status", "active"),
-                        f"N{item['member']}", iso(NOW)))
-            cur = db.execute(
-                "INSERT INTO messages (platform, message_id, revision, channel, channel_name, "
-                "author, member_id, text, sent_at, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (item["platform"], item["id"], 0, item["channel"], f"name-{item['channel']}",
-                 item["member"], item["member"], item.get("text", "secret text"),
-                 iso(item["at"]), iso(item["at"])))
-            db.execute(
+            await db.execute("INSERT INTO members (id, display_name, status, "
+                             "membership_number, created_at) VALUES (?,?,?,?,?) "
+                             "ON CONFLICT DO NOTHING",
+                             (item["member"], f"Name {item['member']}",
+                              item.get("status", "active"), f"N{item['member']}", iso(NOW)))
+            async with db.execute(
+                    "INSERT INTO messages (platform, message_id, revision, channel, "
+                    "channel_name, author, member_id, text, sent_at, received_at) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING id",
+                    (item["platform"], item["id"], 0, item["channel"],
+                     f"name-{item['channel']}", item["member"], item["member"],
+                     item.get("text", "secret text"), iso(item["at"]), iso(item["at"]))) as cur:
+                (message_row,) = await cur.fetchone()
+            await db.execute(
                 "INSERT INTO verdicts (message_row, action, severity, categories, rule_ids, "
                 "clause, scores, thresholds, model, model_version, policy_version, reasons, "
                 "decided_at, mode) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (cur.lastrowid, item["action"], 1, json.dumps(item["cats"]),
+                (message_row, item["action"], 1, json.dumps(item["cats"]),
                  json.dumps(item["rules"]), item.get("clause"), "{}", "{}", "t", "1", "1", "[]",
                  iso(item["at"]), item.get("mode", "enforce")))
-    db.close()
 
 
 def generate(seed: int = 7) -> list[dict[str, Any]]:
@@ -110,14 +122,11 @@ def _expected(items: list[dict[str, Any]], week: str) -> dict[str, Counter[str]]
     return out
 
 
-async def test_figures_match_independent_counts(tmp_path: Path) -> None:
-    path = tmp_path / "digest.sqlite3"
-    async with Store.open(path, clock=lambda: NOW):
-        pass
+async def test_figures_match_independent_counts(database: Target) -> None:
     items = generate()
-    insert_messages(path, items)
+    await insert_messages(database, items)
     this, last = _expected(items, "2026-W47"), _expected(items, "2026-W46")
-    async with Store.open(path, clock=lambda: NOW) as store:
+    async with Store.open(database, clock=lambda: NOW) as store:
         d = await build_digest(store)  # default: the last complete week
     assert d.week == "2026-W47" and d.start == "2026-11-16" and d.end == "2026-11-22"
     assert d.messages.this_week == sum(this["actions"].values()) > 100
@@ -149,12 +158,9 @@ async def test_figures_match_independent_counts(tmp_path: Path) -> None:
     assert "Name m" not in text and "secret text" not in text
 
 
-async def test_names_only_when_allowed(tmp_path: Path) -> None:
-    path = tmp_path / "digest.sqlite3"
-    async with Store.open(path, clock=lambda: NOW):
-        pass
-    insert_messages(path, generate())
-    async with Store.open(path, clock=lambda: NOW) as store:
+async def test_names_only_when_allowed(database: Target) -> None:
+    await insert_messages(database, generate())
+    async with Store.open(database, clock=lambda: NOW) as store:
         d = await build_digest(store, "2026-W47", show_names=True)
     assert d.repeat_offenders and all(r.member.startswith("Name m") and "(Nm" in r.member
                                       for r in d.repeat_offenders)
@@ -164,20 +170,17 @@ def _at(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
 
-async def test_week_boundaries_follow_london_summer_time(tmp_path: Path) -> None:
+async def test_week_boundaries_follow_london_summer_time(database: Target) -> None:
     assert date(2026, 6, 29).weekday() == 0  # Monday of 2026-W27, in British Summer Time
-    path = tmp_path / "digest.sqlite3"
-    async with Store.open(path):
-        pass
     base = {"member": "m1", "platform": "discord", "channel": "c", "action": "allow",
             "cats": [], "rules": []}
-    insert_messages(path, [
+    await insert_messages(database, [
         {**base, "id": "before", "at": _at(2026, 6, 28, 22, 30)},   # Sun 23:30 BST: W26
         {**base, "id": "first", "at": _at(2026, 6, 28, 23, 30)},    # Mon 00:30 BST: W27
         {**base, "id": "last", "at": _at(2026, 7, 5, 22, 59)},      # Sun 23:59 BST: W27
         {**base, "id": "next", "at": _at(2026, 7, 5, 23, 30)},      # Mon 00:30 BST: W28
     ])
-    async with Store.open(path) as store:
+    async with Store.open(database) as store:
         london = await build_digest(store, "2026-W27")
         utc = await build_digest(store, "2026-W27", tz="UTC")
         following = await build_digest(store, "2026-W28")
@@ -188,18 +191,14 @@ async def test_week_boundaries_follow_london_summer_time(tmp_path: Path) -> None
     assert following.messages.this_week == 1
 
 
-async def test_cases_appeals_calibration_and_evidence(tmp_path: Path) -> None:
-    path = tmp_path / "digest.sqlite3"
-    async with Store.open(path):
-        pass
+async def test_cases_appeals_calibration_and_evidence(database: Target) -> None:
     week = parse_week("2026-W47")
     assert week == date(2026, 11, 16)
     t0 = _at(2026, 11, 16, 9)
     base = {"member": "m1", "platform": "slack", "channel": "c", "action": "escalate",
             "cats": ["threat"], "rules": []}
-    insert_messages(path, [{**base, "id": f"e{i}", "at": t0, "text": f"evidence {i}"}
-                           for i in range(4)])
-    db = sqlite3.connect(path)
+    await insert_messages(database, [{**base, "id": f"e{i}", "at": t0,
+                                      "text": f"evidence {i}"} for i in range(4)])
     end = _at(2026, 11, 23, 0)
     cases = [  # (opened, resolved, appeal outcome)
         (t0, t0 + timedelta(hours=2), None),
@@ -208,32 +207,31 @@ async def test_cases_appeals_calibration_and_evidence(tmp_path: Path) -> None:
         (t0 - timedelta(days=3), None, None),               # still open, opened in W46
         (t0, end + timedelta(hours=1), None),               # resolved after the week: open then
     ]
-    with db:
+    async with writing(database) as db:
         for i, (opened, resolved, outcome) in enumerate(cases, start=1):
-            db.execute("INSERT INTO cases (id, member_id, kind, state, priority, summary, "
-                       "automatic, opened_by, appeal_outcome, opened_at, updated_at, "
-                       "resolved_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                       (i, "m1", "escalation", "open" if resolved is None else "upheld", i, "s",
-                        1, "bot", outcome, iso(opened), iso(opened),
-                        iso(resolved) if resolved else None))
-        db.execute("INSERT INTO case_messages (case_id, message_row, verdict_id) "
-                   "VALUES (4, 1, 1)")
+            await db.execute("INSERT INTO cases (id, member_id, kind, state, priority, "
+                             "summary, automatic, opened_by, appeal_outcome, opened_at, "
+                             "updated_at, resolved_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                             (i, "m1", "escalation", "open" if resolved is None else "upheld",
+                              i, "s", 1, "bot", outcome, iso(opened), iso(opened),
+                              iso(resolved) if resolved else None))
+        await db.execute("INSERT INTO case_messages (case_id, message_row, verdict_id) "
+                         "VALUES (4, 1, 1)")
         # A shadow case reviewed in the week is calibration, not a case resolved.
-        db.execute("INSERT INTO cases (id, member_id, kind, state, priority, summary, "
-                   "automatic, opened_by, opened_at, updated_at, resolved_at) "
-                   "VALUES (6, 'm1', 'shadow', 'dismissed', 1, 's', 1, 'bot', ?, ?, ?)",
-                   (iso(t0), iso(t0), iso(t0 + timedelta(hours=1))))
+        await db.execute("INSERT INTO cases (id, member_id, kind, state, priority, summary, "
+                         "automatic, opened_by, opened_at, updated_at, resolved_at) "
+                         "VALUES (6, 'm1', 'shadow', 'dismissed', 1, 's', 1, 'bot', ?, ?, ?)",
+                         (iso(t0), iso(t0), iso(t0 + timedelta(hours=1))))
         for case_id, at in ((2, t0 + timedelta(hours=20)), (3, t0 + timedelta(days=2))):
-            db.execute("INSERT INTO case_events (case_id, at, actor, event) VALUES (?,?,?,?)",
-                       (case_id, iso(at), "m1", "appealed"))
+            await db.execute("INSERT INTO case_events (case_id, at, actor, event) "
+                             "VALUES (?,?,?,?)", (case_id, iso(at), "m1", "appealed"))
         reviews = [("dismissed", ["threat"]), ("upheld", ["threat"]), ("upheld", ["threat"]),
                    ("dismissed", ["insult", "threat"])]
         for outcome, cats in reviews:
-            db.execute("INSERT INTO reviews (verdict_id, case_id, outcome, moderator, "
-                       "categories, at) VALUES (1, 1, ?, 'mod', ?, ?)",
-                       (outcome, json.dumps(cats), iso(t0)))
-    db.close()
-    async with Store.open(path) as store:
+            await db.execute("INSERT INTO reviews (verdict_id, case_id, outcome, moderator, "
+                             "categories, at) VALUES (1, 1, ?, 'mod', ?, ?)",
+                             (outcome, json.dumps(cats), iso(t0)))
+    async with Store.open(database) as store:
         d = await build_digest(store, "2026-W47", quote_evidence=True)
         plain = await build_digest(store, "2026-W47")
     assert [e.case for e in d.open_escalations] == [5, 4]  # priority first
@@ -252,41 +250,38 @@ async def test_cases_appeals_calibration_and_evidence(tmp_path: Path) -> None:
 
 
 async def test_repeat_offenders_net_of_dismissals_and_pardons_shadow_apart(
-        tmp_path: Path, test_policy: Policy) -> None:
-    path = tmp_path / "digest.sqlite3"
-    async with Store.open(path):
-        pass
+        database: Target, test_policy: Policy) -> None:
     t0 = _at(2026, 11, 17, 9)
     base = {"platform": "discord", "channel": "c", "action": "warn", "cats": ["insult"],
             "rules": [], "clause": "1.1"}
     counts = {"dismissed": 3, "pardoned": 3, "pardoned-once": 2, "shadowed": 3, "kept": 2}
-    insert_messages(path, [
+    await insert_messages(database, [
         {**base, "id": f"{member}{i}", "member": member, "at": t0 + timedelta(hours=i),
          "mode": "shadow" if member == "shadowed" else "enforce"}
         for member, n in counts.items() for i in range(n)])
-    db = sqlite3.connect(path)
-    with db:
-        verdicts = db.execute("SELECT v.id, m.member_id, m.message_id FROM verdicts v "
-                              "JOIN messages m ON m.id = v.message_row").fetchall()
+    async with writing(database) as db:
+        verdicts = await db.execute_fetchall("SELECT v.id, m.member_id, m.message_id "
+                                             "FROM verdicts v JOIN messages m "
+                                             "ON m.id = v.message_row")
         for verdict_id, member, message_id in verdicts:
             if member == "shadowed":
                 continue  # shadow mode: no strike
             pardoned = iso(t0 + timedelta(days=9)) if message_id in (
                 "pardoned0", "pardoned-once0") else None  # long after the week: still counts
-            db.execute("INSERT INTO strikes (member_id, verdict_id, points, reason, at, "
-                       "pardoned_at) VALUES (?,?,1,'warn',?,?)",
-                       (member, verdict_id, iso(t0), pardoned))
+            await db.execute("INSERT INTO strikes (member_id, verdict_id, points, reason, at, "
+                             "pardoned_at) VALUES (?,?,1,'warn',?,?)",
+                             (member, verdict_id, iso(t0), pardoned))
             if member == "dismissed":
                 state = "dismissed" if message_id != "dismissed2" else "upheld"
-                cur = db.execute(
-                    "INSERT INTO cases (member_id, kind, state, summary, automatic, opened_by, "
-                    "opened_at, updated_at) VALUES (?, 'warning', ?, 's', 1, 'bot', ?, ?)",
-                    (member, state, iso(t0), iso(t0)))
-                db.execute("INSERT INTO case_messages (case_id, message_row, verdict_id) "
-                           "SELECT ?, message_row, id FROM verdicts WHERE id = ?",
-                           (cur.lastrowid, verdict_id))
-    db.close()
-    async with Store.open(path) as store:
+                async with db.execute(
+                        "INSERT INTO cases (member_id, kind, state, summary, automatic, "
+                        "opened_by, opened_at, updated_at) VALUES (?, 'warning', ?, 's', 1, "
+                        "'bot', ?, ?) RETURNING id", (member, state, iso(t0), iso(t0))) as cur:
+                    (case_id,) = await cur.fetchone()
+                await db.execute("INSERT INTO case_messages (case_id, message_row, verdict_id) "
+                                 "SELECT ?, message_row, id FROM verdicts WHERE id = ?",
+                                 (case_id, verdict_id))
+    async with Store.open(database) as store:
         d = await build_digest(store, "2026-W47", policy=test_policy)
     # Two of "dismissed"'s three warnings were dismissed and one of "pardoned-once"'s two
     # pardoned: one offence each is no repeat; "pardoned" keeps two, and two points.
@@ -302,21 +297,17 @@ async def test_repeat_offenders_net_of_dismissals_and_pardons_shadow_apart(
     assert "## Shadow mode: would have acted" in to_markdown(d)
 
 
-async def test_open_case_age_of_a_week_in_progress_runs_to_now(tmp_path: Path) -> None:
-    path = tmp_path / "digest.sqlite3"
+async def test_open_case_age_of_a_week_in_progress_runs_to_now(database: Target) -> None:
     opened = _at(2026, 11, 18, 12, 0)  # Wednesday of W47
     clock = [opened + timedelta(minutes=10)]
-    async with Store.open(path, clock=lambda: clock[0]):
-        pass
-    db = sqlite3.connect(path)
-    with db:
-        db.execute("INSERT INTO members (id, display_name, created_at) VALUES ('m1', 'M', ?)",
-                   (iso(opened),))
-        db.execute("INSERT INTO cases (member_id, kind, state, priority, summary, automatic, "
-                   "opened_by, opened_at, updated_at) VALUES ('m1', 'escalation', 'open', 2, "
-                   "'s', 1, 'bot', ?, ?)", (iso(opened), iso(opened)))
-    db.close()
-    async with Store.open(path, clock=lambda: clock[0]) as store:
+    async with writing(database) as db:
+        await db.execute("INSERT INTO members (id, display_name, created_at) "
+                         "VALUES ('m1', 'M', ?)", (iso(opened),))
+        await db.execute("INSERT INTO cases (member_id, kind, state, priority, summary, "
+                         "automatic, opened_by, opened_at, updated_at) VALUES ('m1', "
+                         "'escalation', 'open', 2, 's', 1, 'bot', ?, ?)",
+                         (iso(opened), iso(opened)))
+    async with Store.open(database, clock=lambda: clock[0]) as store:
         now = await build_digest(store, "2026-W47")
         clock[0] = _at(2026, 12, 1, 9)
         after = await build_digest(store, "2026-W47")
@@ -336,23 +327,16 @@ def test_last_complete_week_in_london() -> None:
         parse_week("2026-47")
 
 
-def test_cli_digest_writes_every_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]
-                                        ) -> None:
+def test_cli_digest_writes_every_format(database: Target, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
     import asyncio
     import csv
 
     from bot.cli import main
     from bot.digest import Digest
 
-    path = tmp_path / "digest.sqlite3"
-
-    async def create() -> None:
-        async with Store.open(path):
-            pass
-
-    asyncio.run(create())
-    insert_messages(path, generate())
-    week = ["digest", "--db", str(path), "--week", "2026-W47"]
+    asyncio.run(insert_messages(database, generate()))
+    week = ["digest", "--db", str(database), "--week", "2026-W47"]
     assert main([*week, "--format", "json", "--out", str(tmp_path / "d.json")]) == 0
     d = Digest.from_json((tmp_path / "d.json").read_text(encoding="utf-8"))
     assert d.week == "2026-W47" and d.messages.this_week > 100
@@ -372,10 +356,7 @@ def test_cli_digest_writes_every_format(tmp_path: Path, capsys: pytest.CaptureFi
     assert main([*week[:3], "--week", "2026-47"]) == 2
 
 
-async def test_floods_spam_and_raids_counted_by_kind(tmp_path: Path, policy: Policy) -> None:
-    path = tmp_path / "digest.sqlite3"
-    async with Store.open(path):
-        pass
+async def test_floods_spam_and_raids_counted_by_kind(database: Target, policy: Policy) -> None:
     rng = random.Random(15)
     kinds = ("rate-channel", "rate-overall", "campaign", "pile-on", "invite", "raid")
     start = _at(2026, 11, 9, 0)  # Monday of W46: last week, then W47, then a few days of W48
@@ -392,25 +373,24 @@ async def test_floods_spam_and_raids_counted_by_kind(tmp_path: Path, policy: Pol
                       "cats": ["spam"] if found else [], "rules": rules,
                       "clause": "1.7" if found else None,
                       "mode": "shadow" if rng.random() < 0.1 else "enforce"})
-    insert_messages(path, items)
+    await insert_messages(database, items)
     raids = [  # (started, ended, accounts, response)
         (_at(2026, 11, 12, 20), _at(2026, 11, 12, 21), 11, "slowmode,timeout"),  # W46
         (_at(2026, 11, 17, 20), _at(2026, 11, 17, 20, 40), 14, "slowmode,timeout"),
         (_at(2026, 11, 21, 23, 30), None, 12, "alert"),  # W47, still going
         (_at(2026, 11, 23, 9), None, 30, "alert"),  # W48
     ]
-    db = sqlite3.connect(path)
-    with db:
+    async with writing(database) as db:
         for i, (started, ended, accounts, response) in enumerate(raids, start=1):
-            db.execute("INSERT INTO raids (id, platform, channel, channel_name, started_at, "
-                       "ended_at, ended_by, accounts, response) VALUES (?,?,?,?,?,?,?,?,?)",
-                       (i, "discord" if response != "alert" else "slack", f"C{i}", "general",
-                        iso(started), iso(ended) if ended else None,
-                        "Karen (m1)" if ended else None,
-                        json.dumps([[f"raider {n}", str(n)] for n in range(accounts)]),
-                        response))
-    db.close()
-    async with Store.open(path, clock=lambda: NOW) as store:
+            await db.execute("INSERT INTO raids (id, platform, channel, channel_name, "
+                             "started_at, ended_at, ended_by, accounts, response) "
+                             "VALUES (?,?,?,?,?,?,?,?,?)",
+                             (i, "discord" if response != "alert" else "slack", f"C{i}",
+                              "general", iso(started), iso(ended) if ended else None,
+                              "Karen (m1)" if ended else None,
+                              json.dumps([[f"raider {n}", str(n)] for n in range(accounts)]),
+                              response))
+    async with Store.open(database, clock=lambda: NOW) as store:
         d = await build_digest(store, "2026-W47", policy=policy)
         quiet = await build_digest(store, "2026-W44", policy=policy)
 

@@ -1,4 +1,7 @@
-"""What /healthz and /metrics read from the store: its figures in one query, its write probe."""
+"""What /healthz and /metrics read from the store: its figures in one query, its write probe.
+
+On each backend; the probe's answers to SQLite's own troubles (another connection's lock, a file
+moved away) on a SQLite file."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.database import Target
 from bot.errors import StoreError
 from bot.models import SHADOW_CASE, Action, ActionKind, ActionStatus, Message, Platform
 from bot.store import QueueFigures, Store, iso
@@ -28,7 +32,14 @@ class Clock:
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[tuple[Store, Clock]]:
+async def world(database: Target) -> AsyncIterator[tuple[Store, Clock]]:
+    clock = Clock()
+    async with Store.open(database, clock=clock) as store:
+        yield store, clock
+
+
+@pytest.fixture
+async def sqlite_world(tmp_path: Path) -> AsyncIterator[tuple[Store, Clock]]:
     clock = Clock()
     async with Store.open(tmp_path / "db.sqlite3", clock=clock) as store:
         yield store, clock
@@ -86,19 +97,20 @@ async def test_figures_count_appeals_and_overturns(world: tuple[Store, Clock]) -
         ("timeout", "dismissed", 0, None),             # a moderator's own case dismissed
         ("escalation", "upheld", 1, None),
     ]
-    with contextlib.closing(sqlite3.connect(store.path, isolation_level=None)) as db:
+    async with store.transaction() as db:
         for kind, state, automatic, appeal in cases:
-            db.execute("INSERT INTO cases (member_id, kind, state, summary, automatic, "
-                       "opened_by, appeal, opened_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                       (member.id, kind, state, "s", automatic, "bot", appeal, iso(T0),
-                        iso(T0)))
+            await db.execute("INSERT INTO cases (member_id, kind, state, summary, automatic, "
+                             "opened_by, appeal, opened_at, updated_at) "
+                             "VALUES (?,?,?,?,?,?,?,?,?)",
+                             (member.id, kind, state, "s", automatic, "bot", appeal, iso(T0),
+                              iso(T0)))
     figures = await store.health_figures()
     assert (figures.appeals, figures.appeals_granted, figures.dismissed_on_review) == (3, 1, 1)
 
 
 async def test_the_write_probe_fails_quickly_while_the_database_is_locked(
-        world: tuple[Store, Clock]) -> None:
-    store, _ = world
+        sqlite_world: tuple[Store, Clock]) -> None:
+    store, _ = sqlite_world
     await store.probe_write(wait=0.2)
     with contextlib.closing(sqlite3.connect(store.path, isolation_level=None)) as other:
         other.execute("BEGIN IMMEDIATE")
@@ -134,8 +146,8 @@ async def test_the_write_probe_gives_up_on_a_long_transaction_of_the_bot_itself(
 
 
 async def test_the_write_probe_notices_a_database_moved_away(
-        world: tuple[Store, Clock]) -> None:
-    store, _ = world
+        sqlite_world: tuple[Store, Clock]) -> None:
+    store, _ = sqlite_world
     os.rename(store.path, store.path + ".moved")
     with pytest.raises(StoreError, match="is gone"):
         await store.probe_write()

@@ -1,4 +1,6 @@
-"""Store tests on a real temporary SQLite file: migrations, dedupe, atomic verdict + outbox."""
+"""Store tests on each backend (a SQLite file, a PostgreSQL database): migrations, dedupe,
+atomic verdict + outbox, the stale-standing check and the digest's lock across processes.
+Tests of SQLite itself (WAL mode, PRAGMA user_version, a file that is no database) use a file."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.actions import plan_actions
+from bot.database import Target
 from bot.decide import decide
 from bot.errors import StoreError
 from bot.models import (
@@ -21,7 +24,7 @@ from bot.models import (
     Verdict,
 )
 from bot.policy import Policy
-from bot.store import Store
+from bot.store import StaleStanding, Store, standing_token
 from bot.store.migrations import SCHEMA_VERSION
 
 WHEN = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -47,12 +50,11 @@ async def test_new_database_is_migrated_in_wal_mode(tmp_path: Path) -> None:
     assert {"members", "accounts", "messages", "verdicts", "outbox"} <= tables
 
 
-async def test_reopening_keeps_data_and_does_not_remigrate(tmp_path: Path,
+async def test_reopening_keeps_data_and_does_not_remigrate(database: Target,
                                                            test_policy: Policy) -> None:
-    path = tmp_path / "db.sqlite3"
-    async with Store.open(path) as store:
+    async with Store.open(database) as store:
         member = await store.member_for(Platform.SLACK, "U1", display_name="Ann")
-    async with Store.open(path) as store:
+    async with Store.open(database) as store:
         again = await store.member_for(Platform.SLACK, "U1")
         assert again.id == member.id and again.display_name == "Ann"
 
@@ -152,12 +154,11 @@ async def test_unknown_accounts_become_members_of_their_own(store: Store) -> Non
     assert (await store.member_for(Platform.DISCORD, "42")).id == a.id
 
 
-async def test_a_platform_name_is_stored_as_it_can_safely_be_shown(tmp_path: Path) -> None:
+async def test_a_platform_name_is_stored_as_it_can_safely_be_shown(store: Store) -> None:
     # A terminal escape sequence would drive a moderator's console; a zero-width space would
     # let the name pass for someone else's.
-    async with Store.open(tmp_path / "db.sqlite3") as store:
-        member = await store.member_for(Platform.SLACK, "U1",
-                                        display_name="\x1b[2J\x1b[31mKaren\u200b Lomax\u202e")
+    member = await store.member_for(Platform.SLACK, "U1",
+                                    display_name="\x1b[2J\x1b[31mKaren\u200b Lomax\u202e")
     assert member.display_name == "Karen Lomax"
 
 
@@ -201,3 +202,43 @@ def test_db_migrate_brings_an_old_database_up_and_check_says_what_is_pending(
     missing = tmp_path / "typo.sqlite3"
     assert main(["db", "migrate", "--db", str(missing)]) == 2
     assert not missing.exists()  # nothing created
+
+
+# -- two processes on one database ----------------------------------------------------------------
+
+
+async def test_a_verdict_on_strikes_another_process_changed_is_refused(
+        database: Target, test_policy: Policy) -> None:
+    verdict = decide(ScoreSet({"insult": 0.8, "toxicity": 0.8}, "m", "1"), [],
+                     policy=test_policy, standing=Standing(), channel="general")
+    assert verdict.action == "warn"
+    async with Store.open(database) as one, Store.open(database) as two:
+        member = await one.member_for(Platform.DISCORD, "u1")
+        token = standing_token(await one.strikes(member.id))
+        # The other process warns the same member meanwhile: one strike point.
+        assert await two.record(message("2"), member, verdict, [], strike=1.0) is not None
+        with pytest.raises(StaleStanding):
+            await one.record(message("1"), member, verdict, [], strike=1.0, standing=token)
+        assert not await one.is_decided(message("1"))  # nothing written: decide again
+        assert len(await one.strikes(member.id)) == 1
+        assert len(await one.audit_entries(member_id=member.id)) == 1
+        token = standing_token(await one.strikes(member.id))
+        recorded = await one.record(message("1"), member, verdict, [], strike=1.0,
+                                    standing=token)
+        assert recorded is not None and await two.is_decided(message("1"))
+        assert [s["points"] for s in await two.strikes(member.id)] == [1.0, 1.0]
+
+
+async def test_the_digest_lock_grants_one_process_at_a_time(database: Target) -> None:
+    async with Store.open(database) as one, Store.open(database) as two:
+        async with one.exclusive("digest") as first:
+            assert first
+            async with two.exclusive("digest") as second:
+                # PostgreSQL: the other process holds the lock. SQLite always grants it
+                # (processes sharing a file share a host; the digest run is settled under
+                # BEGIN IMMEDIATE).
+                assert second == (not one.postgres)
+        async with two.exclusive("digest") as after:
+            assert after
+        async with one.exclusive("digest") as again:  # and let go again
+            assert again

@@ -1,6 +1,7 @@
-"""The transparency report against a real temporary SQLite store, filled the way the bot fills
-it: messages through the Moderator (keyword scorer, the stable test policy), moderators'
-commands, members' appeals, and a channel in shadow mode beside them.
+"""The transparency report against a real store on each backend (a SQLite file, a PostgreSQL
+database), filled the way the bot fills it: messages through the Moderator (keyword scorer,
+the stable test policy), moderators' commands, members' appeals, and a channel in shadow mode
+beside them.
 
 Every figure is checked against a tally this test keeps of what it did; every format is
 searched for the names, ids and words put in on purpose (marker strings).
@@ -12,17 +13,18 @@ import asyncio
 import csv
 import io
 import json
-import sqlite3
 import statistics
 from collections import Counter
-from contextlib import closing
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from bot.cli import main
+from bot.database import Target
 from bot.models import (
     Account,
     MemberStatus,
@@ -34,8 +36,10 @@ from bot.models import (
 )
 from bot.policy import ChannelOverride, Policy, load_policy
 from bot.store import Store
+from bot.store.copy import TABLES
 from bot.transparency import Cell, Report, build_report, to_csv, to_html, to_json, to_markdown
 from tests.conftest import ROOT
+from tests.postgres import BACKENDS, PostgresServer
 from tests.scenarios.test_members import KAREN, OMAR, World, open_world
 
 POLICY = ROOT / "tests" / "fixtures" / "policy.toml"
@@ -187,20 +191,41 @@ def trial_policy() -> Policy:
     return replace(policy, channels=(*policy.channels, trial))
 
 
-async def filled(path: Path) -> Tally:
-    async with open_world(path, trial_policy()) as world:
+async def filled(target: Target) -> Tally:
+    async with open_world(target, trial_policy()) as world:
         return await fill(world)
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=BACKENDS)
+async def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                   ) -> AsyncIterator[tuple[Target, Tally]]:
+    """The quarter on each backend in turn, filled once for the module: a SQLite file, then
+    a PostgreSQL database of its own."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("transparency") / "db.sqlite3"
+        yield path, await filled(path)
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    async with server.database() as url:
+        yield url, await filled(url)
+
+
 @pytest.fixture(scope="module")
-def database(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Tally]:
-    path = tmp_path_factory.mktemp("transparency") / "db.sqlite3"
-    return path, asyncio.run(filled(path))
+def existing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite store, for what the command refuses before it opens the database."""
+    path = tmp_path_factory.mktemp("empty") / "db.sqlite3"
+
+    async def create() -> None:
+        async with Store.open(path):
+            pass
+
+    asyncio.run(create())
+    return path
 
 
-async def report_of(path: Path, *, min_count: int, tz: str | None = None) -> Report:
+async def report_of(target: Target, *, min_count: int, tz: str | None = None) -> Report:
     policy = replace(trial_policy(), transparency_min_count=min_count)
-    async with Store.open(path) as store:
+    async with Store.open(target) as store:
         return await build_report(store, "2026-Q4", policy=policy, tz=tz)
 
 
@@ -261,7 +286,7 @@ def expected(tally: Tally) -> dict[str, float]:
     }
 
 
-def test_every_figure_matches_what_happened(database: tuple[Path, Tally]) -> None:
+def test_every_figure_matches_what_happened(database: tuple[Target, Tally]) -> None:
     path, tally = database
     report = asyncio.run(report_of(path, min_count=1))  # nothing suppressed
     got = figures(report)
@@ -276,7 +301,7 @@ def test_every_figure_matches_what_happened(database: tuple[Path, Tally]) -> Non
     assert report.start == "2026-10-01" and report.end == "2026-12-31"
 
 
-def test_shadow_verdicts_are_not_actions(database: tuple[Path, Tally]) -> None:
+def test_shadow_verdicts_are_not_actions(database: tuple[Target, Tally]) -> None:
     path, tally = database
     got = figures(asyncio.run(report_of(path, min_count=1)))
     # 8 would-be warnings and 4 would-be escalations in the shadow channel, one of them
@@ -291,7 +316,7 @@ def test_shadow_verdicts_are_not_actions(database: tuple[Path, Tally]) -> None:
 
 
 def test_small_counts_are_suppressed_and_large_ones_exact(
-        database: tuple[Path, Tally]) -> None:
+        database: tuple[Target, Tally]) -> None:
     path, tally = database
     report = asyncio.run(report_of(path, min_count=10))
     got, want = figures(report), expected(tally)
@@ -322,10 +347,18 @@ def test_small_counts_are_suppressed_and_large_ones_exact(
         want["appeals.median_hours_to_decision"])
 
 
-def test_no_name_id_or_text_in_any_format(database: tuple[Path, Tally]) -> None:
+async def everything_held(target: Target) -> str:
+    """Every value of every row of every table, as text."""
+    rows = []
+    async with Store.open(target) as store:
+        for table, _ in TABLES:
+            rows += [repr(tuple(row)) for row in await store._read(f"SELECT * FROM {table}")]
+    return "\n".join(rows)
+
+
+def test_no_name_id_or_text_in_any_format(database: tuple[Target, Tally]) -> None:
     path, tally = database
-    with closing(sqlite3.connect(path)) as db:  # the markers are all in the database
-        held = "\n".join(db.iterdump()).casefold()
+    held = asyncio.run(everything_held(path)).casefold()  # the markers are all in the database
     assert [m for m in (*MARKERS, *tally.member_ids) if m not in held] == []
     for min_count in (1, 10):
         report = asyncio.run(report_of(path, min_count=min_count))
@@ -336,7 +369,7 @@ def test_no_name_id_or_text_in_any_format(database: tuple[Path, Tally]) -> None:
             assert leaked == [], (render.__name__, leaked)
 
 
-def test_the_method_is_generated_from_the_policy(database: tuple[Path, Tally]) -> None:
+def test_the_method_is_generated_from_the_policy(database: tuple[Target, Tally]) -> None:
     path, _ = database
     policy = load_policy(POLICY)
     shadowed = replace(policy, channels=tuple(
@@ -361,7 +394,7 @@ def test_the_method_is_generated_from_the_policy(database: tuple[Path, Tally]) -
     assert 'Figures from 1 to 4 are shown as "fewer than 5"' in method
 
 
-def test_cli_writes_every_format(database: tuple[Path, Tally], tmp_path: Path,
+def test_cli_writes_every_format(database: tuple[Target, Tally], tmp_path: Path,
                                  capsys: pytest.CaptureFixture[str]) -> None:
     path, tally = database
     base = ["--policy", str(POLICY), "transparency", "--db", str(path), "--quarter", "2026-Q4"]
@@ -399,26 +432,24 @@ def test_cli_writes_every_format(database: tuple[Path, Tally], tmp_path: Path,
 
 @pytest.mark.parametrize("quarter", ["2026-Q5", "Q4", "2026-Q0", "2026Q4", "26-Q4", "2026-W47"])
 def test_cli_refuses_a_bad_quarter_naming_the_form(
-        database: tuple[Path, Tally], quarter: str, capsys: pytest.CaptureFixture[str]) -> None:
-    path, _ = database
-    assert main(["transparency", "--db", str(path), "--quarter", quarter]) == 2
+        existing: Path, quarter: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["transparency", "--db", str(existing), "--quarter", quarter]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert f"not a quarter: '{quarter}'" in err and "YEAR-QN, e.g. 2026-Q4" in err
 
 
 def test_cli_refuses_a_missing_database_and_an_unknown_zone(
-        database: tuple[Path, Tally], tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        existing: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "missing.sqlite3"
     assert main(["transparency", "--db", str(missing), "--quarter", "2026-Q4"]) == 2
     assert not missing.exists()
     assert "there is no database" in capsys.readouterr().err
-    assert main(["transparency", "--db", str(database[0]), "--tz", "Mars/Olympus"]) == 2
+    assert main(["transparency", "--db", str(existing), "--tz", "Mars/Olympus"]) == 2
     assert "unknown time zone 'Mars/Olympus'" in capsys.readouterr().err
 
 
 def test_an_empty_quarter_reads_zero_with_nothing_to_compute(
-        database: tuple[Path, Tally]) -> None:
+        database: tuple[Target, Tally]) -> None:
     path, _ = database
 
     async def build() -> Report:

@@ -88,14 +88,24 @@ def overrides() -> dict[str, Any]:
 @pytest.fixture
 async def world(tmp_path: Path, test_policy: Policy,
                 overrides: dict[str, Any]) -> AsyncIterator[World]:
+    async with connected(tmp_path, test_policy, FakeDiscord(),
+                         guild_ids=frozenset({int(GUILD_ID)}), **overrides) as world:
+        yield world
+
+
+@contextlib.asynccontextmanager
+async def connected(tmp_path: Path, policy: Policy, fake: FakeDiscord, *,
+                    guild_ids: frozenset[int], ready_within: float = 10,
+                    **overrides: Any) -> AsyncIterator[World]:
+    """The adapter on a new store, connected to `fake` (started here) and ready, with Karen
+    Lomax in the register as a moderator; DiscordConfig's `overrides` applied."""
     saved = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
-    fake = FakeDiscord()
     await fake.start()
     task: asyncio.Task[None] | None = None
     try:
         async with Store.open(tmp_path / "db.sqlite3") as store, \
                 Batcher(KeywordScorer()) as batcher:
-            moderator = Moderator(store=store, policy=test_policy, scorer=batcher)
+            moderator = Moderator(store=store, policy=policy, scorer=batcher)
             await store.import_member(membership_number="M0001", name="Karen Lomax",
                                       status=MemberStatus.ACTIVE, roles={Role.MODERATOR},
                                       reason=None, suspended_from=None, suspended_until=None,
@@ -113,14 +123,14 @@ async def world(tmp_path: Path, test_policy: Policy,
 
             moderator.handle = spy  # type: ignore[method-assign]
             config = DiscordConfig(**{
-                "token": "test-token", "guild_ids": frozenset({int(GUILD_ID)}),
+                "token": "test-token", "guild_ids": guild_ids,
                 "mod_channel_id": int(MODS_ID), "api_base": fake.api_base,
                 "gateway_url": fake.gateway_url, **overrides})
             world.adapter = DiscordAdapter(moderator, config, outbox_interval=3600,
                                            guild_ready_timeout=0.05)
             task = asyncio.create_task(world.adapter.run())
             ready = asyncio.create_task(world.adapter.ready.wait())
-            done, _ = await asyncio.wait({task, ready}, timeout=10,
+            done, _ = await asyncio.wait({task, ready}, timeout=ready_within,
                                          return_when=asyncio.FIRST_COMPLETED)
             if ready not in done:
                 ready.cancel()

@@ -24,8 +24,8 @@ from adapters.connection import ConnectionState
 from adapters.discord import DiscordAdapter, DiscordConfig, DiscordConfigError
 from bot.config import Secret
 from bot.errors import PlatformError
-from bot.models import Action, ActionKind, MemberStatus, Platform, Role
-from bot.moderator import Handled, Moderator
+from bot.models import Action, ActionKind, Platform
+from bot.moderator import Moderator
 from bot.policy import Policy
 from bot.scoring import Batcher
 from bot.store import Store
@@ -33,7 +33,6 @@ from tests.adapters.discord.fake_discord import (
     GENERAL_ID,
     GUILD_ID,
     MEMBER_ID,
-    MOD_ID,
     MODS_ID,
     OTHER_GENERAL_ID,
     OTHER_GUILD_ID,
@@ -42,7 +41,7 @@ from tests.adapters.discord.fake_discord import (
     other_guild,
     shard_of,
 )
-from tests.adapters.discord.test_discord import World
+from tests.adapters.discord.test_discord import World, connected
 from tests.conftest import KeywordScorer
 
 pytestmark = pytest.mark.timeout(60)
@@ -62,54 +61,12 @@ def recent_id() -> str:
 async def running(tmp_path: Path, policy: Policy, fake: FakeDiscord | None = None,
                   **overrides: Any) -> AsyncIterator[World]:
     """The adapter connected to a fake Discord whose bot is in both guilds, ready."""
-    saved = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
     fake = fake or FakeDiscord()
     fake.add_guild(other_guild())
-    await fake.start()
-    task: asyncio.Task[None] | None = None
-    try:
-        async with Store.open(tmp_path / "db.sqlite3") as store, \
-                Batcher(KeywordScorer()) as batcher:
-            moderator = Moderator(store=store, policy=policy, scorer=batcher)
-            await store.import_member(membership_number="M0001", name="Karen Lomax",
-                                      status=MemberStatus.ACTIVE, roles={Role.MODERATOR},
-                                      reason=None, suspended_from=None, suspended_until=None,
-                                      accounts=[(Platform.DISCORD, MOD_ID)], actor="test")
-            world = World(fake, None, store)  # type: ignore[arg-type]
-            original = moderator.handle
-
-            async def spy(msg: Any, /) -> Handled | None:
-                world.seen.append(msg)
-                result = await original(msg)
-                world.handled.append((msg.key, result))
-                async with world.changed:
-                    world.changed.notify_all()
-                return result
-
-            moderator.handle = spy  # type: ignore[method-assign]
-            config = DiscordConfig(**{
-                "token": "test-token", "guild_ids": BOTH, "mod_channel_id": int(MODS_ID),
-                "api_base": fake.api_base, "gateway_url": fake.gateway_url, **overrides})
-            world.adapter = DiscordAdapter(moderator, config, outbox_interval=3600,
-                                           guild_ready_timeout=0.05)
-            task = asyncio.create_task(world.adapter.run())
-            ready = asyncio.create_task(world.adapter.ready.wait())
-            done, _ = await asyncio.wait({task, ready}, timeout=20,
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if ready not in done:
-                ready.cancel()
-                if task in done:
-                    task.result()
-                raise AssertionError("the client never became ready")
-            try:
-                yield world
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-    finally:
-        await fake.stop()
-        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
+    # Two shards identify 5 s apart (discord.py's identify rate limit).
+    async with connected(tmp_path, policy, fake, guild_ids=BOTH, ready_within=20,
+                         **overrides) as world:
+        yield world
 
 
 async def abuse(world: World, guild_id: str, channel_id: str) -> str:
