@@ -618,9 +618,10 @@ class Store:
 
     async def _standing(self, db: Connection, member_id: str, /) -> tuple[Any, ...]:
         """`standing_token` of the member's strikes as they are now, inside a transaction."""
-        async with db.execute("SELECT id, points, pending, step FROM strikes WHERE member_id=? "
-                              "AND pardoned_at IS NULL ORDER BY at, id", (member_id,)) as cur:
-            return standing_token(dict(r) for r in await cur.fetchall())
+        rows = await db.execute_fetchall("SELECT id, points, pending, step FROM strikes WHERE "
+                                         "member_id=? AND pardoned_at IS NULL ORDER BY at, id",
+                                         (member_id,))
+        return standing_token(dict(r) for r in rows)
 
     async def set_status(self, member_id: str, /, *, status: MemberStatus, actor: str,
                          reason: str | None, since: datetime | None = None,
@@ -1566,9 +1567,9 @@ def _until_key(until: str | None) -> str:
 
 
 async def _insert(db: Connection, sql: str, params: Sequence[Any], /) -> int | None:
-    """Run an INSERT and return the new row's id; None when ON CONFLICT DO NOTHING skipped it."""
-    async with db.execute(f"{sql} RETURNING id", params) as cur:
-        rows = list(await cur.fetchall())
+    """Run an INSERT and return the new row's id; None when ON CONFLICT DO NOTHING skipped it.
+    One trip to the database's thread (aiosqlite's execute_fetchall), not three."""
+    rows = list(await db.execute_fetchall(f"{sql} RETURNING id", params))
     return int(rows[0][0]) if rows else None
 
 
