@@ -211,29 +211,35 @@ class SqliteDriver:
         # together on a new file) instead of failing at once.
         await self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         if migrate:
-            await self.conn.execute("PRAGMA journal_mode=WAL")
+            # The switch takes an exclusive lock, and SQLite answers "locked" at once, without
+            # its busy handler, when another process is switching too: so it is retried.
+            await self._while_locked("PRAGMA journal_mode=WAL", "switching to WAL")
         await self.conn.execute("PRAGMA foreign_keys=ON")
         await self.conn.execute("PRAGMA synchronous=NORMAL")
         # Erased text is overwritten on disk, not left in free pages (UK GDPR erasure).
         await self.conn.execute("PRAGMA secure_delete=ON")
 
     async def begin(self, *, exclusive: bool) -> None:
-        """BEGIN IMMEDIATE (SQLite has no other kind of writer), waiting (SQLite's busy
-        timeout, then backoff) while another process holds the write lock; StoreError after
-        BUSY_WAIT seconds."""
+        """BEGIN IMMEDIATE (SQLite has no other kind of writer), waiting while another process
+        holds the write lock."""
+        await self._while_locked("BEGIN IMMEDIATE", "a write")
+
+    async def _while_locked(self, sql: str, what: str) -> None:
+        """Run `sql`, retrying with backoff (beyond SQLite's busy timeout) while another
+        process holds the lock it needs; StoreError after BUSY_WAIT seconds."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + BUSY_WAIT
         pause = 0.05
         while True:
             try:
-                await self.conn.execute("BEGIN IMMEDIATE")
+                await self.conn.execute(sql)
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) and "busy" not in str(exc):
                     raise
                 if loop.time() >= deadline:
-                    raise StoreError(f"{self.name} stayed locked by another writer for "
-                                     f"{BUSY_WAIT:.0f} s: {exc}") from exc
+                    raise StoreError(f"{self.name} stayed locked by another process for "
+                                     f"{BUSY_WAIT:.0f} s ({what}): {exc}") from exc
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 1.0)
 

@@ -9,6 +9,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from bot.errors import StoreError
 from bot.models import Message, Platform
 from bot.moderator import Moderator
 from bot.policy import Policy
@@ -58,3 +61,55 @@ async def test_two_connections_and_another_process_writing_lose_no_delivery(
     with sqlite3.connect(path) as db:
         decided = db.execute("SELECT COUNT(DISTINCT message_id) FROM messages").fetchone()[0]
     assert decided == count
+
+
+def _hold_exclusive(path: Path, seconds: float, held: threading.Event) -> None:
+    """Another process holding the whole file (a backup tool, a second bot migrating it)."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("BEGIN EXCLUSIVE")
+        held.set()
+        time.sleep(seconds)
+        db.execute("COMMIT")
+    finally:
+        db.close()
+
+
+async def test_a_bot_starting_while_another_process_holds_the_file_waits_for_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's own busy handler gives up after its timeout, and not at all in some lock
+    upgrades (two processes switching a new file to WAL together): the store keeps trying."""
+    from bot.store import driver
+
+    monkeypatch.setattr(driver, "BUSY_TIMEOUT_MS", 20)  # SQLite gives up long before the holder
+    path = tmp_path / "db.sqlite3"
+    sqlite3.connect(path).close()
+    held = threading.Event()
+    holder = threading.Thread(target=_hold_exclusive, args=(path, 0.6, held))
+    holder.start()
+    try:
+        await asyncio.to_thread(held.wait)
+        async with Store.open(path) as store:
+            assert await store.schema_version() > 0
+    finally:
+        await asyncio.to_thread(holder.join)
+
+
+async def test_a_file_held_past_the_wait_fails_with_a_clear_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.store import driver
+
+    monkeypatch.setattr(driver, "BUSY_TIMEOUT_MS", 20)
+    monkeypatch.setattr(driver, "BUSY_WAIT", 0.3)
+    path = tmp_path / "db.sqlite3"
+    sqlite3.connect(path).close()
+    held = threading.Event()
+    holder = threading.Thread(target=_hold_exclusive, args=(path, 1.5, held))
+    holder.start()
+    try:
+        await asyncio.to_thread(held.wait)
+        with pytest.raises(StoreError, match=r"stayed locked by another process .*WAL"):
+            async with Store.open(path):
+                pass
+    finally:
+        await asyncio.to_thread(holder.join)
