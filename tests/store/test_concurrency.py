@@ -6,6 +6,8 @@ import asyncio
 import sqlite3
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -63,16 +65,31 @@ async def test_two_connections_and_another_process_writing_lose_no_delivery(
     assert decided == count
 
 
-def _hold_exclusive(path: Path, seconds: float, held: threading.Event) -> None:
-    """Another process holding the whole file (a backup tool, a second bot migrating it)."""
-    db = sqlite3.connect(path, isolation_level=None)
+
+@asynccontextmanager
+async def _file_held(path: Path, seconds: float) -> AsyncIterator[None]:
+    """Another process holding the whole file (a backup tool, a second bot migrating it) for
+    `seconds`, from entry; the holder is joined on exit."""
+    sqlite3.connect(path).close()
+    held = threading.Event()
+
+    def hold() -> None:
+        db = sqlite3.connect(path, isolation_level=None)
+        try:
+            db.execute("BEGIN EXCLUSIVE")
+            held.set()
+            time.sleep(seconds)
+            db.execute("COMMIT")
+        finally:
+            db.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
     try:
-        db.execute("BEGIN EXCLUSIVE")
-        held.set()
-        time.sleep(seconds)
-        db.execute("COMMIT")
+        await asyncio.to_thread(held.wait)
+        yield
     finally:
-        db.close()
+        await asyncio.to_thread(holder.join)
 
 
 async def test_a_bot_starting_while_another_process_holds_the_file_waits_for_it(
@@ -83,16 +100,8 @@ async def test_a_bot_starting_while_another_process_holds_the_file_waits_for_it(
 
     monkeypatch.setattr(driver, "BUSY_TIMEOUT_MS", 20)  # SQLite gives up long before the holder
     path = tmp_path / "db.sqlite3"
-    sqlite3.connect(path).close()
-    held = threading.Event()
-    holder = threading.Thread(target=_hold_exclusive, args=(path, 0.6, held))
-    holder.start()
-    try:
-        await asyncio.to_thread(held.wait)
-        async with Store.open(path) as store:
-            assert await store.schema_version() > 0
-    finally:
-        await asyncio.to_thread(holder.join)
+    async with _file_held(path, 0.6), Store.open(path) as store:
+        assert await store.schema_version() > 0
 
 
 async def test_a_file_held_past_the_wait_fails_with_a_clear_error(
@@ -102,14 +111,7 @@ async def test_a_file_held_past_the_wait_fails_with_a_clear_error(
     monkeypatch.setattr(driver, "BUSY_TIMEOUT_MS", 20)
     monkeypatch.setattr(driver, "BUSY_WAIT", 0.3)
     path = tmp_path / "db.sqlite3"
-    sqlite3.connect(path).close()
-    held = threading.Event()
-    holder = threading.Thread(target=_hold_exclusive, args=(path, 1.5, held))
-    holder.start()
-    try:
-        await asyncio.to_thread(held.wait)
+    async with _file_held(path, 1.5):
         with pytest.raises(StoreError, match=r"stayed locked by another process .*WAL"):
             async with Store.open(path):
                 pass
-    finally:
-        await asyncio.to_thread(holder.join)
