@@ -208,11 +208,10 @@ class SqliteDriver:
 
     async def setup(self, *, migrate: bool) -> None:
         # First: switching to WAL waits for another process's transaction (several starting
-        # together on a new file) instead of failing at once.
+        # together on a new file). SQLite answers "locked" at once, without its busy handler,
+        # when another process is switching too: so the switch is also retried.
         await self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         if migrate:
-            # The switch takes an exclusive lock, and SQLite answers "locked" at once, without
-            # its busy handler, when another process is switching too: so it is retried.
             await self._while_locked("PRAGMA journal_mode=WAL", "switching to WAL")
         await self.conn.execute("PRAGMA foreign_keys=ON")
         await self.conn.execute("PRAGMA synchronous=NORMAL")

@@ -18,7 +18,7 @@ from bot.models import Message, Platform
 from bot.moderator import Moderator
 from bot.policy import Policy
 from bot.scoring import Batcher
-from bot.store import Store
+from bot.store import Store, driver
 from tests.conftest import KeywordScorer
 
 START = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -65,7 +65,6 @@ async def test_two_connections_and_another_process_writing_lose_no_delivery(
     assert decided == count
 
 
-
 @asynccontextmanager
 async def _file_held(path: Path, seconds: float) -> AsyncIterator[None]:
     """Another process holding the whole file (a backup tool, a second bot migrating it) for
@@ -96,8 +95,6 @@ async def test_a_bot_starting_while_another_process_holds_the_file_waits_for_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """SQLite's own busy handler gives up after its timeout, and not at all in some lock
     upgrades (two processes switching a new file to WAL together): the store keeps trying."""
-    from bot.store import driver
-
     monkeypatch.setattr(driver, "BUSY_TIMEOUT_MS", 20)  # SQLite gives up long before the holder
     path = tmp_path / "db.sqlite3"
     async with _file_held(path, 0.6), Store.open(path) as store:
@@ -106,8 +103,6 @@ async def test_a_bot_starting_while_another_process_holds_the_file_waits_for_it(
 
 async def test_a_file_held_past_the_wait_fails_with_a_clear_error(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.store import driver
-
     monkeypatch.setattr(driver, "BUSY_TIMEOUT_MS", 20)
     monkeypatch.setattr(driver, "BUSY_WAIT", 0.3)
     path = tmp_path / "db.sqlite3"
